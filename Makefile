@@ -1,0 +1,38 @@
+# hutong — `make run` and `make test` are all a newcomer needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help run up test unit integration lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP) ## set up, start the hub on embedded defaults, replay the sample feed, print a summary
+	$(BIN)/hutong demo
+
+up: $(STAMP) ## set up and run the hub in the foreground (Ctrl-C stops it)
+	$(BIN)/hutong up
+
+test: $(STAMP) lint ## set up, lint, and run every test (unit and integration)
+	$(BIN)/pytest -q
+
+unit: $(STAMP) ## only the unit tests (start nothing)
+	$(BIN)/pytest -q tests/unit
+
+integration: $(STAMP) ## only the integration tests (real Tansu, chDB, PostgreSQL)
+	$(BIN)/pytest -q tests/integration
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+clean: ## remove the virtualenv and embedded state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

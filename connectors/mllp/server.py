@@ -1,0 +1,111 @@
+"""The MLLP listener: frames in, ACKs out, one task per connection.
+
+Each connection is served in order: a frame is answered before the next one
+is read, which is how HL7 senders work and what keeps a slow Kafka from
+filling memory (the sender waits for its ACK). A connection that sends a frame
+over the size limit gets an AR and is closed; bytes outside frames are counted
+and dropped; a silent connection is closed after the idle timeout. One bad
+connection never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from connectors.mllp.framing import Frame, FrameDecoder, Junk, Oversize, frame
+from hutong.errors import HL7Error
+from hutong.metrics import Metrics
+from producers.hl7v2.ack import build_ack_for_unparseable
+from producers.intake import Receipt
+
+__all__ = ["MLLPServer"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[bytes, str, str | None], Awaitable[Receipt]]
+_READ_SIZE = 64 * 1024
+
+
+class MLLPServer:
+    """Serve MLLP on ``host:port``, passing each frame to ``handler``."""
+
+    def __init__(self, handler: Handler, metrics: Metrics, *, host: str, port: int,
+                 max_frame_bytes: int, idle_timeout: float) -> None:
+        self._handler = handler
+        self._metrics = metrics
+        self.host = host
+        self.port = port
+        self._max_frame = max_frame_bytes
+        self._idle_timeout = idle_timeout
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port,
+                                                  limit=_READ_SIZE)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("MLLP listening on %s:%d", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101
+        self._tasks.add(task)
+        self._metrics.connections.inc()
+        peer = writer.get_extra_info("peername")
+        remote = f"{peer[0]}:{peer[1]}" if peer else None
+        try:
+            await self._serve(reader, writer, remote)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._metrics.connections.dec()
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     remote: str | None) -> None:
+        decoder = FrameDecoder(self._max_frame)
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), self._idle_timeout)
+            except TimeoutError:
+                log.info("MLLP connection from %s idle for %.0f s: closing", remote,
+                         self._idle_timeout)
+                return
+            if not data:
+                return
+            for item in decoder.feed(data):
+                if isinstance(item, Frame):
+                    receipt = await self._handler(item.payload, "mllp", remote)
+                    writer.write(frame(receipt.ack))
+                    await writer.drain()
+                elif isinstance(item, Junk):
+                    self._metrics.framing_errors.labels("outside_frame").inc()
+                elif isinstance(item, Oversize):
+                    self._metrics.framing_errors.labels("oversize").inc()
+                    await self._reject_oversize(writer, item, remote)
+                    return
+
+    async def _reject_oversize(self, writer: asyncio.StreamWriter, item: Oversize,
+                               remote: str | None) -> None:
+        error = HL7Error(f"frame exceeds the {self._max_frame}-byte limit", location="MLLP",
+                         code="207")
+        log.warning("MLLP frame from %s over %d bytes: NAK and close", remote, self._max_frame)
+        ack = build_ack_for_unparseable(item.head.decode("latin-1"), "AR", error,
+                                        "ACKOVERSIZE", datetime.now(UTC))
+        writer.write(frame(ack.encode("utf-8")))
+        await writer.drain()

@@ -1,0 +1,139 @@
+"""``hutong``: run the hub, feed it, query it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hutong.config import Settings, load_settings
+from hutong.errors import HutongError
+from hutong.signals import until_signalled
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="hutong",
+    help="hutong (互通): the data exchange hub of a regional health information platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file (also HUTONG_CONFIG).",
+                 exists=False, dir_okay=False),
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    settings = load_settings(config, **overrides)
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+@app.command()
+def up(config: ConfigOption = None) -> None:
+    """Run the whole hub in the foreground; Ctrl-C or SIGTERM stops it."""
+    from hutong.hub import Hub
+
+    settings = _settings(config)
+
+    async def run() -> None:
+        hub = Hub(settings)
+        await hub.start()
+        for name, where in hub.describe().items():
+            console.print(f"[green]✓[/] {name:9} {where}")
+        console.print("hutong is up; Ctrl-C stops it.")
+        signalled = asyncio.create_task(until_signalled())
+        failed = asyncio.create_task(hub.failed.wait())
+        try:
+            await asyncio.wait({signalled, failed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            signalled.cancel()
+            failed.cancel()
+            console.print("stopping …")
+            await hub.stop()
+
+        if hub.failed.is_set():
+            raise HutongError("a component the hub needs has died; see the log above")
+
+    asyncio.run(run())
+
+
+@app.command()
+def broker(config: ConfigOption = None) -> None:
+    """Run only the embedded Kafka-compatible broker (Tansu) with the contract's topics."""
+    from hutong.stack.broker import EmbeddedBroker
+    from hutong.stack.topics import ensure_topics
+
+    settings = _settings(config)
+    embedded = EmbeddedBroker(settings.data_dir, settings.kafka_port)
+    embedded.start()
+    try:
+        created = ensure_topics({"bootstrap.servers": embedded.bootstrap},
+                                partitions=settings.kafka_partitions)
+        console.print(f"broker on {embedded.bootstrap}; {len(created)} topics created. "
+                      "Ctrl-C stops it.")
+        asyncio.run(until_signalled())
+    finally:
+        embedded.stop()
+
+
+@app.command()
+def send(
+    files: Annotated[list[Path], typer.Argument(help="HL7 v2 files or folders of them.",
+                                                 exists=True)],
+    to: Annotated[str, typer.Option("--to", help="mllp://HOST:PORT")] = "mllp://127.0.0.1:2575",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
+) -> None:
+    """Send HL7 v2 messages as a facility would and print each ACK."""
+    from hutong.sender import send_files
+
+    failed = asyncio.run(send_files(files, to, console, quiet=quiet))
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One read-only statement.")],
+    fmt: Annotated[str, typer.Option("--format", "-f",
+                                     help="pretty, csv or json.")] = "pretty",
+    config: ConfigOption = None,
+) -> None:
+    """Query the warehouse: through the running hub when there is one, else directly."""
+    from hutong.query import print_result, run_query
+
+    if fmt not in {"pretty", "csv", "json"}:
+        raise typer.BadParameter("choose pretty, csv or json", param_hint="--format")
+    settings = _settings(config)
+    columns, rows = run_query(settings, query)
+    print_result(columns, rows, fmt)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the hub running afterwards.")]
+    = False,
+    config: ConfigOption = None,
+) -> None:
+    """Start the hub, replay the bundled sample feeds, and show what happened."""
+    from hutong.demo.run import run_demo
+
+    settings = _settings(config)
+    asyncio.run(run_demo(settings, console, keep=keep))
+
+
+def main() -> None:
+    """Entry point: HutongError becomes one clear line and exit code 2."""
+    try:
+        app()
+    except HutongError as exc:
+        console.print(f"[red]hutong:[/] {exc}")
+        raise SystemExit(2) from None

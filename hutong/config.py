@@ -1,0 +1,145 @@
+"""Settings of every hutong process, read in this one place.
+
+Sources, strongest first: keyword arguments (the CLI), ``HUTONG_*``
+environment variables, the YAML file named by ``HUTONG_CONFIG`` (or
+``--config``), then the defaults below. An unknown key in the YAML file or an
+unknown ``HUTONG_*`` variable is an error: a typo must not silently fall back to
+a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from hutong.errors import ConfigError
+
+__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+
+ENV_PREFIX = "HUTONG_"
+#: Variables with the prefix that are not settings themselves (HUTONG_TEST_* steer the tests).
+_META_VARIABLES = frozenset({"HUTONG_CONFIG"})
+_META_PREFIX = "HUTONG_TEST_"
+
+
+class Settings(BaseSettings):
+    """One hub's settings; frozen once read."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    data_dir: Path = Field(Path("var"), description="Embedded state: warehouse, logs, lock.")
+    log_level: str = Field("INFO", description="Python logging level of hub processes.")
+
+    kafka_bootstrap: str | None = Field(
+        None, description="An external Kafka cluster; unset runs the embedded Tansu broker."
+    )
+    kafka_port: int = Field(9092, description="Port of the embedded broker.")
+    kafka_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra librdkafka settings (SASL/SSL) for every client; unknown keys fail.",
+    )
+    kafka_partitions: int = Field(3, ge=1, description="Partitions of topics hutong creates.")
+    kafka_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
+
+    schema_registry_url: str | None = Field(
+        None, description="A Confluent-compatible registry; unset serves the built-in catalog."
+    )
+    clickhouse_url: str | None = Field(
+        None, description="A ClickHouse server (http[s]://user:pass@host:8123); unset uses chDB."
+    )
+
+    mllp_host: str = Field("0.0.0.0", description="Address the MLLP connector binds.")  # noqa: S104
+    mllp_port: int = Field(2575, description="MLLP port.")
+    mllp_max_frame_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Largest accepted MLLP frame; larger is NAKed."
+    )
+    mllp_idle_timeout_s: float = Field(300.0, gt=0, description="Close silent connections.")
+
+    http_host: str = Field("0.0.0.0", description="Address the HTTP API binds.")  # noqa: S104
+    http_port: int = Field(8080, description="HTTP API port: /healthz, /metrics, /api/v1.")
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token required by /api/v1/sql when set."
+    )
+
+    streams_workers: int = Field(1, ge=0, description="Faust stream worker processes.")
+    sink_batch_size: int = Field(1000, ge=1, description="Events per warehouse insert.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = os.environ.get("HUTONG_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if yaml_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
+        return tuple(sources)
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka settings every hutong client starts from."""
+        return {"bootstrap.servers": self.bootstrap, **self.kafka_config}
+
+    @property
+    def api_url(self) -> str:
+        host = "127.0.0.1" if self.http_host in {"0.0.0.0", "::"} else self.http_host  # noqa: S104
+        return f"http://{host}:{self.http_port}"
+
+
+def _unknown_variables() -> list[str]:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(
+        name
+        for name in os.environ
+        if name.startswith(ENV_PREFIX) and name not in known and name not in _META_VARIABLES
+        and not name.startswith(_META_PREFIX)
+    )
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read the settings, turning every problem into one ConfigError that names it."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"config file {config_file} does not exist")
+        os.environ["HUTONG_CONFIG"] = str(config_file)
+    elif (named := os.environ.get("HUTONG_CONFIG")) and not Path(named).is_file():
+        raise ConfigError(f"HUTONG_CONFIG names {named}, which does not exist")
+    unknown = _unknown_variables()
+    if unknown:
+        raise ConfigError(f"unknown environment variable(s): {', '.join(unknown)}")
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc

@@ -1,0 +1,78 @@
+"""The root of every exception hutong raises on purpose.
+
+    HutongError
+    ├── ConfigError                 settings that cannot be used (hutong.config)
+    ├── StackError                  the embedded stack cannot start (hutong.stack)
+    │   └── ResourceBusy            a port or the data directory is taken
+    ├── WireFormatError             bytes that are not Confluent wire format (schemas.wire)
+    ├── SchemaError                 a record that does not fit its schema (schemas.catalog)
+    ├── HL7Error                    HL7 v2 text that cannot be read (producers.hl7v2)
+    │   └── ValidationError         a message readable but missing what it needs
+    ├── DeliveryError               Kafka did not confirm a write (producers.kafka)
+    └── WarehouseError              the warehouse refused a statement (sinks.warehouse)
+
+Messages name the cause and the place (segment, field, topic, table), never a
+patient's values.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DeliveryError",
+    "HL7Error",
+    "HutongError",
+    "ResourceBusy",
+    "SchemaError",
+    "StackError",
+    "ValidationError",
+    "WarehouseError",
+    "WireFormatError",
+]
+
+
+class HutongError(Exception):
+    """Base of all hutong errors."""
+
+
+class ConfigError(HutongError):
+    """Settings that cannot be used."""
+
+
+class StackError(HutongError):
+    """The embedded stack could not start or stop cleanly."""
+
+
+class ResourceBusy(StackError):
+    """A port or the data directory is already in use."""
+
+
+class WireFormatError(HutongError):
+    """Bytes that are not a Confluent wire-format Avro message."""
+
+
+class SchemaError(HutongError):
+    """A record that does not fit its Avro schema, or an unknown schema."""
+
+
+class HL7Error(HutongError):
+    """HL7 v2 text that cannot be read at all (no MSH, bad delimiters)."""
+
+    def __init__(self, reason: str, *, location: str | None = None, code: str = "102") -> None:
+        super().__init__(f"{reason} (at {location})" if location else reason)
+        self.reason = reason
+        self.location = location
+        #: HL7 table 0357 message error condition code, used in ERR-3.
+        self.code = code
+
+
+class ValidationError(HL7Error):
+    """A readable HL7 v2 message that lacks or garbles what its type requires."""
+
+
+class DeliveryError(HutongError):
+    """Kafka did not confirm a write."""
+
+
+class WarehouseError(HutongError):
+    """The warehouse refused a statement or could not be reached."""

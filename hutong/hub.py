@@ -1,0 +1,230 @@
+"""The whole hub on one machine: what ``hutong up`` runs.
+
+Start order: data-dir lock and port checks (so a second hub says what is in
+the way before it touches anything), the embedded broker (unless an external
+cluster is named), topics, schema registration, the warehouse and its
+migrations, the warehouse sink, the stream worker process, the Kafka producer,
+the MLLP connector and the HTTP API. ``stop`` undoes it in reverse; child
+processes also die with the hub if it is killed (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+from connectors.mllp.server import MLLPServer
+from hutong.api.app import create_api
+from hutong.config import Settings
+from hutong.metrics import Metrics
+from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
+from hutong.stack.processes import Child, DataDirLock, ensure_port_free
+from hutong.stack.topics import ensure_topics
+from producers.intake import Intake
+from producers.kafka import AsyncProducer
+from schemas import registry
+from sinks.runner import SinkRunner
+from sinks.warehouse import Warehouse, migrate, open_warehouse
+from sinks.warehouse.sink import WarehouseSink
+
+__all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment"]
+
+log = logging.getLogger(__name__)
+
+SINK_GROUP = "hutong-sink-warehouse"
+SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.dlq"]
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The settings as ``HUTONG_*`` variables, for child processes."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTONG_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(value)
+        env[f"HUTONG_{name.upper()}"] = text
+    env["HUTONG_KAFKA_BOOTSTRAP"] = settings.bootstrap
+    if settings.api_token is not None:
+        env["HUTONG_API_TOKEN"] = settings.api_token.get_secret_value()
+    return env
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the hub (or CLI) owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Hub:
+    """Starts, watches and stops every component of one hub."""
+
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.lock = DataDirLock(settings.data_dir)
+        self.broker: EmbeddedBroker | None = None
+        self.warehouse: Warehouse | None = None
+        self.sink: SinkRunner | None = None
+        self.streams: list[Child] = []
+        self.producer: AsyncProducer | None = None
+        self.mllp: MLLPServer | None = None
+        self._api: uvicorn.Server | None = None
+        self._api_task: asyncio.Task[None] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        #: Set when a component the hub cannot do without has died.
+        self.failed = asyncio.Event()
+
+    def _check_free(self) -> None:
+        s = self.settings
+        ensure_port_free(s.mllp_host, s.mllp_port, "MLLP", "HUTONG_MLLP_PORT")
+        ensure_port_free(s.http_host, s.http_port, "HTTP API", "HUTONG_HTTP_PORT")
+
+    async def start(self) -> None:
+        s = self.settings
+        self.lock.acquire()
+        try:
+            self._check_free()
+            await asyncio.to_thread(self._start_backbone)
+            self._start_streams()
+            self.producer = AsyncProducer(s.kafka_client_config())
+            intake = Intake(self.producer, self.metrics)
+            self.mllp = MLLPServer(intake.receive, self.metrics, host=s.mllp_host,
+                                   port=s.mllp_port, max_frame_bytes=s.mllp_max_frame_bytes,
+                                   idle_timeout=s.mllp_idle_timeout_s)
+            await self.mllp.start()
+            await self._start_api()
+            self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("hutong is up: MLLP %s:%d, HTTP %s", s.mllp_host, s.mllp_port, s.api_url)
+
+    def _start_backbone(self) -> None:
+        s = self.settings
+        if s.embedded_broker:
+            self.broker = EmbeddedBroker(s.data_dir, s.kafka_port)
+            self.broker.start()
+        else:
+            wait_for_kafka(s.kafka_client_config(), timeout=30)
+        ensure_topics(s.kafka_client_config(), partitions=s.kafka_partitions,
+                      replication=s.kafka_replication)
+        if s.schema_registry_url:
+            registry.register_all(s.schema_registry_url)
+        self.warehouse = open_warehouse(s.clickhouse_url, s.data_dir)
+        migrate(self.warehouse)
+        self.sink = SinkRunner(s.kafka_client_config(), SINK_GROUP, SINK_TOPICS,
+                               WarehouseSink(self.warehouse, self.metrics), self.metrics,
+                               s.sink_batch_size)
+        self.sink.start()
+
+    def _start_streams(self) -> None:
+        env = child_environment(self.settings)
+        for n in range(self.settings.streams_workers):
+            child = Child(f"stream worker {n}", [sys.executable, "-m", "streams"],
+                          self.settings.data_dir / "logs" / f"streams-{n}.log", env=env)
+            child.start()
+            self.streams.append(child)
+
+    async def _start_api(self) -> None:
+        s = self.settings
+        api = create_api(self.metrics, warehouse=self.warehouse, health=self.health,
+                         api_token=s.api_token.get_secret_value() if s.api_token else None,
+                         serve_registry=s.schema_registry_url is None)
+        config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
+                                lifespan="off")
+        self._api = _ApiServer(config)
+        self._api_task = asyncio.create_task(self._api.serve(), name="http-api")
+        while not self._api.started:
+            if self._api_task.done():
+                self._api_task.result()
+            await asyncio.sleep(0.02)
+
+    async def _supervise(self, every: float = 1.0) -> None:
+        """Restart stream workers that died (with back-off); a dead broker ends the hub."""
+        restarts: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(every)
+            if self.broker is not None and not self.broker.child.alive():
+                log.critical("the embedded broker died:\n%s", self.broker.child.tail())
+                self.failed.set()
+                return
+            now = asyncio.get_running_loop().time()
+            for child in self.streams:
+                if child.alive() or now < restarts.get(child.name, 0.0):
+                    continue
+                log.error("%s exited; restarting it. Its last lines:\n%s", child.name,
+                          child.tail())
+                restarts[child.name] = now + 10.0
+                child.stop()
+                child.start()
+
+    def health(self) -> dict[str, str]:
+        """Each component's state, for ``/healthz`` and the supervisor."""
+        state: dict[str, str] = {}
+        if self.broker is not None:
+            state["kafka"] = "ok" if self.broker.child.alive() else "down"
+        for child in self.streams:
+            state[child.name] = "ok" if child.alive() else "down"
+        state["warehouse"] = "ok" if self.warehouse is not None else "down"
+        state["sink"] = "ok" if self.sink is not None and self.sink.alive() else "down"
+        return state
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the sink has its partitions (the stream worker joins on its own)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.sink is not None and not self.sink.assigned.is_set():
+            if loop.time() > deadline:
+                raise TimeoutError("the warehouse sink did not join its consumer group")
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        """Stop everything that started, in reverse order; safe to call twice."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            await asyncio.gather(self._supervisor, return_exceptions=True)
+            self._supervisor = None
+        if self._api is not None:
+            self._api.should_exit = True
+            if self._api_task is not None:
+                await asyncio.gather(self._api_task, return_exceptions=True)
+            self._api = None
+        if self.mllp is not None:
+            await self.mllp.stop()
+            self.mllp = None
+        if self.producer is not None:
+            left = await asyncio.to_thread(self.producer.close)
+            if left:
+                log.error("%d records were not confirmed by Kafka at shutdown", left)
+            self.producer = None
+        await asyncio.to_thread(self._stop_backbone)
+        self.lock.release()
+
+    def _stop_backbone(self) -> None:
+        for child in self.streams:
+            child.stop()
+        self.streams.clear()
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
+        if self.warehouse is not None:
+            self.warehouse.close()
+            self.warehouse = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def describe(self) -> dict[str, Any]:
+        s = self.settings
+        return {"mllp": f"{s.mllp_host}:{s.mllp_port}", "http": s.api_url,
+                "kafka": s.bootstrap, "data_dir": str(s.data_dir)}

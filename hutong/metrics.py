@@ -1,0 +1,51 @@
+"""Every Prometheus metric hutong exports, declared once on an injected registry.
+
+Labels are bounded: transport, event type (a fixed set plus ``unknown``),
+outcome code, topic, table, stage. No facility label on paths an
+unauthenticated sender can reach, so hostile input cannot grow the series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The hub's metrics; tests build one on a fresh registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.messages = Counter(
+            "hutong_messages_received_total", "Messages received, by outcome (ACK code).",
+            ["transport", "event_type", "outcome"], registry=r)
+        self.ack_latency = Histogram(
+            "hutong_ack_latency_seconds", "From receipt to ACK, durable write included.",
+            ["transport"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.connections = Gauge(
+            "hutong_mllp_connections", "Open MLLP connections.", registry=r)
+        self.framing_errors = Counter(
+            "hutong_mllp_framing_errors_total", "Bytes outside frames, oversize frames.",
+            ["kind"], registry=r)
+        self.sink_rows = Counter(
+            "hutong_sink_rows_written_total", "Rows inserted into the warehouse.",
+            ["table"], registry=r)
+        self.sink_duplicates = Counter(
+            "hutong_sink_duplicates_skipped_total", "Events already in the warehouse.",
+            ["table"], registry=r)
+        self.sink_batch_seconds = Histogram(
+            "hutong_sink_batch_seconds", "Time to write one batch and commit offsets.",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.dead_letters = Counter(
+            "hutong_dead_letters_total", "Dead letters written, by stage.", ["stage"], registry=r)
+
+    def observe_message(self, transport: str, event_type: str, outcome: str,
+                        seconds: float) -> None:
+        self.messages.labels(transport, event_type, outcome).inc()
+        self.ack_latency.labels(transport).observe(seconds)
+        if outcome != "AA":
+            self.dead_letters.labels("producer").inc()

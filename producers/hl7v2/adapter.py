@@ -1,0 +1,138 @@
+"""HL7 v2 bytes in, the records to write and the ACK to give out: pure logic.
+
+``adapt`` turns one received message into an :class:`Adapted`: the raw
+envelope, the canonical events, or a dead letter naming why there are none.
+Nothing here touches a socket or Kafka; :mod:`producers.intake` does that.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hutong.errors import HL7Error, ValidationError
+from producers.hl7v2.charset import decode_message
+from producers.hl7v2.message import Message
+from producers.hl7v2.oru import map_oru_r01
+from producers.ids import event_id, raw_key
+
+__all__ = ["MAPPERS", "Adapted", "Arrival", "adapt"]
+
+Mapper = Callable[..., list[dict[str, Any]]]
+
+#: (message type, trigger event) -> mapper to canonical events.
+MAPPERS: dict[tuple[str, str], tuple[str, Mapper]] = {
+    ("ORU", "R01"): ("lab-result", map_oru_r01),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What came in, before anything was read from it."""
+
+    payload: bytes
+    transport: str  # mllp | http | file
+    received_at: datetime
+    remote_address: str | None = None
+
+
+@dataclass(slots=True)
+class Adapted:
+    """The result of reading one message."""
+
+    arrival: Arrival
+    message: Message | None = None
+    text: str = ""
+    charset: str | None = None
+    facility_id: str | None = None
+    control_id: str = ""
+    event_type: str | None = None
+    envelope: dict[str, Any] | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    error: HL7Error | None = None
+    #: "AA" when the events can be written, "AE" for content errors, "AR" for rejections.
+    code: str = "AA"
+
+    @property
+    def key(self) -> str | None:
+        if self.facility_id is None:
+            return None
+        return raw_key(self.facility_id, self.control_id)
+
+    def dead_letter(self) -> dict[str, Any]:
+        """The dead-letter record for a message that produced no events."""
+        assert self.error is not None  # noqa: S101 - callers check .error first
+        at = self.arrival.received_at.isoformat()
+        seed = f"{self.key or ''}|{at}|{len(self.arrival.payload)}"
+        return {
+            "dead_letter_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "hutong:dlq:" + seed)),
+            "stage": "producer",
+            "reason": self.error.reason,
+            "error_code": self.error.code,
+            "location": self.error.location,
+            "facility_id": self.facility_id,
+            "source_topic": None,
+            "source_partition": None,
+            "source_offset": None,
+            "original_key": self.key.encode() if self.key else None,
+            "payload": self.arrival.payload,
+            "failed_at": self.arrival.received_at,
+        }
+
+
+def _envelope(adapted: Adapted) -> dict[str, Any]:
+    arrival = adapted.arrival
+    assert adapted.facility_id is not None  # noqa: S101
+    return {
+        "event_id": event_id(adapted.facility_id, adapted.control_id, "raw"),
+        "facility_id": adapted.facility_id,
+        "transport": arrival.transport,
+        "content_type": "hl7v2",
+        "message_control_id": adapted.control_id,
+        "remote_address": arrival.remote_address,
+        "received_at": arrival.received_at,
+        "charset": adapted.charset,
+        "payload": arrival.payload,
+    }
+
+
+def adapt(arrival: Arrival) -> Adapted:
+    """Read one HL7 v2 message into envelope and events, or into a reason why not."""
+    adapted = Adapted(arrival=arrival)
+    try:
+        adapted.text, adapted.charset = decode_message(arrival.payload)
+        message = Message.parse(adapted.text, charset=adapted.charset)
+    except HL7Error as exc:
+        adapted.error, adapted.code = exc, "AR"
+        return adapted
+    adapted.message = message
+    adapted.control_id = message.control_id
+    facility = message.sending_facility
+    if not facility:
+        adapted.error = ValidationError("MSH-4 sending facility is empty", location="MSH-4",
+                                        code="101")
+        adapted.code = "AR"
+        return adapted
+    if not adapted.control_id:
+        adapted.error = ValidationError("MSH-10 message control id is empty",
+                                        location="MSH-10", code="101")
+        adapted.code = "AR"
+        return adapted
+    adapted.facility_id = facility
+    adapted.envelope = _envelope(adapted)
+    mapping = MAPPERS.get((message.message_type, message.trigger))
+    if mapping is None:
+        adapted.error = ValidationError(
+            f"message type {message.message_type}^{message.trigger} is not supported",
+            location="MSH-9", code="200")
+        adapted.code = "AR"
+        return adapted
+    adapted.event_type, mapper = mapping
+    try:
+        adapted.events = mapper(message, facility_id=facility, received_at=arrival.received_at)
+    except HL7Error as exc:
+        adapted.error, adapted.code = exc, "AE"
+    return adapted

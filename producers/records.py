@@ -1,0 +1,87 @@
+"""Adapted messages as Kafka records in the Confluent wire format (pure)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from producers.hl7v2.adapter import Adapted
+from producers.kafka import OutRecord
+from schemas import catalog, wire
+
+__all__ = [
+    "DLQ_TOPIC",
+    "RAW_TOPIC",
+    "consumed_dead_letter",
+    "dead_letter_headers",
+    "dead_letter_record",
+    "event_key",
+    "records_for",
+]
+
+RAW_TOPIC = "hutong.raw.hl7v2"
+DLQ_TOPIC = "hutong.dlq"
+
+
+def event_key(event: dict[str, Any]) -> bytes:
+    """Key of ``hutong.events.*``: the facility's patient id, scoped by facility."""
+    return f"{event['facility_id']}|{event['source_patient_id']}".encode()
+
+
+def records_for(adapted: Adapted) -> list[OutRecord]:
+    """The raw envelope and every event of a message that adapted cleanly."""
+    assert adapted.envelope is not None and adapted.event_type is not None  # noqa: S101
+    key = adapted.key.encode() if adapted.key else None
+    records = [OutRecord(RAW_TOPIC, key, wire.encode(catalog.for_topic(RAW_TOPIC),
+                                                      adapted.envelope))]
+    topic = f"hutong.events.{adapted.event_type}"
+    entry = catalog.for_topic(topic)
+    records.extend(OutRecord(topic, event_key(e), wire.encode(entry, e)) for e in adapted.events)
+    return records
+
+
+def dead_letter_headers(letter: dict[str, Any]) -> list[tuple[str, str | bytes | None]]:
+    """The reason in headers, so a consumer can route without decoding."""
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("hutong.stage", letter["stage"].encode()), ("hutong.reason", letter["reason"].encode())]
+    for name in ("error_code", "location", "facility_id"):
+        if letter.get(name):
+            headers.append((f"hutong.{name}", str(letter[name]).encode()))
+    return headers
+
+
+def dead_letter_record(adapted: Adapted) -> list[OutRecord]:
+    """The dead letter (and the raw envelope when the message was readable)."""
+    letter = adapted.dead_letter()
+    records = [OutRecord(DLQ_TOPIC, letter["original_key"],
+                         wire.encode(catalog.for_topic(DLQ_TOPIC), letter),
+                         dead_letter_headers(letter))]
+    if adapted.envelope is not None:
+        key = adapted.key.encode() if adapted.key else None
+        records.append(OutRecord(RAW_TOPIC, key, wire.encode(catalog.for_topic(RAW_TOPIC),
+                                                              adapted.envelope)))
+    return records
+
+
+def consumed_dead_letter(stage: str, topic: str, partition: int, offset: int,
+                         key: bytes | None, payload: bytes, reason: str) -> dict[str, Any]:
+    """The dead letter of a record a stream or sink consumed and could not use.
+
+    Its id derives from the record's position, so a replay yields the same letter.
+    """
+    where = f"{topic}[{partition}]@{offset}"
+    return {
+        "dead_letter_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"hutong:dlq:{where}")),
+        "stage": stage,
+        "reason": reason,
+        "error_code": None,
+        "location": where,
+        "facility_id": None,
+        "source_topic": topic,
+        "source_partition": partition,
+        "source_offset": offset,
+        "original_key": key,
+        "payload": payload,
+        "failed_at": datetime.now(UTC),
+    }

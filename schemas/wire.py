@@ -1,0 +1,105 @@
+"""The Confluent wire format: how every value on a hutong topic is framed.
+
+    offset 0      magic byte 0
+    offset 1..4   schema id, 4-byte big-endian
+    offset 5..    the record in Avro binary encoding (no container, no schema)
+
+This is what confluent-kafka's ``AvroSerializer`` writes and ``AvroDeserializer`` reads, so any
+Kafka client with a schema-registry client can read hutong's topics. ``encode`` checks the
+record first (see ``schemas.validation``) and raises ``SchemaError``; ``decode`` raises
+``WireFormatError`` for bytes that are not a framed record of a known schema. Neither message
+carries a record's values, only schema names, field paths, ids and offsets.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping
+from io import BytesIO
+from typing import Any, cast
+
+from fastavro import schemaless_reader, schemaless_writer
+
+from hutong.errors import SchemaError, WireFormatError
+from schemas import catalog
+from schemas.catalog import SchemaEntry
+from schemas.validation import Check, compile_check
+
+__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "decode", "encode"]
+
+MAGIC_BYTE = 0
+HEADER_SIZE = 5
+_HEADER = struct.Struct(">BI")
+# What fastavro's reader raises on bytes that are not a record of the schema: truncation
+# (EOFError), a union branch or enum index out of range (IndexError), bad UTF-8
+# (UnicodeDecodeError, a ValueError), dates and times out of range (ValueError, OverflowError).
+_BODY_ERRORS = (EOFError, IndexError, ValueError, OverflowError)
+
+# Compiled record checks, one per distinct schema text (entries differing only in id share one).
+_checks: dict[str, Check] = {}
+
+
+def _check_for(entry: SchemaEntry) -> Check:
+    check = _checks.get(entry.schema_str)
+    if check is None:
+        check = _checks[entry.schema_str] = compile_check(entry.parsed)
+    return check
+
+
+def encode(entry: SchemaEntry, record: Mapping[str, Any]) -> bytes:
+    """Frame ``record`` as schema ``entry``: magic byte, ``entry.schema_id``, Avro body.
+
+    Raises ``SchemaError`` naming the schema and the field path when the record does not fit.
+    """
+    problem = _check_for(entry)(record)
+    if problem is not None:
+        raise SchemaError(
+            f"record does not fit schema {entry.name!r} at {problem.where}: {problem.reason}"
+        )
+    out = BytesIO()
+    out.write(_HEADER.pack(MAGIC_BYTE, entry.schema_id))
+    try:
+        schemaless_writer(out, entry.parsed, record)
+    except (ValueError, TypeError, OverflowError) as exc:
+        # Checked records still fail here when a string cannot be UTF-8 (a lone surrogate).
+        # The library's message may quote the value, so only the exception type is kept.
+        raise SchemaError(
+            f"record does not fit schema {entry.name!r}: Avro writer failed ({type(exc).__name__})"
+        ) from None
+    return out.getvalue()
+
+
+def decode(
+    data: bytes, resolve: Callable[[int], SchemaEntry] = catalog.by_id
+) -> tuple[SchemaEntry, dict[str, Any]]:
+    """Read one framed record; ``resolve`` turns the schema id into a schema entry.
+
+    Raises ``WireFormatError`` for short data, a wrong magic byte, an id ``resolve`` does not
+    know (it raises ``SchemaError``), or a body that is not exactly one record of the schema.
+    """
+    if len(data) < HEADER_SIZE:
+        raise WireFormatError(
+            f"{len(data)} bytes is shorter than the {HEADER_SIZE}-byte wire-format header"
+        )
+    magic, schema_id = _HEADER.unpack_from(data)
+    if magic != MAGIC_BYTE:
+        raise WireFormatError(f"magic byte at offset 0 is {magic:#04x}, expected 0x00")
+    try:
+        entry = resolve(schema_id)
+    except SchemaError:
+        raise WireFormatError(f"unknown schema id {schema_id} at offset 1") from None
+    body = BytesIO(data)
+    body.seek(HEADER_SIZE)
+    try:
+        record = schemaless_reader(body, entry.parsed, None)
+    except _BODY_ERRORS as exc:
+        raise WireFormatError(
+            f"body does not decode as schema {entry.name!r} (id {schema_id}): "
+            f"{type(exc).__name__} near offset {body.tell()}"
+        ) from None
+    if body.tell() != len(data):
+        raise WireFormatError(
+            f"{len(data) - body.tell()} bytes left over after the {entry.name!r} record "
+            f"at offset {body.tell()}"
+        )
+    return entry, cast(dict[str, Any], record)  # every catalog schema is a record

@@ -1,0 +1,1 @@
+"""Versioned warehouse migrations, ``NNNN_name.sql``, applied by `sinks.warehouse.migrate`."""

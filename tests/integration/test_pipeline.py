@@ -1,0 +1,169 @@
+"""The vertical slice on real parts: MLLP -> Tansu -> Faust -> chDB, and back out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Consumer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from connectors.mllp.client import MLLPClient
+from hutong.config import Settings
+from hutong.query import run_query
+from hutong.sender import ack_summary
+from schemas import wire
+
+from .conftest import RunningHub
+
+pytestmark = pytest.mark.integration
+
+ORU = (
+    "MSH|^~\\&|LIS|TESTHOSP|HUTONG|REGION|20261120093000||ORU^R01^ORU_R01|{cid}|P|2.4|||AL|NE||"
+    "UNICODE UTF-8\r"
+    "PID|1||MRN{cid}^^^TESTHOSP^MR~11010519491231002X^^^^SFZH||测试甲||19491231|M\r"
+    "OBR|1|{cid}P|{cid}F|BCP^生化^L|||20261120090000||||||||血清\r"
+    "OBX|1|NM|K^钾^L||{value}|mmol/L|3.5-5.5|{flag}|||F|||20261120092500\r"
+)
+
+
+def oru(cid: str, value: str = "4.2", flag: str = "N") -> bytes:
+    return ORU.format(cid=cid, value=value, flag=flag).encode()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory,
+        hub_settings: Callable[..., Settings]) -> Iterator[RunningHub]:
+    running = RunningHub(hub_settings(tmp_path_factory.mktemp("hub"))).start()
+    yield running
+    running.stop()
+
+
+def send(hub: RunningHub, *messages: bytes) -> list[tuple[str, str, str]]:
+    async def go() -> list[tuple[str, str, str]]:
+        async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as client:
+            return [ack_summary(await client.send(m)) for m in messages]
+
+    return asyncio.run(go())
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def consume_one(bootstrap: str, topic: str, group: str, match: Callable[[bytes], bool]) -> Any:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
+                         "heartbeat.interval.ms": 1000})
+    consumer.subscribe([topic])
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error() and match(msg.value()):
+                return msg
+    finally:
+        consumer.close()
+    raise AssertionError(f"no matching message on {topic}")
+
+
+def test_oru_over_mllp_is_acked_and_lands_in_the_warehouse(hub: RunningHub) -> None:
+    [(code, control_id, _)] = send(hub, oru("PIPE0001", "4.2"))
+    assert (code, control_id) == ("AA", "PIPE0001")
+    rows = wait_for(lambda: hub.query(
+        "SELECT facility_id, test_code, value_numeric, unit, message_control_id "
+        "FROM hutong.lab_results WHERE message_control_id = {cid:String}",
+        {"cid": "PIPE0001"}))
+    assert rows == [("TESTHOSP", "K", 4.2, "mmol/L", "PIPE0001")]
+
+
+def test_a_resent_message_is_acked_again_and_not_doubled(hub: RunningHub) -> None:
+    codes = send(hub, oru("PIPE0002"), oru("PIPE0002"))
+    assert [c[0] for c in codes] == ["AA", "AA"]
+    count_sql = ("SELECT count() FROM hutong.lab_results "
+                 "WHERE message_control_id = {cid:String}")
+    wait_for(lambda: hub.query(count_sql, {"cid": "PIPE0002"})[0][0] >= 1)
+    time.sleep(3)  # give a duplicate every chance to arrive
+    assert hub.query(count_sql, {"cid": "PIPE0002"}) == [(1,)]
+
+
+def test_malformed_message_gets_a_nak_naming_the_field_and_a_dead_letter(
+        hub: RunningHub, kafka_bootstrap: str) -> None:
+    [(code, control_id, text)] = send(hub, oru("PIPE0003", value="abc"))
+    assert (code, control_id) == ("AE", "PIPE0003")
+    assert "OBX[1]-5" in text
+    assert "abc" not in text  # errors name the place, never the value
+    msg = consume_one(kafka_bootstrap, "hutong.dlq", "test-dlq-reader",
+                      lambda v: wire.decode(v)[1]["original_key"] == b"TESTHOSP|PIPE0003")
+    headers = dict(msg.headers())
+    assert headers["hutong.stage"] == b"producer"
+    assert b"OBX[1]-5" in headers["hutong.location"]
+    letter = wire.decode(msg.value())[1]
+    assert letter["payload"] == oru("PIPE0003", value="abc")
+    wait_for(lambda: hub.query(
+        "SELECT stage, location FROM hutong.dead_letters WHERE facility_id = 'TESTHOSP' "
+        "AND location LIKE 'OBX[1]-5%'"))
+
+
+def test_garbage_gets_ar_and_the_connection_keeps_serving(hub: RunningHub) -> None:
+    codes = send(hub, b"this is not HL7 at all", oru("PIPE0004"))
+    assert [c[0] for c in codes] == ["AR", "AA"]
+
+
+def test_std_topic_decodes_with_the_confluent_registry_client(
+        hub: RunningHub, kafka_bootstrap: str) -> None:
+    send(hub, oru("PIPE0005", "6.9", "HH"))
+    ctx = SerializationContext("hutong.std.lab-result", MessageField.VALUE)
+    with SchemaRegistryClient({"url": hub.settings.api_url}) as registry:
+        deserializer = AvroDeserializer(registry)
+        msg = consume_one(kafka_bootstrap, "hutong.std.lab-result", "test-registry-reader",
+                          lambda v: deserializer(v, ctx)["message_control_id"] == "PIPE0005")
+        event = deserializer(msg.value(), ctx)
+    assert event["test_code"] == "K"
+    assert event["value_numeric"] == 6.9
+    assert event["abnormal_flags"] == ["HH"]
+    assert event["patient"]["name"] == "测试甲"
+
+
+def test_health_metrics_and_sql_through_the_api(hub: RunningHub) -> None:
+    send(hub, oru("PIPE0006"))
+    health = httpx.get(f"{hub.settings.api_url}/healthz").json()
+    assert health["status"] == "ok", health
+    metrics = httpx.get(f"{hub.settings.api_url}/metrics").text
+    assert 'hutong_messages_received_total{event_type="lab-result",outcome="AA",transport="mllp"}' \
+        in metrics
+    wait_for(lambda: hub.query("SELECT count() FROM hutong.lab_results "
+                               "WHERE message_control_id = 'PIPE0006'")[0][0])
+    columns, rows = run_query(hub.settings, "SELECT message_control_id FROM hutong.lab_results "
+                                            "WHERE message_control_id = 'PIPE0006'")
+    assert (columns, rows) == (["message_control_id"], [["PIPE0006"]])
+    refused = httpx.post(f"{hub.settings.api_url}/api/v1/sql",
+                         json={"query": "DROP TABLE hutong.lab_results"})
+    assert refused.status_code == 400
+
+
+def test_data_dir_and_ports_in_use_are_named(hub: RunningHub,
+                                              hub_settings: Callable[..., Settings],
+                                              tmp_path: Path) -> None:
+    from hutong.errors import ResourceBusy
+    from hutong.hub import Hub
+
+    same_dir = Hub(hub_settings(hub.settings.data_dir))
+    with pytest.raises(ResourceBusy, match=r"data directory .* is in use"):
+        asyncio.run(same_dir.start())
+    same_port = Hub(hub_settings(tmp_path, mllp_port=hub.settings.mllp_port))
+    with pytest.raises(ResourceBusy, match=f"port {hub.settings.mllp_port} \\(MLLP\\)"):
+        asyncio.run(same_port.start())

@@ -1,0 +1,283 @@
+"""The warehouse against a real chDB in a temporary directory.
+
+chDB hosts one data directory per process at a time: each test opens its own
+and closes it, so none holds the engine while another opens a different path.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hutong.errors import WarehouseError
+from sinks.warehouse import TABLES, Warehouse, WarehouseWriter, migrate, open_warehouse
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+RECEIVED = datetime(2026, 3, 1, 1, 2, 3, 456000, tzinfo=UTC)
+PAYLOAD = b"MSH|^~\\&|\xb2\xe2\r"  # GB18030 bytes: not UTF-8
+
+
+def lab_result(**overrides: Any) -> dict[str, Any]:
+    """A lab-result event with exactly the ADR 0001 keys."""
+    patient: dict[str, Any] = {
+        "source_patient_id": "P123",
+        "identifiers": [],
+        "id_card_number": None,
+        "health_card_number": None,
+        "name": None,
+        "sex": "2",
+        "phone": None,
+        "address": None,
+        "birth_date": date(1936, 5, 6),
+    }
+    event: dict[str, Any] = {
+        "event_id": "ev-1",
+        "event_type": "lab-result",
+        "facility_id": "F001",
+        "source_system": "LIS",
+        "message_control_id": "MSG0001",
+        "source_patient_id": "P123",
+        "empi_id": None,
+        "occurred_at": None,
+        "received_at": RECEIVED,
+        "patient": patient,
+        "quality_warnings": [],
+        "map_version": None,
+        "set_id": 1,
+        "placer_order_number": None,
+        "filler_order_number": None,
+        "panel_code": "CBC",
+        "panel_name": None,
+        "specimen_type": None,
+        "specimen_collected_at": None,
+        "test_code": "718-7",
+        "test_name": "血红蛋白",
+        "test_system": "LN",
+        "value_type": "NM",
+        "value": "98",
+        "value_numeric": 98.0,
+        "unit": "g/L",
+        "reference_range": "115-150",
+        "abnormal_flags": ["L"],
+        "result_status": "F",
+        "observed_at": RECEIVED,
+        "performing_lab": None,
+    }
+    return event | overrides
+
+
+def dead_letter(**overrides: Any) -> dict[str, Any]:
+    """A dead-letter record with the keys of schemas/dead-letter.avsc."""
+    letter: dict[str, Any] = {
+        "dead_letter_id": "dl-1",
+        "stage": "producer",
+        "reason": "PID-3 is missing",
+        "error_code": "101",
+        "location": "PID-3",
+        "facility_id": "F001",
+        "source_topic": "hutong.raw.hl7v2",
+        "source_partition": 2,
+        "source_offset": 1234,
+        "original_key": None,
+        "payload": PAYLOAD,
+        "failed_at": RECEIVED,
+    }
+    return letter | overrides
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    """A migrated chDB warehouse under ``tmp_path``, closed afterwards."""
+    wh = open_warehouse(None, tmp_path)
+    try:
+        migrate(wh)
+        yield wh
+    finally:
+        wh.close()
+
+
+def events(count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [lab_result(event_id=f"ev-{n:05d}", set_id=n) for n in range(start, start + count)]
+
+
+def count(wh: Warehouse, table: str = "lab_results") -> int:
+    _, rows = wh.query_rows("SELECT count() FROM {t:Identifier}", {"t": table})
+    return int(rows[0][0])
+
+
+def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
+    with open_warehouse(None, tmp_path) as wh:
+        assert migrate(wh) == ["0001_lab_results_and_dead_letters"]
+        assert migrate(wh) == []
+        _, tables = wh.query_rows("SHOW TABLES FROM hutong")
+        assert {name for (name,) in tables} == {"dead_letters", "lab_results", "schema_migrations"}
+        _, applied = wh.query_rows("SELECT version, name FROM schema_migrations")
+        assert applied == [(1, "0001_lab_results_and_dead_letters")]
+
+
+def test_database_becomes_the_default_when_reopened(tmp_path: Path) -> None:
+    with open_warehouse(None, tmp_path) as wh:
+        migrate(wh)
+    with open_warehouse(None, tmp_path) as wh:
+        assert count(wh) == 0  # unqualified name resolves in hutong without migrate
+
+
+def test_tables_have_the_spec_columns(warehouse: Warehouse) -> None:
+    for spec in TABLES.values():
+        _, rows = warehouse.query_rows(
+            "SELECT name FROM system.columns WHERE database = 'hutong' AND table = {t:String} "
+            "ORDER BY position",
+            {"t": spec.table},
+        )
+        assert [name for (name,) in rows] == [*spec.column_names, "ingested_at"]
+
+
+def test_write_is_idempotent_across_batches(warehouse: Warehouse) -> None:
+    writer = WarehouseWriter(warehouse)
+    assert writer.write("lab-result", events(5)) == 5
+    assert writer.write("lab-result", events(5)) == 0
+    assert count(warehouse) == 5
+    assert writer.write("lab-result", events(4, start=3)) == 2
+    assert count(warehouse) == 7
+
+
+def test_duplicates_within_a_batch_collapse(warehouse: Warehouse) -> None:
+    batch = events(3) + events(2)
+    assert WarehouseWriter(warehouse).write("lab-result", batch) == 3
+    assert count(warehouse) == 3
+
+
+def test_existence_lookup_in_chunks(warehouse: Warehouse) -> None:
+    writer = WarehouseWriter(warehouse, lookup_chunk=2)
+    assert writer.write("lab-result", events(5)) == 5
+    assert writer.write("lab-result", events(7)) == 2
+    assert count(warehouse) == 7
+
+
+def test_empty_batch_and_unknown_type(warehouse: Warehouse) -> None:
+    writer = WarehouseWriter(warehouse)
+    assert writer.write("lab-result", []) == 0
+    with pytest.raises(WarehouseError, match="no warehouse table for event type 'x-ray'"):
+        writer.write("x-ray", events(1))
+
+
+def test_query_rows_returns_names_and_rows(warehouse: Warehouse) -> None:
+    WarehouseWriter(warehouse).write("lab-result", events(2))
+    names, rows = warehouse.query_rows(
+        "SELECT event_id, test_code, value_numeric FROM lab_results "
+        "WHERE facility_id = {f:String} ORDER BY event_id",
+        {"f": "F001"},
+    )
+    assert names == ["event_id", "test_code", "value_numeric"]
+    assert rows == [("ev-00000", "718-7", 98.0), ("ev-00001", "718-7", 98.0)]
+    names, rows = warehouse.query_rows("SELECT event_id, set_id FROM lab_results WHERE 0")
+    assert (names, rows) == (["event_id", "set_id"], [])
+
+
+def test_query_error_is_a_warehouse_error(warehouse: Warehouse) -> None:
+    with pytest.raises(WarehouseError, match="UNKNOWN_TABLE"):
+        warehouse.query_rows("SELECT * FROM no_such_table")
+
+
+def test_timestamps_and_dates_round_trip_in_shanghai_time(warehouse: Warehouse) -> None:
+    WarehouseWriter(warehouse).write("lab-result", events(1))
+    _, rows = warehouse.query_rows(
+        "SELECT received_at, toString(received_at), patient_birth_date, specimen_collected_at "
+        "FROM lab_results"
+    )
+    received, as_text, birth_date, collected = rows[0]
+    assert received == datetime(2026, 3, 1, 1, 2, 3, 456000, tzinfo=UTC)
+    assert str(received.tzinfo) == "Asia/Shanghai"
+    assert as_text == "2026-03-01 09:02:03.456"
+    assert birth_date == date(1936, 5, 6)  # before 1970: needs Date32
+    assert collected is None
+
+
+def test_dead_letters_keep_raw_bytes(warehouse: Warehouse) -> None:
+    writer = WarehouseWriter(warehouse)
+    letters = [dead_letter(), dead_letter(dead_letter_id="dl-2", source_partition=None)]
+    assert writer.write("dead-letter", letters) == 2
+    assert writer.write("dead-letter", letters) == 0
+    _, rows = warehouse.query_rows(
+        "SELECT dead_letter_id, payload_size, hex(payload) FROM dead_letters ORDER BY 1"
+    )
+    assert rows[0] == ("dl-1", len(PAYLOAD), PAYLOAD.hex().upper())
+
+
+def test_concurrent_writers_share_one_warehouse(warehouse: Warehouse) -> None:
+    writer = WarehouseWriter(warehouse)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for batch in range(5):
+                writer.write("lab-result", events(20, start=n * 1000 + batch * 20))
+                warehouse.query_rows("SELECT count() FROM lab_results")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert count(warehouse) == 400
+
+
+def test_closed_warehouse_refuses(tmp_path: Path) -> None:
+    wh = open_warehouse(None, tmp_path)
+    wh.close()
+    wh.close()
+    with pytest.raises(WarehouseError, match="closed"):
+        wh.query_rows("SELECT 1")
+
+
+def test_one_path_at_a_time_per_process(tmp_path: Path) -> None:
+    with (
+        open_warehouse(None, tmp_path / "a"),
+        pytest.raises(WarehouseError, match="cannot open the embedded warehouse"),
+    ):
+        open_warehouse(None, tmp_path / "b")
+    with open_warehouse(None, tmp_path / "b") as other:
+        assert other.query_rows("SELECT 1")[1] == [(1,)]
+
+
+def test_second_process_is_told_who_owns_the_warehouse(
+    warehouse: Warehouse, tmp_path: Path
+) -> None:
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from hutong.errors import WarehouseError\n"
+        "from sinks.warehouse import open_warehouse\n"
+        "try:\n"
+        "    open_warehouse(None, Path(sys.argv[1]))\n"
+        "except WarehouseError as exc:\n"
+        "    print(exc)\n"
+        "else:\n"
+        "    sys.exit('opened a warehouse another process owns')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    message = done.stdout
+    assert "another process" in message
+    assert "hutong up" in message
+    assert "hutong sql" in message
+    assert str((tmp_path / "warehouse").resolve()) in message

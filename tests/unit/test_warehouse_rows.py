@@ -1,0 +1,193 @@
+"""Event dicts to warehouse rows, and the migration files that must agree with them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sinks.warehouse
+from hutong.errors import WarehouseError
+from sinks.warehouse import TABLES, open_warehouse
+from sinks.warehouse.migrate import load_migrations, split_statements
+
+RECEIVED = datetime(2026, 3, 1, 1, 2, 3, 456000, tzinfo=UTC)
+OBSERVED = datetime(2026, 2, 28, 23, 0, tzinfo=UTC)
+IDENTITY_VALUES = ("张三", "110101193605060017", "H-998877", "13800138000", "北京市东城区某胡同1号")
+
+
+def lab_result(**overrides: Any) -> dict[str, Any]:
+    """A lab-result event with exactly the ADR 0001 keys."""
+    event: dict[str, Any] = {
+        "event_id": "6f1c2a4e-0000-5000-8000-000000000001",
+        "event_type": "lab-result",
+        "facility_id": "F001",
+        "source_system": "LIS",
+        "message_control_id": "MSG0001",
+        "source_patient_id": "P123",
+        "empi_id": "E-42",
+        "occurred_at": OBSERVED,
+        "received_at": RECEIVED,
+        "patient": {
+            "source_patient_id": "P123",
+            "identifiers": [{"value": "P123", "type": "MR", "authority": "F001"}],
+            "id_card_number": IDENTITY_VALUES[1],
+            "health_card_number": IDENTITY_VALUES[2],
+            "name": IDENTITY_VALUES[0],
+            "sex": "2",
+            "phone": IDENTITY_VALUES[3],
+            "address": IDENTITY_VALUES[4],
+            "birth_date": date(1936, 5, 6),
+        },
+        "quality_warnings": ["PID-19: bad check digit"],
+        "map_version": "2026.1",
+        "set_id": 3,
+        "placer_order_number": "PO1",
+        "filler_order_number": "FO1",
+        "panel_code": "CBC",
+        "panel_name": "血常规",
+        "specimen_type": "BLD",
+        "specimen_collected_at": None,
+        "test_code": "718-7",
+        "test_name": "血红蛋白",
+        "test_system": "LN",
+        "value_type": "NM",
+        "value": "98",
+        "value_numeric": 98.0,
+        "unit": "g/L",
+        "reference_range": "115-150",
+        "abnormal_flags": ["L"],
+        "result_status": "F",
+        "observed_at": OBSERVED,
+        "performing_lab": "检验科",
+    }
+    event.update(overrides)
+    return event
+
+
+def dead_letter(**overrides: Any) -> dict[str, Any]:
+    """A dead-letter record with the keys of schemas/dead-letter.avsc."""
+    letter: dict[str, Any] = {
+        "dead_letter_id": "dl-1",
+        "stage": "producer",
+        "reason": "PID-3 is missing",
+        "error_code": "101",
+        "location": "PID-3",
+        "facility_id": "F001",
+        "source_topic": "hutong.raw.hl7v2",
+        "source_partition": 2,
+        "source_offset": 1234,
+        "original_key": b"F001|MSG0001",
+        "payload": b"MSH|^~\\&|\xb2\xe2\r",
+        "failed_at": RECEIVED,
+    }
+    letter.update(overrides)
+    return letter
+
+
+def test_lab_result_row_follows_column_order() -> None:
+    spec = TABLES["lab-result"]
+    row = dict(zip(spec.column_names, spec.to_row(lab_result()), strict=True))
+    assert spec.table == "lab_results"
+    assert spec.column_names[:2] == ("event_id", "facility_id")
+    assert row["event_id"] == "6f1c2a4e-0000-5000-8000-000000000001"
+    assert row["patient_sex"] == "2"
+    assert row["patient_birth_date"] == date(1936, 5, 6)
+    assert row["received_at"] == RECEIVED
+    assert row["specimen_collected_at"] is None
+    assert row["set_id"] == 3
+    assert row["value_numeric"] == 98.0
+    assert row["abnormal_flags"] == ["L"]
+    assert row["quality_warnings"] == ["PID-19: bad check digit"]
+
+
+def test_identity_stays_out_of_every_table() -> None:
+    sensitive = {"name", "id_card_number", "health_card_number", "phone", "address", "identifiers"}
+    for spec in TABLES.values():
+        from_patient = {c for c in spec.column_names if c.startswith("patient_")}
+        assert from_patient <= {"patient_sex", "patient_birth_date"}
+        assert not sensitive & set(spec.column_names)
+    row = TABLES["lab-result"].to_row(lab_result())
+    assert not any(value in str(row) for value in IDENTITY_VALUES)
+
+
+def test_dead_letter_row_keeps_raw_bytes() -> None:
+    spec = TABLES["dead-letter"]
+    row = dict(zip(spec.column_names, spec.to_row(dead_letter()), strict=True))
+    assert spec.table == "dead_letters"
+    assert row["payload"] == b"MSH|^~\\&|\xb2\xe2\r"
+    assert row["payload_size"] == 12
+    assert row["source_offset"] == 1234
+    assert "original_key" not in row
+
+
+def test_dead_letter_text_payload_is_sized_in_utf8_bytes() -> None:
+    row = TABLES["dead-letter"].to_row(dead_letter(payload="检验"))
+    assert row[-2:] == (6, "检验".encode())
+
+
+def test_naive_timestamp_is_refused_without_quoting_values() -> None:
+    naive = datetime(2026, 3, 1, 9, 0)
+    with pytest.raises(WarehouseError, match="observed_at is a naive datetime") as caught:
+        TABLES["lab-result"].to_row(lab_result(observed_at=naive))
+    assert "lab_results" in str(caught.value)
+    assert "2026" not in str(caught.value)
+
+
+def test_missing_field_names_table_and_field() -> None:
+    event = lab_result()
+    del event["test_code"]
+    with pytest.raises(WarehouseError, match=r"lab_results: .*KeyError: 'test_code'"):
+        TABLES["lab-result"].to_row(event)
+
+
+def test_migration_columns_match_table_specs() -> None:
+    """The CREATE TABLE of each table lists the spec's columns in the same order."""
+    created: dict[str, list[str]] = {}
+    for migration in load_migrations():
+        for statement in migration.statements:
+            found = re.match(
+                r"CREATE TABLE IF NOT EXISTS (\w+)\s*\((.*)\)\s*ENGINE", statement, re.S
+            )
+            if found:
+                lines = [line.split()[0] for line in found[2].strip().splitlines()]
+                created[found[1]] = [name for name in lines if name != "INDEX"]
+    for spec in TABLES.values():
+        assert created[spec.table] == [*spec.column_names, "ingested_at"]
+
+
+def test_migrations_are_found_in_version_order() -> None:
+    migrations = load_migrations()
+    assert migrations[0].name == "0001_lab_results_and_dead_letters"
+    assert [m.version for m in migrations] == sorted(m.version for m in migrations)
+    assert len(migrations[0].statements) == 2
+
+
+def test_split_statements_drops_comments_and_splits_on_line_ending_semicolons() -> None:
+    sql = (
+        "-- a table;\nCREATE TABLE a\n(x String COMMENT 'a; b')\n;\n\n-- next\nSELECT 1;\nSELECT 2"
+    )
+    assert split_statements(sql) == (
+        "CREATE TABLE a\n(x String COMMENT 'a; b')",
+        "SELECT 1",
+        "SELECT 2",
+    )
+
+
+def test_open_warehouse_rejects_other_schemes(tmp_path: Path) -> None:
+    with pytest.raises(WarehouseError, match="http:// or https://"):
+        open_warehouse("clickhouse://db:9000", tmp_path)
+
+
+def test_public_names() -> None:
+    assert sorted(sinks.warehouse.__all__) == [
+        "TABLES",
+        "TableSpec",
+        "Warehouse",
+        "WarehouseWriter",
+        "migrate",
+        "open_warehouse",
+    ]
