@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -127,6 +128,8 @@ def demo(
     from hutong.demo.run import run_demo
 
     settings = _settings(config)
+    if "HUTONG_LOG_LEVEL" not in os.environ:  # the summary is the output; logs only for trouble
+        logging.getLogger().setLevel(logging.WARNING)
     asyncio.run(run_demo(settings, console, keep=keep))
 
 
@@ -135,5 +138,5 @@ def main() -> None:
     try:
         app()
     except HutongError as exc:
-        console.print(f"[red]hutong:[/] {exc}")
+        console.print(f"[red]hutong:[/] {exc}", soft_wrap=True, highlight=False)
         raise SystemExit(2) from None

@@ -98,6 +98,7 @@ class AsyncProducer:
         left: int = self._producer.flush(timeout)
         self._closing.set()
         self._poller.join(timeout=2)
+        del self._producer  # destroy the librdkafka handle now, not at garbage collection
         return left
 
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient, SchemaRegistryError
+if TYPE_CHECKING:  # the client is imported only when an external registry is used
+    from confluent_kafka.schema_registry import Schema
 
 from hutong.errors import SchemaError
 from schemas import catalog
@@ -111,6 +112,8 @@ def register_with(client: RegistryClient) -> dict[str, int]:
     Compatibility is set to BACKWARD per subject first, so a changed schema that old readers
     cannot read is refused; a refusal raises ``SchemaError`` naming the subject.
     """
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryError
+
     ids: dict[str, int] = {}
     for topic, name in TOPICS.items():
         subject = subject_for(topic)
@@ -127,7 +130,10 @@ def register_with(client: RegistryClient) -> dict[str, int]:
 
 def register_all(url: str) -> dict[str, int]:
     """Register every topic's subject with the registry at ``url``; return subject -> id."""
-    return register_with(SchemaRegistryClient({"url": url}))
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    with SchemaRegistryClient({"url": url}) as client:
+        return register_with(client)
 
 
 class IdMap:

@@ -76,6 +76,8 @@ class SinkRunner:
         finally:
             self._consumer.close()
             self._dlq.flush(5)
+            del self._dlq  # destroy the librdkafka handles before the broker may go away
+            del self._consumer
             self._sink.close()
 
     def _handle(self, messages: list[Message]) -> None:

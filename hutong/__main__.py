@@ -1,0 +1,5 @@
+"""``python -m hutong`` is the ``hutong`` command."""
+
+from hutong.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""The commands as a user runs them: separate processes, real ports, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import free_port
+
+pytestmark = pytest.mark.integration
+
+HUTONG = [sys.executable, "-m", "hutong"]
+
+
+def hub_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTONG_")}
+    env.update({
+        "HUTONG_DATA_DIR": str(data_dir), "HUTONG_KAFKA_PORT": str(free_port()),
+        "HUTONG_MLLP_HOST": "127.0.0.1", "HUTONG_MLLP_PORT": str(free_port()),
+        "HUTONG_HTTP_HOST": "127.0.0.1", "HUTONG_HTTP_PORT": str(free_port()),
+    })
+    return env
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def running_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str]]]:
+    env = hub_env(tmp_path / "var")
+    log = (tmp_path / "up.log").open("wb")
+    proc = subprocess.Popen([*HUTONG, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['HUTONG_HTTP_PORT']}/healthz"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (tmp_path / "up.log").read_text()
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("hutong up did not become healthy")
+    yield proc, env
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    log.close()
+
+
+def test_up_serves_sql_refuses_a_second_hub_and_stops_on_sigterm(
+        running_up: tuple[subprocess.Popen[bytes], dict[str, str]]) -> None:
+    proc, env = running_up
+    answer = subprocess.run([*HUTONG, "sql", "SELECT count() AS n FROM hutong.lab_results",
+                             "--format", "json"], env=env, capture_output=True, timeout=60)
+    assert answer.returncode == 0, answer.stderr.decode()
+    assert json.loads(answer.stdout) == [{"n": 0}]
+
+    second = subprocess.run([*HUTONG, "up"], env=env, capture_output=True, timeout=60)
+    assert second.returncode == 2
+    assert b"is in use by another hutong" in second.stdout + second.stderr
+
+    children = children_of(proc.pid)
+    assert len(children) >= 2  # the broker and the stream worker
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert time.monotonic() - started < 20
+    deadline = time.monotonic() + 10
+    while any(alive(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [c for c in children if alive(c)]
+
+
+def test_demo_prints_a_summary_with_rows(tmp_path: Path) -> None:
+    result = subprocess.run([*HUTONG, "demo"], env=hub_env(tmp_path / "var"),
+                            capture_output=True, timeout=240)
+    out = result.stdout.decode() + result.stderr.decode()
+    assert result.returncode == 0, out
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip()
+            for line in out.splitlines() if line.count("│") == 3}
+    assert rows["messages sent (MLLP)"] == "36"
+    assert rows["ACK AA"] == "33" and rows["ACK AE"] == "3"
+    assert int(rows["lab results in warehouse"]) == 99
+    assert int(rows["dead letters in warehouse"]) == 3
+
+
+def test_unknown_setting_is_named(tmp_path: Path) -> None:
+    env = {**hub_env(tmp_path), "HUTONG_MLLP_PROT": "2575"}
+    result = subprocess.run([*HUTONG, "up"], env=env, capture_output=True, timeout=60)
+    assert result.returncode == 2
+    assert b"HUTONG_MLLP_PROT" in result.stdout + result.stderr
