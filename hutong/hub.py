@@ -30,7 +30,7 @@ from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
-from schemas import registry
+from schemas.registry import EMBEDDED, Resolver, resolver
 from sinks.runner import SinkRunner
 from sinks.warehouse import Warehouse, migrate, open_warehouse
 from sinks.warehouse.sink import WarehouseSink
@@ -78,6 +78,7 @@ class Hub:
         self.streams: list[Child] = []
         self.producer: AsyncProducer | None = None
         self.mllp: MLLPServer | None = None
+        self.ids: Resolver = EMBEDDED
         self._api: uvicorn.Server | None = None
         self._api_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -97,7 +98,7 @@ class Hub:
             await asyncio.to_thread(self._start_backbone)
             self._start_streams()
             self.producer = AsyncProducer(s.kafka_client_config())
-            intake = Intake(self.producer, self.metrics)
+            intake = Intake(self.producer, self.metrics, self.ids)
             self.mllp = MLLPServer(intake.receive, self.metrics, host=s.mllp_host,
                                    port=s.mllp_port, max_frame_bytes=s.mllp_max_frame_bytes,
                                    idle_timeout=s.mllp_idle_timeout_s)
@@ -118,13 +119,12 @@ class Hub:
             wait_for_kafka(s.kafka_client_config(), timeout=30)
         ensure_topics(s.kafka_client_config(), partitions=s.kafka_partitions,
                       replication=s.kafka_replication)
-        if s.schema_registry_url:
-            registry.register_all(s.schema_registry_url)
+        self.ids = resolver(s.schema_registry_url)
         self.warehouse = open_warehouse(s.clickhouse_url, s.data_dir)
         migrate(self.warehouse)
         self.sink = SinkRunner(s.kafka_client_config(), SINK_GROUP, SINK_TOPICS,
                                WarehouseSink(self.warehouse, self.metrics), self.metrics,
-                               s.sink_batch_size)
+                               s.sink_batch_size, self.ids)
         self.sink.start()
 
     def _start_streams(self) -> None:

@@ -21,6 +21,7 @@ from producers.hl7v2.ack import build_ack, build_ack_for_unparseable
 from producers.hl7v2.adapter import Adapted, Arrival, adapt
 from producers.kafka import AsyncProducer
 from producers.records import dead_letter_record, records_for
+from schemas.registry import EMBEDDED, Resolver
 
 __all__ = ["Intake", "Receipt"]
 
@@ -40,9 +41,10 @@ class Receipt:
 class Intake:
     """Adapt, write durably, acknowledge."""
 
-    def __init__(self, producer: AsyncProducer, metrics: Metrics,
+    def __init__(self, producer: AsyncProducer, metrics: Metrics, ids: Resolver = EMBEDDED,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._producer = producer
+        self._ids = ids
         self._metrics = metrics
         self._clock = clock
         self._ack_ids = itertools.count(1)
@@ -55,9 +57,9 @@ class Intake:
         reason = str(adapted.error) if adapted.error else None
         try:
             if adapted.error is None:
-                await self._producer.send(records_for(adapted))
+                await self._producer.send(records_for(adapted, self._ids))
             else:
-                await self._producer.send(dead_letter_record(adapted))
+                await self._producer.send(dead_letter_record(adapted, self._ids))
         except DeliveryError as exc:
             log.warning("%s message from %s not stored: %s", transport,
                         adapted.facility_id or "unknown facility", exc)

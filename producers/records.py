@@ -8,7 +8,8 @@ from typing import Any
 
 from producers.hl7v2.adapter import Adapted
 from producers.kafka import OutRecord
-from schemas import catalog, wire
+from schemas import wire
+from schemas.registry import EMBEDDED, Resolver
 
 __all__ = [
     "DLQ_TOPIC",
@@ -29,14 +30,14 @@ def event_key(event: dict[str, Any]) -> bytes:
     return f"{event['facility_id']}|{event['source_patient_id']}".encode()
 
 
-def records_for(adapted: Adapted) -> list[OutRecord]:
+def records_for(adapted: Adapted, ids: Resolver = EMBEDDED) -> list[OutRecord]:
     """The raw envelope and every event of a message that adapted cleanly."""
     assert adapted.envelope is not None and adapted.event_type is not None  # noqa: S101
     key = adapted.key.encode() if adapted.key else None
-    records = [OutRecord(RAW_TOPIC, key, wire.encode(catalog.for_topic(RAW_TOPIC),
+    records = [OutRecord(RAW_TOPIC, key, wire.encode(ids.for_topic(RAW_TOPIC),
                                                       adapted.envelope))]
     topic = f"hutong.events.{adapted.event_type}"
-    entry = catalog.for_topic(topic)
+    entry = ids.for_topic(topic)
     records.extend(OutRecord(topic, event_key(e), wire.encode(entry, e)) for e in adapted.events)
     return records
 
@@ -51,15 +52,15 @@ def dead_letter_headers(letter: dict[str, Any]) -> list[tuple[str, str | bytes |
     return headers
 
 
-def dead_letter_record(adapted: Adapted) -> list[OutRecord]:
+def dead_letter_record(adapted: Adapted, ids: Resolver = EMBEDDED) -> list[OutRecord]:
     """The dead letter (and the raw envelope when the message was readable)."""
     letter = adapted.dead_letter()
     records = [OutRecord(DLQ_TOPIC, letter["original_key"],
-                         wire.encode(catalog.for_topic(DLQ_TOPIC), letter),
+                         wire.encode(ids.for_topic(DLQ_TOPIC), letter),
                          dead_letter_headers(letter))]
     if adapted.envelope is not None:
         key = adapted.key.encode() if adapted.key else None
-        records.append(OutRecord(RAW_TOPIC, key, wire.encode(catalog.for_topic(RAW_TOPIC),
+        records.append(OutRecord(RAW_TOPIC, key, wire.encode(ids.for_topic(RAW_TOPIC),
                                                               adapted.envelope)))
     return records
 

@@ -27,11 +27,14 @@ from schemas.catalog import TOPICS, SchemaEntry, subject_for
 
 __all__ = [
     "COMPATIBILITY",
+    "EMBEDDED",
     "IdMap",
     "RegistryClient",
     "Reply",
+    "Resolver",
     "register_all",
     "register_with",
+    "resolver",
     "schema_by_id",
     "subject_version",
     "subject_versions",
@@ -166,3 +169,34 @@ class IdMap:
             return self._by_id[schema_id]
         except KeyError:
             raise SchemaError(f"no schema with registry id {schema_id}") from None
+
+
+class Resolver(Protocol):
+    """Where the schema of a topic, and the schema behind an id, come from."""
+
+    def for_topic(self, topic: str) -> SchemaEntry: ...
+
+    def by_id(self, schema_id: int) -> SchemaEntry: ...
+
+
+class _Embedded:
+    """The catalog's own ids (embedded mode)."""
+
+    def for_topic(self, topic: str) -> SchemaEntry:
+        return catalog.for_topic(topic)
+
+    def by_id(self, schema_id: int) -> SchemaEntry:
+        return catalog.by_id(schema_id)
+
+
+#: The resolver of embedded mode: the ids the hub serves on its own registry API.
+EMBEDDED: Resolver = _Embedded()
+
+
+def resolver(url: str | None) -> Resolver:
+    """The catalog's ids, or, with an external registry, the ids it gives (registering first).
+
+    Registering an unchanged schema again returns its existing id, so every process of a
+    hub may call this at start-up.
+    """
+    return EMBEDDED if url is None else IdMap(register_all(url))

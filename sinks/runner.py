@@ -19,7 +19,8 @@ from confluent_kafka import Consumer, Message, Producer
 from hutong.errors import HutongError, SchemaError, WireFormatError
 from hutong.metrics import Metrics
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
-from schemas import catalog, wire
+from schemas import wire
+from schemas.registry import EMBEDDED, Resolver
 from sinks.base import Decoded, Sink
 
 __all__ = ["SinkRunner", "consumer_config"]
@@ -45,7 +46,9 @@ class SinkRunner:
     """Feeds one sink from a set of topics (names or ``^regex``)."""
 
     def __init__(self, client_config: dict[str, Any], group: str, topics: Sequence[str],
-                 sink: Sink, metrics: Metrics, batch_size: int = 1000) -> None:
+                 sink: Sink, metrics: Metrics, batch_size: int = 1000,
+                 ids: Resolver = EMBEDDED) -> None:
+        self._ids = ids
         self._consumer = Consumer(consumer_config(client_config, group))
         self._dlq = Producer({**client_config, "acks": "all", "enable.idempotence": True})
         self._topics = list(topics)
@@ -111,7 +114,7 @@ class SinkRunner:
         topic, value = msg.topic() or "", msg.value() or b""
         partition, offset = msg.partition() or 0, msg.offset() or 0
         try:
-            entry, record = wire.decode(value)
+            entry, record = wire.decode(value, self._ids.by_id)
             return Decoded(topic, partition, offset, entry.name, record)
         except (WireFormatError, SchemaError) as exc:
             letter = consumed_dead_letter("sink", topic, partition, offset, msg.key(), value,
@@ -119,7 +122,7 @@ class SinkRunner:
             if topic == DLQ_TOPIC:  # never loop: record it straight away
                 return Decoded(topic, partition, offset, "dead-letter", letter)
             self._dlq.produce(DLQ_TOPIC, key=msg.key(), headers=dead_letter_headers(letter),
-                              value=wire.encode(catalog.for_topic(DLQ_TOPIC), letter))
+                              value=wire.encode(self._ids.for_topic(DLQ_TOPIC), letter))
             self._metrics.dead_letters.labels("sink").inc()
             return None
 

@@ -20,8 +20,9 @@ import faust
 from hutong.config import Settings
 from hutong.errors import SchemaError, WireFormatError
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
-from schemas import catalog, wire
+from schemas import wire
 from schemas.catalog import EVENT_TYPES
+from schemas.registry import EMBEDDED, Resolver
 from streams.standardize import standardize, std_key, std_topic
 
 __all__ = ["STREAMS_GROUP", "create_app"]
@@ -44,7 +45,7 @@ def _faust_kafka_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, ids: Resolver = EMBEDDED) -> faust.App:
     """Build the Faust app with its agents; nothing connects until it runs."""
     app = faust.App(
         STREAMS_GROUP,
@@ -70,22 +71,22 @@ def create_app(settings: Settings) -> faust.App:
             for event in batch:
                 topic = event.message.topic
                 try:
-                    _, record = wire.decode(event.value)
+                    _, record = wire.decode(event.value, ids.by_id)
                     out = standardize(record)
                     target = outputs[topic]
-                    value = wire.encode(catalog.for_topic(target.get_topic_name()), out)
+                    value = wire.encode(ids.for_topic(target.get_topic_name()), out)
                     pending.append(await target.send(key=std_key(out), value=value))
                 except (WireFormatError, SchemaError) as exc:
-                    pending.append(await _dead_letter(dlq, event, str(exc)))
+                    pending.append(await _dead_letter(dlq, ids, event, str(exc)))
             await asyncio.gather(*pending)
 
     return app
 
 
-async def _dead_letter(dlq: Any, event: Any, reason: str) -> Any:
+async def _dead_letter(dlq: Any, ids: Resolver, event: Any, reason: str) -> Any:
     msg = event.message
     letter = consumed_dead_letter("stream", msg.topic, msg.partition, msg.offset, msg.key,
                                   event.value or b"", reason)
     log.warning("undecodable event at %s: %s", letter["location"], reason)
-    return await dlq.send(key=msg.key, value=wire.encode(catalog.for_topic(DLQ_TOPIC), letter),
+    return await dlq.send(key=msg.key, value=wire.encode(ids.for_topic(DLQ_TOPIC), letter),
                           headers=dead_letter_headers(letter))

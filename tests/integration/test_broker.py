@@ -1,0 +1,52 @@
+"""The embedded broker and the topic contract, on the real Tansu."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from hutong.stack.topics import ensure_topics
+from schemas.catalog import TOPIC_SPECS
+from sinks.runner import consumer_config
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_contract_topic_exists_with_its_policy(kafka_bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    topics = admin.list_topics(timeout=10).topics
+    assert {spec.name for spec in TOPIC_SPECS} <= set(topics)
+    assert len(topics["hutong.std.lab-result"].partitions) == 3
+    futures = admin.describe_configs([ConfigResource("topic", "hutong.empi.links"),
+                                      ConfigResource("topic", "hutong.dlq")])
+    configs = {res.name: {k: v.value for k, v in f.result().items()}
+               for res, f in futures.items()}
+    assert configs["hutong.empi.links"]["cleanup.policy"] == "compact"
+    assert configs["hutong.dlq"]["cleanup.policy"] == "delete"
+
+
+def test_provisioning_twice_creates_nothing(kafka_bootstrap: str) -> None:
+    assert ensure_topics({"bootstrap.servers": kafka_bootstrap}) == []
+
+
+def test_short_group_timeouts_get_a_new_member_its_partitions_quickly(
+        kafka_bootstrap: str) -> None:
+    """Tansu makes a member with Kafka's default session timeout wait ~23 s; ours ~3 s."""
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce("hutong.alerts.ack", key=b"k", value=b"probe")
+    producer.flush(10)
+    consumer = Consumer(consumer_config({"bootstrap.servers": kafka_bootstrap}, "test-join"))
+    consumer.subscribe(["hutong.alerts.ack"])
+    started = time.monotonic()
+    try:
+        msg = None
+        while msg is None and time.monotonic() - started < 15:  # the default would need ~23 s
+            candidate = consumer.poll(0.2)
+            if candidate is not None and not candidate.error():
+                msg = candidate
+    finally:
+        consumer.close()
+    assert msg is not None and msg.value() == b"probe"
