@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,6 +27,17 @@ TRY_QUERY = ("SELECT facility_id, test_code, count() AS n, round(avg(value_numer
 _WAIT_S = 120.0
 
 
+def _program() -> str:
+    """How the user can call hutong again: ``.venv/bin/hutong`` from a checkout."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "hutong" and argv0.is_absolute():
+        try:
+            return str(argv0.relative_to(Path.cwd()))
+        except ValueError:
+            return str(argv0)
+    return str(argv0) if argv0.name == "hutong" else "hutong"
+
+
 def feed_files() -> list[Path]:
     """The bundled sample feed files."""
     root = importlib.resources.files("hutong.demo").joinpath("feeds")
@@ -42,7 +54,8 @@ async def _send_all(hub: Hub, console: Console) -> tuple[Counter[str], Counter[s
                 codes[code] += 1
                 per_facility[path.name] += 1
                 if code != "AA":
-                    console.print(f"  [yellow]{code}[/] {control_id} ({path.name}): {text}")
+                    console.print(f"  [yellow]{code}[/] {control_id} ({path.name}): {text}",
+                                  soft_wrap=True)
     return codes, per_facility
 
 
@@ -86,7 +99,7 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         table.add_row("dead letters in warehouse", str(letters))
         console.print(table)
         console.print("Try a query:")
-        console.print(f'  hutong sql "{TRY_QUERY}"')
+        console.print(f'  {_program()} sql "{TRY_QUERY}"', soft_wrap=True, highlight=False)
         if keep:
             console.print(f"The hub keeps running ({hub.settings.api_url}); Ctrl-C stops it.")
             await until_signalled()

@@ -7,6 +7,7 @@ Nothing here touches a socket or Kafka; :mod:`producers.intake` does that.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,8 +66,9 @@ class Adapted:
     def dead_letter(self) -> dict[str, Any]:
         """The dead-letter record for a message that produced no events."""
         assert self.error is not None  # noqa: S101 - callers check .error first
-        at = self.arrival.received_at.isoformat()
-        seed = f"{self.key or ''}|{at}|{len(self.arrival.payload)}"
+        # Same message bytes from the same sender -> same letter: a resend does not double it.
+        digest = hashlib.sha256(self.arrival.payload).hexdigest()
+        seed = f"{self.key or ''}|{digest}"
         return {
             "dead_letter_id": str(uuid.uuid5(uuid.NAMESPACE_URL, "hutong:dlq:" + seed)),
             "stage": "producer",

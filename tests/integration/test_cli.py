@@ -118,3 +118,41 @@ def test_unknown_setting_is_named(tmp_path: Path) -> None:
     result = subprocess.run([*HUTONG, "up"], env=env, capture_output=True, timeout=60)
     assert result.returncode == 2
     assert b"HUTONG_MLLP_PROT" in result.stdout + result.stderr
+
+
+def test_send_prints_each_ack_and_fails_when_one_is_not_aa(
+        running_up: tuple[subprocess.Popen[bytes], dict[str, str]]) -> None:
+    _, env = running_up
+    feed = Path(__file__).parents[2] / "hutong" / "demo" / "feeds" / "hhxwsy-lab.hl7"
+    result = subprocess.run([*HUTONG, "send", str(feed), "--to",
+                             f"mllp://127.0.0.1:{env['HUTONG_MLLP_PORT']}"],
+                            env=env, capture_output=True, timeout=60)
+    out = (result.stdout + result.stderr).decode()
+    assert result.returncode == 1, out  # the feed holds one broken message on purpose
+    assert "AE HHXWSY00011" in out and "OBX[2]-5" in out
+    assert "12 messages sent" in out and "11 AA" in out
+
+
+def test_broker_alone_serves_the_contract_topics(tmp_path: Path) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    env = hub_env(tmp_path)
+    log = (tmp_path / "broker.log").open("wb")
+    proc = subprocess.Popen([*HUTONG, "broker"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{env['HUTONG_KAFKA_PORT']}"})
+        deadline = time.monotonic() + 30
+        topics: set[str] = set()
+        while "hutong.dlq" not in topics and time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "broker.log").read_text()
+            try:
+                topics = set(admin.list_topics(timeout=1).topics)
+            except Exception:
+                time.sleep(0.3)
+        assert "hutong.std.lab-result" in topics
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()

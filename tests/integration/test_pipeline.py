@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,14 +29,15 @@ pytestmark = pytest.mark.integration
 ORU = (
     "MSH|^~\\&|LIS|TESTHOSP|HUTONG|REGION|20261120093000||ORU^R01^ORU_R01|{cid}|P|2.4|||AL|NE||"
     "UNICODE UTF-8\r"
-    "PID|1||MRN{cid}^^^TESTHOSP^MR~11010519491231002X^^^^SFZH||测试甲||19491231|M\r"
+    "PID|1||MRN{cid}^^^TESTHOSP^MR~{id_card}^^^^SFZH||测试甲||19491231|M\r"
     "OBR|1|{cid}P|{cid}F|BCP^生化^L|||20261120090000||||||||血清\r"
     "OBX|1|NM|K^钾^L||{value}|mmol/L|3.5-5.5|{flag}|||F|||20261120092500\r"
 )
 
 
-def oru(cid: str, value: str = "4.2", flag: str = "N") -> bytes:
-    return ORU.format(cid=cid, value=value, flag=flag).encode()
+def oru(cid: str, value: str = "4.2", flag: str = "N",
+        id_card: str = "11010519491231002X") -> bytes:
+    return ORU.format(cid=cid, value=value, flag=flag, id_card=id_card).encode()
 
 
 @pytest.fixture(scope="module")
@@ -167,3 +169,16 @@ def test_data_dir_and_ports_in_use_are_named(hub: RunningHub,
     same_port = Hub(hub_settings(tmp_path, mllp_port=hub.settings.mllp_port))
     with pytest.raises(ResourceBusy, match=f"port {hub.settings.mllp_port} \\(MLLP\\)"):
         asyncio.run(same_port.start())
+
+
+def test_every_query_in_the_analyst_guide_runs(hub: RunningHub) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", guide, flags=re.S)
+    assert len(blocks) >= 4
+    [(code, _, _)] = send(hub, oru("PIPE0007", id_card="110105194912310021"))  # bad check char
+    assert code == "AA"  # a data-quality warning, not a rejection
+    warnings = wait_for(lambda: hub.query(
+        "SELECT quality_warnings FROM hutong.lab_results WHERE message_control_id = 'PIPE0007'"))
+    assert "check" in warnings[0][0][0] and "110105194912310021" not in warnings[0][0][0]
+    for sql in blocks:
+        assert hub.query(sql), sql
