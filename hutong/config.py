@@ -81,6 +81,20 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return level
 
+    @field_validator("kafka_config")
+    @classmethod
+    def _known_to_librdkafka(cls, value: dict[str, str]) -> dict[str, str]:
+        """librdkafka itself says whether a property exists; a typo must not be ignored."""
+        from confluent_kafka import KafkaException, Producer
+
+        for name, setting in value.items():
+            try:
+                Producer({"bootstrap.servers": "127.0.0.1:1", name: setting})
+            except KafkaException as exc:
+                if "No such configuration property" in exc.args[0].str():
+                    raise ValueError(f"librdkafka has no setting {name!r}") from None
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,

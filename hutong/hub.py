@@ -99,7 +99,7 @@ class Hub:
             self._start_streams()
             self.producer = AsyncProducer(s.kafka_client_config())
             intake = Intake(self.producer, self.metrics, self.ids)
-            self.mllp = MLLPServer(intake.receive, self.metrics, host=s.mllp_host,
+            self.mllp = MLLPServer(intake, self.metrics, host=s.mllp_host,
                                    port=s.mllp_port, max_frame_bytes=s.mllp_max_frame_bytes,
                                    idle_timeout=s.mllp_idle_timeout_s)
             await self.mllp.start()
@@ -141,7 +141,7 @@ class Hub:
                          api_token=s.api_token.get_secret_value() if s.api_token else None,
                          serve_registry=s.schema_registry_url is None)
         config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
-                                lifespan="off")
+                                lifespan="off", timeout_graceful_shutdown=5)
         self._api = _ApiServer(config)
         self._api_task = asyncio.create_task(self._api.serve(), name="http-api")
         while not self._api.started:
@@ -154,6 +154,11 @@ class Hub:
         restarts: dict[str, float] = {}
         while True:
             await asyncio.sleep(every)
+            if self.sink is not None and not self.sink.alive():
+                log.critical("the warehouse sink stopped; the hub stops rather than ACK "
+                             "messages the warehouse will not see")
+                self.failed.set()
+                return
             if self.broker is not None and not self.broker.child.alive():
                 log.critical("the embedded broker died:\n%s", self.broker.child.tail())
                 self.failed.set()

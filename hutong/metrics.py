@@ -47,5 +47,3 @@ class Metrics:
                         seconds: float) -> None:
         self.messages.labels(transport, event_type, outcome).inc()
         self.ack_latency.labels(transport).observe(seconds)
-        if outcome != "AA":
-            self.dead_letters.labels("producer").inc()

@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from hutong.api.sql import is_read_only, jsonable
+from hutong.api.sql import jsonable, refusal
 from hutong.config import Settings
 from hutong.errors import HutongError
 from sinks.warehouse import open_warehouse
@@ -37,11 +37,12 @@ def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]
 
 
 def _direct(settings: Settings, query: str) -> tuple[list[str], list[list[Any]]]:
-    if not is_read_only(query):
-        raise HutongError("hutong sql runs one read-only statement")
+    reason = refusal(query)
+    if reason is not None:
+        raise HutongError(f"hutong sql refused the query: {reason}")
     warehouse = open_warehouse(settings.clickhouse_url, settings.data_dir)
     try:
-        columns, rows = warehouse.query_rows(query)
+        columns, rows = warehouse.query_rows(query, read_only=True)
     finally:
         warehouse.close()
     return columns, [[jsonable(v) for v in row] for row in rows]

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hutong.errors import DeliveryError
+from hutong.errors import DeliveryError, HL7Error
 from hutong.metrics import Metrics
 from producers.hl7v2.ack import build_ack, build_ack_for_unparseable
-from producers.hl7v2.adapter import Adapted, Arrival, adapt
-from producers.kafka import AsyncProducer
+from producers.hl7v2.adapter import Adapted, Arrival, adapt, internal_error
+from producers.kafka import AsyncProducer, OutRecord
 from producers.records import dead_letter_record, records_for
 from schemas.registry import EMBEDDED, Resolver
 
@@ -53,13 +53,13 @@ class Intake:
         started = time.perf_counter()
         arrival = Arrival(payload, transport, self._clock(), remote)
         adapted = adapt(arrival)
+        records = self._records(adapted)
         code = adapted.code
         reason = str(adapted.error) if adapted.error else None
         try:
-            if adapted.error is None:
-                await self._producer.send(records_for(adapted, self._ids))
-            else:
-                await self._producer.send(dead_letter_record(adapted, self._ids))
+            await self._producer.send(records)
+            if adapted.error is not None:
+                self._metrics.dead_letters.labels("producer").inc()
         except DeliveryError as exc:
             log.warning("%s message from %s not stored: %s", transport,
                         adapted.facility_id or "unknown facility", exc)
@@ -72,6 +72,32 @@ class Intake:
                      adapted.error.location or "-", adapted.error.reason)
         ids = tuple(e["event_id"] for e in adapted.events) if code == "AA" else ()
         return Receipt(code, ack, ids, reason)
+
+    async def refuse(self, head: bytes, transport: str, remote: str | None,
+                     error: HL7Error) -> Receipt:
+        """Answer AR to input refused before it was read (an oversize frame) and record it.
+
+        The dead letter keeps ``head``, the first bytes, not the whole input.
+        """
+        adapted = Adapted(arrival=Arrival(head, transport, self._clock(), remote))
+        adapted.fail(error, "AR")
+        try:
+            await self._producer.send(dead_letter_record(adapted, self._ids))
+            self._metrics.dead_letters.labels("producer").inc()
+        except DeliveryError as exc:
+            log.warning("dead letter of refused %s input not stored: %s", transport, exc)
+        self._metrics.observe_message(transport, "unknown", "AR", 0.0)
+        return Receipt("AR", self._ack(adapted, "AR", error.reason), (), error.reason)
+
+    def _records(self, adapted: Adapted) -> list[OutRecord]:
+        """The records to write; an event that does not fit its schema fails the message."""
+        if adapted.error is None:
+            try:
+                return records_for(adapted, self._ids)
+            except Exception as exc:
+                adapted.events = []
+                adapted.fail(internal_error(exc), "AE")
+        return dead_letter_record(adapted, self._ids)
 
     def _ack(self, adapted: Adapted, code: str, reason: str | None) -> bytes:
         control_id = f"ACK{next(self._ack_ids):010d}"

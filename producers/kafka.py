@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hutong.errors import DeliveryError
 
@@ -36,6 +36,7 @@ def producer_config(base: dict[str, Any]) -> dict[str, Any]:
         "linger.ms": 2,
         "compression.type": "lz4",
         "queue.buffering.max.messages": 200_000,
+        "message.max.bytes": 8 * 1024 * 1024,  # the broker's own limit still applies
         "message.timeout.ms": 30_000,
         **base,
     }
@@ -84,6 +85,10 @@ class AsyncProducer:
                     break
                 except BufferError:
                     await asyncio.sleep(_QUEUE_FULL_PAUSE_S)
+                except KafkaException as exc:  # refused before queueing, e.g. too large
+                    future.set_exception(DeliveryError(f"topic {record.topic}: "
+                                                       f"{exc.args[0].str()}"))
+                    break
         results = await asyncio.gather(*futures, return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:

@@ -30,12 +30,16 @@ def event_key(event: dict[str, Any]) -> bytes:
     return f"{event['facility_id']}|{event['source_patient_id']}".encode()
 
 
+def _raw_record(adapted: Adapted, ids: Resolver) -> OutRecord:
+    assert adapted.envelope is not None  # noqa: S101
+    key = adapted.key.encode() if adapted.key else None
+    return OutRecord(RAW_TOPIC, key, wire.encode(ids.for_topic(RAW_TOPIC), adapted.envelope))
+
+
 def records_for(adapted: Adapted, ids: Resolver = EMBEDDED) -> list[OutRecord]:
     """The raw envelope and every event of a message that adapted cleanly."""
     assert adapted.envelope is not None and adapted.event_type is not None  # noqa: S101
-    key = adapted.key.encode() if adapted.key else None
-    records = [OutRecord(RAW_TOPIC, key, wire.encode(ids.for_topic(RAW_TOPIC),
-                                                      adapted.envelope))]
+    records = [_raw_record(adapted, ids)]
     topic = f"hutong.events.{adapted.event_type}"
     entry = ids.for_topic(topic)
     records.extend(OutRecord(topic, event_key(e), wire.encode(entry, e)) for e in adapted.events)
@@ -59,9 +63,7 @@ def dead_letter_record(adapted: Adapted, ids: Resolver = EMBEDDED) -> list[OutRe
                          wire.encode(ids.for_topic(DLQ_TOPIC), letter),
                          dead_letter_headers(letter))]
     if adapted.envelope is not None:
-        key = adapted.key.encode() if adapted.key else None
-        records.append(OutRecord(RAW_TOPIC, key, wire.encode(ids.for_topic(RAW_TOPIC),
-                                                              adapted.envelope)))
+        records.append(_raw_record(adapted, ids))
     return records
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Decoded", "Sink"]
+__all__ = ["Decoded", "Rejected", "Sink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,16 @@ class Decoded:
     offset: int
     schema_name: str
     record: dict[str, Any]
+    key: bytes | None = None
+    raw: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record the sink can never write (no table for it, a value the table refuses)."""
+
+    item: Decoded
+    reason: str
 
 
 class Sink(Protocol):
@@ -31,8 +41,12 @@ class Sink(Protocol):
 
     name: str
 
-    def write(self, batch: Sequence[Decoded]) -> None:
-        """Persist ``batch`` or raise; must be idempotent on the events' ids."""
+    def write(self, batch: Sequence[Decoded]) -> list[Rejected]:
+        """Persist ``batch``, returning the records it can never write.
+
+        Raise (a ``HutongError``) when the destination is unavailable: the runner
+        retries the whole batch. Must be idempotent on the events' ids.
+        """
 
     def close(self) -> None:
         """Release what the sink holds."""

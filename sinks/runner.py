@@ -14,14 +14,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from hutong.errors import HutongError, SchemaError, WireFormatError
 from hutong.metrics import Metrics
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
 from schemas import wire
 from schemas.registry import EMBEDDED, Resolver
-from sinks.base import Decoded, Sink
+from sinks.base import Decoded, Rejected, Sink
 
 __all__ = ["SinkRunner", "consumer_config"]
 
@@ -74,8 +74,15 @@ class SinkRunner:
         try:
             while not self._stop.is_set():
                 messages = self._consumer.consume(self._batch_size, timeout=0.2)
-                if messages:
+                if not messages:
+                    continue
+                try:
                     self._handle(messages)
+                except Exception as exc:
+                    log.error("sink %s failed on a batch (%s); it will be read again",
+                              self._sink.name, type(exc).__name__)
+                    self._rewind(messages)
+                    self._stop.wait(1.0)
         finally:
             self._consumer.close()
             self._dlq.flush(5)
@@ -86,43 +93,102 @@ class SinkRunner:
     def _handle(self, messages: list[Message]) -> None:
         started = time.perf_counter()
         batch: list[Decoded] = []
+        letters: list[dict[str, Any]] = []
         for msg in messages:
             if msg.error():
                 log.warning("consumer error on %s: %s", msg.topic(), msg.error())
                 continue
-            decoded = self._decode(msg)
-            if decoded is not None:
-                batch.append(decoded)
-        self._dlq.flush(10)
+            item = self._decode(msg, letters)
+            if item is not None:
+                batch.append(item)
+        rejected = self._write(batch)
+        if rejected is None:  # stopping before the batch was written: read it again later
+            self._rewind(messages)
+            return
+        for bad in rejected:
+            item = bad.item
+            if item.topic == DLQ_TOPIC:  # a letter about a letter would loop; it stays on the topic
+                log.error("dead letter at %s[%d]@%d cannot be stored: %s", item.topic,
+                          item.partition, item.offset, bad.reason)
+                continue
+            letters.append(consumed_dead_letter("sink", item.topic, item.partition,
+                                                item.offset, item.key, item.raw, bad.reason))
+        if not self._publish(letters):
+            self._rewind(messages)
+            return
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                raise
+        self._metrics.sink_batch_seconds.observe(time.perf_counter() - started)
+
+    def _write(self, batch: list[Decoded]) -> list[Rejected] | None:
+        """Write until the sink takes the batch; None when stopping first."""
         backoff = 0.5
-        while batch and not self._stop.is_set():
+        while not self._stop.is_set():
+            if not batch:
+                return []
             try:
-                self._sink.write(batch)
-                break
+                return self._sink.write(batch)
             except HutongError as exc:
                 log.error("sink %s write failed, retrying in %.1f s: %s", self._sink.name,
                           backoff, exc)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
-        else:
-            if batch:
-                return  # stopping before the batch was written: do not commit it
-        self._consumer.commit(asynchronous=False)
-        self._metrics.sink_batch_seconds.observe(time.perf_counter() - started)
+        return None
 
-    def _decode(self, msg: Message) -> Decoded | None:
-        topic, value = msg.topic() or "", msg.value() or b""
+    def _publish(self, letters: list[dict[str, Any]]) -> bool:
+        """Write dead letters and wait for Kafka to confirm every one; False when stopping."""
+        backoff = 0.5
+        while letters and not self._stop.is_set():
+            failed: list[dict[str, Any]] = []
+            for letter in letters:
+                self._dlq.produce(
+                    DLQ_TOPIC, key=letter["original_key"], headers=dead_letter_headers(letter),
+                    value=wire.encode(self._ids.for_topic(DLQ_TOPIC), letter),
+                    on_delivery=_on_failure(failed, letter))
+            if self._dlq.flush(10) == 0 and not failed:
+                self._metrics.dead_letters.labels("sink").inc(len(letters))
+                return True
+            log.error("%d dead letters not confirmed by Kafka; retrying in %.1f s",
+                      len(failed) or len(letters), backoff)
+            letters = failed or letters
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+        return not letters
+
+    def _rewind(self, messages: list[Message]) -> None:
+        """Seek back to the first offset of each partition in ``messages``."""
+        first: dict[tuple[str, int], int] = {}
+        for msg in messages:
+            where = (msg.topic() or "", msg.partition() or 0)
+            offset = msg.offset()
+            if offset is not None and offset >= 0:
+                first[where] = min(first.get(where, offset), offset)
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:  # not assigned any more: its new owner reads it
+                log.warning("cannot rewind %s[%d]: %s", topic, partition, exc.args[0].str())
+
+    def _decode(self, msg: Message, letters: list[dict[str, Any]]) -> Decoded | None:
+        topic, value, key = msg.topic() or "", msg.value() or b"", msg.key()
         partition, offset = msg.partition() or 0, msg.offset() or 0
         try:
             entry, record = wire.decode(value, self._ids.by_id)
-            return Decoded(topic, partition, offset, entry.name, record)
+            return Decoded(topic, partition, offset, entry.name, record, key, value)
         except (WireFormatError, SchemaError) as exc:
-            letter = consumed_dead_letter("sink", topic, partition, offset, msg.key(), value,
-                                          str(exc))
+            letter = consumed_dead_letter("sink", topic, partition, offset, key, value, str(exc))
             if topic == DLQ_TOPIC:  # never loop: record it straight away
-                return Decoded(topic, partition, offset, "dead-letter", letter)
-            self._dlq.produce(DLQ_TOPIC, key=msg.key(), headers=dead_letter_headers(letter),
-                              value=wire.encode(self._ids.for_topic(DLQ_TOPIC), letter))
-            self._metrics.dead_letters.labels("sink").inc()
+                return Decoded(topic, partition, offset, "dead-letter", letter, key, value)
+            letters.append(letter)
             return None
 
+
+def _on_failure(failed: list[dict[str, Any]], letter: dict[str, Any]) -> Any:
+    def report(err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            failed.append(letter)
+
+    return report

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import faust
@@ -69,18 +70,40 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED) -> faust.App:
         async for batch in stream.take_events(_BATCH, within=_BATCH_WITHIN_S):
             pending = []
             for event in batch:
-                topic = event.message.topic
+                target = outputs[event.message.topic]
                 try:
                     _, record = wire.decode(event.value, ids.by_id)
                     out = standardize(record)
-                    target = outputs[topic]
                     value = wire.encode(ids.for_topic(target.get_topic_name()), out)
-                    pending.append(await target.send(key=std_key(out), value=value))
                 except (WireFormatError, SchemaError) as exc:
                     pending.append(await _dead_letter(dlq, ids, event, str(exc)))
-            await asyncio.gather(*pending)
+                    continue
+                except Exception as exc:
+                    reason = f"internal error in standardize ({type(exc).__name__})"
+                    log.error("event at %s[%d]@%d failed: %s", event.message.topic,
+                              event.message.partition, event.message.offset, reason)
+                    pending.append(await _dead_letter(dlq, ids, event, reason))
+                    continue
+                pending.append(await target.send(key=std_key(out), value=value))
+            await _confirmed(pending)
 
     return app
+
+
+async def _confirmed(pending: list[Any]) -> None:
+    """Wait for Kafka to confirm a batch's writes, or stop the worker before Faust acks it.
+
+    ``take_events`` acknowledges a batch when the loop moves on, even when the body
+    raised; exiting at once is the only way to keep those offsets uncommitted. The hub
+    restarts the worker, which reads the batch again (the sinks are idempotent).
+    """
+    try:
+        await asyncio.gather(*pending)
+    except Exception:
+        log.critical("Kafka did not confirm a batch of standard events; exiting so that "
+                     "its offsets are not committed", exc_info=True)
+        logging.shutdown()
+        os._exit(70)
 
 
 async def _dead_letter(dlq: Any, ids: Resolver, event: Any, reason: str) -> Any:

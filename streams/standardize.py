@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from producers.records import event_key
+
 __all__ = ["standardize", "std_key", "std_topic"]
 
 
@@ -25,7 +27,7 @@ def std_key(event: dict[str, Any]) -> bytes:
     """The key on ``hutong.std.*``: the EMPI id, or the facility-scoped patient id."""
     if event.get("empi_id"):
         return str(event["empi_id"]).encode()
-    return f"{event['facility_id']}|{event['source_patient_id']}".encode()
+    return event_key(event)
 
 
 def standardize(event: dict[str, Any]) -> dict[str, Any]:

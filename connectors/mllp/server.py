@@ -13,29 +13,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from connectors.mllp.framing import Frame, FrameDecoder, Junk, Oversize, frame
 from hutong.errors import HL7Error
 from hutong.metrics import Metrics
-from producers.hl7v2.ack import build_ack_for_unparseable
-from producers.intake import Receipt
+from producers.intake import Intake
 
 __all__ = ["MLLPServer"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[bytes, str, str | None], Awaitable[Receipt]]
 _READ_SIZE = 64 * 1024
 
 
 class MLLPServer:
     """Serve MLLP on ``host:port``, passing each frame to ``handler``."""
 
-    def __init__(self, handler: Handler, metrics: Metrics, *, host: str, port: int,
+    def __init__(self, intake: Intake, metrics: Metrics, *, host: str, port: int,
                  max_frame_bytes: int, idle_timeout: float) -> None:
-        self._handler = handler
+        self._intake = intake
         self._metrics = metrics
         self.host = host
         self.port = port
@@ -53,10 +49,11 @@ class MLLPServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
+        for task in list(self._tasks):  # before wait_closed, which waits for connections
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -67,7 +64,7 @@ class MLLPServer:
         remote = f"{peer[0]}:{peer[1]}" if peer else None
         try:
             await self._serve(reader, writer, remote)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
             self._metrics.connections.dec()
@@ -90,9 +87,8 @@ class MLLPServer:
                 return
             for item in decoder.feed(data):
                 if isinstance(item, Frame):
-                    receipt = await self._handler(item.payload, "mllp", remote)
-                    writer.write(frame(receipt.ack))
-                    await writer.drain()
+                    receipt = await self._intake.receive(item.payload, "mllp", remote)
+                    await self._answer(writer, receipt.ack)
                 elif isinstance(item, Junk):
                     self._metrics.framing_errors.labels("outside_frame").inc()
                 elif isinstance(item, Oversize):
@@ -100,12 +96,15 @@ class MLLPServer:
                     await self._reject_oversize(writer, item, remote)
                     return
 
+    async def _answer(self, writer: asyncio.StreamWriter, ack: bytes) -> None:
+        """Send an ACK; a peer that stops reading is dropped after the idle timeout."""
+        writer.write(frame(ack))
+        await asyncio.wait_for(writer.drain(), self._idle_timeout)
+
     async def _reject_oversize(self, writer: asyncio.StreamWriter, item: Oversize,
                                remote: str | None) -> None:
         error = HL7Error(f"frame exceeds the {self._max_frame}-byte limit", location="MLLP",
                          code="207")
         log.warning("MLLP frame from %s over %d bytes: NAK and close", remote, self._max_frame)
-        ack = build_ack_for_unparseable(item.head.decode("latin-1"), "AR", error,
-                                        "ACKOVERSIZE", datetime.now(UTC))
-        writer.write(frame(ack.encode("utf-8")))
-        await writer.drain()
+        receipt = await self._intake.refuse(item.head, "mllp", remote, error)
+        await self._answer(writer, receipt.ack)

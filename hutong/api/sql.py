@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import ipaddress
+import re
+import secrets
 import uuid
 from typing import Annotated, Any
 
@@ -18,7 +20,8 @@ from pydantic import BaseModel, Field
 from hutong.errors import WarehouseError
 from sinks.warehouse import Warehouse
 
-__all__ = ["READ_ONLY_STATEMENTS", "SqlRequest", "SqlResult", "is_read_only", "jsonable", "router"]
+__all__ = ["READ_ONLY_STATEMENTS", "SqlRequest", "SqlResult", "is_read_only", "jsonable", "refusal",
+           "router"]
 
 READ_ONLY_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 
@@ -32,13 +35,29 @@ class SqlResult(BaseModel):
     rows: list[list[Any]]
 
 
-def is_read_only(query: str) -> bool:
-    """Whether the statement only reads (a single statement starting with a read keyword)."""
+#: Table functions that reach the host's files or the network, and file output.
+_REACHES_OUT = re.compile(
+    r"\b(file|url|s3|s3Cluster|gcs|azureBlobStorage|hdfs|remote|remoteSecure|cluster|"
+    r"clusterAllReplicas|mysql|postgresql|sqlite|mongodb|redis|jdbc|odbc|executable|input|"
+    r"deltaLake|iceberg|hudi)\s*\(|\bINTO\s+OUTFILE\b", re.IGNORECASE)
+
+
+def refusal(query: str) -> str | None:
+    """Why ``query`` may not run for an analyst, or None when it may."""
     text = query.strip().rstrip(";").strip()
     if ";" in text:
-        return False
+        return "only one statement is allowed"
     first = text.split(None, 1)[0].upper() if text else ""
-    return first in READ_ONLY_STATEMENTS
+    if first not in READ_ONLY_STATEMENTS:
+        return f"only read-only statements are allowed ({', '.join(READ_ONLY_STATEMENTS)})"
+    if _REACHES_OUT.search(text):
+        return "table functions that reach files or the network, and INTO OUTFILE, are refused"
+    return None
+
+
+def is_read_only(query: str) -> bool:
+    """Whether an analyst may run ``query``."""
+    return refusal(query) is None
 
 
 def jsonable(value: Any) -> Any:
@@ -64,10 +83,18 @@ def _warehouse(request: Request) -> Warehouse:
     return warehouse
 
 
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
 def _authorised(request: Request) -> None:
+    """With ``api_token`` set, require it; without, answer only this machine."""
     token = request.app.state.api_token
-    if token and request.headers.get("authorization") != f"Bearer {token}":
-        raise HTTPException(401, "a valid bearer token is required")
+    if token:
+        if not secrets.compare_digest(request.headers.get("authorization", ""),
+                                      f"Bearer {token}"):
+            raise HTTPException(401, "a valid bearer token is required")
+    elif request.client is None or request.client.host not in _LOOPBACK:
+        raise HTTPException(403, "SQL from other hosts needs HUTONG_API_TOKEN to be set")
 
 
 router = APIRouter(prefix="/api/v1", tags=["warehouse"])
@@ -77,11 +104,11 @@ router = APIRouter(prefix="/api/v1", tags=["warehouse"])
 def run_sql(body: SqlRequest,
             warehouse: Annotated[Warehouse, Depends(_warehouse)]) -> SqlResult:
     """Run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)."""
-    if not is_read_only(body.query):
-        raise HTTPException(400, "only one read-only statement is allowed "
-                                 f"({', '.join(READ_ONLY_STATEMENTS)})")
+    reason = refusal(body.query)
+    if reason is not None:
+        raise HTTPException(400, reason)
     try:
-        columns, rows = warehouse.query_rows(body.query)
+        columns, rows = warehouse.query_rows(body.query, read_only=True)
     except WarehouseError as exc:
         raise HTTPException(400, str(exc)) from exc
     return SqlResult(columns=columns, rows=[[jsonable(v) for v in row] for row in rows])

@@ -20,7 +20,7 @@ from producers.hl7v2.message import Message
 from producers.hl7v2.oru import map_oru_r01
 from producers.ids import event_id, raw_key
 
-__all__ = ["MAPPERS", "Adapted", "Arrival", "adapt"]
+__all__ = ["MAPPERS", "Adapted", "Arrival", "adapt", "internal_error"]
 
 Mapper = Callable[..., list[dict[str, Any]]]
 
@@ -56,6 +56,10 @@ class Adapted:
     error: HL7Error | None = None
     #: "AA" when the events can be written, "AE" for content errors, "AR" for rejections.
     code: str = "AA"
+
+    def fail(self, error: HL7Error, code: str) -> None:
+        """Record why this message produces no events."""
+        self.error, self.code = error, code
 
     @property
     def key(self) -> str | None:
@@ -102,8 +106,28 @@ def _envelope(adapted: Adapted) -> dict[str, Any]:
 
 
 def adapt(arrival: Arrival) -> Adapted:
-    """Read one HL7 v2 message into envelope and events, or into a reason why not."""
+    """Read one HL7 v2 message into envelope and events, or into a reason why not.
+
+    Never raises: a bug met while reading a message becomes an AE with HL7 error 207
+    (application internal error) and a dead letter, never a dropped connection.
+    """
     adapted = Adapted(arrival=arrival)
+    try:
+        return _adapt(adapted)
+    except Exception as exc:
+        adapted.events = []
+        adapted.fail(internal_error(exc), "AE" if adapted.message is not None else "AR")
+        return adapted
+
+
+def internal_error(exc: Exception) -> HL7Error:
+    """An unexpected failure as an HL7 error naming its kind, not the data that caused it."""
+    return HL7Error(f"internal error while processing the message ({type(exc).__name__})",
+                    code="207")
+
+
+def _adapt(adapted: Adapted) -> Adapted:
+    arrival = adapted.arrival
     try:
         adapted.text, adapted.charset = decode_message(arrival.payload)
         message = Message.parse(adapted.text, charset=adapted.charset)

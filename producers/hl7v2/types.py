@@ -42,6 +42,17 @@ def _match_ts(value: str, location: str, kind: str) -> re.Match[str]:
     return match
 
 
+#: Years a clinical or birth date can have; outside them a value is a typo, and years
+#: near 1 or 9999 cannot be converted to every timezone downstream.
+MIN_YEAR, MAX_YEAR = 1850, 2199
+
+
+def _plausible_year(year: int, location: str, what: str) -> None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValidationError(f"{what} year outside {MIN_YEAR}-{MAX_YEAR}", location=location,
+                              code="102")
+
+
 def parse_ts(value: str, location: str) -> datetime | None:
     """Parse DTM (v2.5) or TS.1 (v2.3/2.4): YYYY[MM[DD[HH[MM[SS[.S+]]]]]][+/-ZZZZ].
 
@@ -53,6 +64,7 @@ def parse_ts(value: str, location: str) -> datetime | None:
         return None
     m = _match_ts(value, location, "timestamp")
     year, month, day, hour, minute, second, fraction, sign, off_h, off_m = m.groups()
+    _plausible_year(int(year), location, "timestamp")
     tz: timezone | ZoneInfo = DEFAULT_TZ
     if sign:
         if int(off_h) > 14 or int(off_m) > 59:
@@ -80,6 +92,7 @@ def parse_date(value: str, location: str) -> date | None:
         return None
     m = _match_ts(value, location, "date")
     year, month, day = m.group(1, 2, 3)
+    _plausible_year(int(year), location, "date")
     try:
         if m.group(4):  # validates the time part too
             parse_ts(value, location)

@@ -65,22 +65,28 @@ class Warehouse:
                 raise WarehouseError(f"{self.location}: statement failed: {exc}") from exc
 
     def query_rows(
-        self, sql: str, parameters: Mapping[str, Any] | None = None
+        self, sql: str, parameters: Mapping[str, Any] | None = None, *, read_only: bool = False
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a query; return its column names and rows.
 
-        Values in ``{name:Type}`` placeholders travel as server-side parameters.
+        Values in ``{name:Type}`` placeholders travel as server-side parameters;
+        ``read_only`` runs it with ClickHouse's ``readonly=1`` (analysts' queries).
         """
+        settings = {"readonly": 1} if read_only else None
         with self._lock:
             self._check_open()
             try:
-                result = self._client.query(sql, parameters=_params(parameters))
+                result = self._client.query(sql, parameters=_params(parameters),
+                                            settings=settings)
                 names = list(result.column_names)
                 rows = [tuple(row) for row in result.result_rows]
                 if not names and not rows:
                     names = self._describe_locked(sql, parameters)
             except DriverError as exc:
                 raise WarehouseError(f"{self.location}: query failed: {exc}") from exc
+            except ValueError as exc:  # a stored value Python cannot represent (year 0, …)
+                raise WarehouseError(f"{self.location}: a result value cannot be read: "
+                                     f"{type(exc).__name__}") from exc
         return names, rows
 
     def insert(

@@ -6,8 +6,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from hutong.errors import WarehouseError
 from hutong.metrics import Metrics
-from sinks.base import Decoded
+from sinks.base import Decoded, Rejected
 from sinks.warehouse.client import Warehouse
 from sinks.warehouse.rows import TABLES
 from sinks.warehouse.writer import WarehouseWriter
@@ -16,7 +17,11 @@ __all__ = ["WarehouseSink"]
 
 
 class WarehouseSink:
-    """Writes decoded ``hutong.std.*`` events and dead letters into their tables."""
+    """Writes decoded ``hutong.std.*`` events and dead letters into their tables.
+
+    A record with no table, or one its table refuses (``to_row`` fails), is rejected
+    for the dead-letter queue; an insert that fails raises, so the batch is retried.
+    """
 
     name = "warehouse"
 
@@ -24,16 +29,24 @@ class WarehouseSink:
         self._writer = WarehouseWriter(warehouse)
         self._metrics = metrics
 
-    def write(self, batch: Sequence[Decoded]) -> None:
-        by_table: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    def write(self, batch: Sequence[Decoded]) -> list[Rejected]:
+        rejected: list[Rejected] = []
+        by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for item in batch:
-            if item.schema_name in TABLES:
-                by_table[item.schema_name].append(item.record)
-        for key, events in by_table.items():
-            inserted = self._writer.write(key, events)
+            spec = TABLES.get(item.schema_name)
+            if spec is None:
+                rejected.append(Rejected(item, f"no warehouse table for {item.schema_name}"))
+                continue
+            try:
+                by_table[item.schema_name].append(spec.to_row(item.record))
+            except WarehouseError as exc:
+                rejected.append(Rejected(item, str(exc)))
+        for key, rows in by_table.items():
+            inserted = self._writer.write_rows(key, rows)
             table = TABLES[key].table
             self._metrics.sink_rows.labels(table).inc(inserted)
-            self._metrics.sink_duplicates.labels(table).inc(len(events) - inserted)
+            self._metrics.sink_duplicates.labels(table).inc(len(rows) - inserted)
+        return rejected
 
     def close(self) -> None:
         """The hub owns the warehouse and closes it."""

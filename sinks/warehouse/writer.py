@@ -48,10 +48,14 @@ class WarehouseWriter:
     def write(self, table_key: str, events: Sequence[Mapping[str, Any]]) -> int:
         """Insert the events not yet in the table of `table_key`; return how many were inserted."""
         spec = self._spec(table_key)
+        return self.write_rows(table_key, [spec.to_row(event) for event in events])
+
+    def write_rows(self, table_key: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Like ``write``, for rows already made with the table's ``to_row``."""
+        spec = self._spec(table_key)
         batch: dict[str, tuple[Any, ...]] = {}
         id_index = spec.column_names.index(spec.id_column)
-        for event in events:
-            row = spec.to_row(event)
+        for row in rows:
             batch.setdefault(row[id_index], row)
         if not batch:
             return 0

@@ -93,12 +93,15 @@ def test_oru_over_mllp_is_acked_and_lands_in_the_warehouse(hub: RunningHub) -> N
 
 
 def test_a_resent_message_is_acked_again_and_not_doubled(hub: RunningHub) -> None:
-    codes = send(hub, oru("PIPE0002"), oru("PIPE0002"))
-    assert [c[0] for c in codes] == ["AA", "AA"]
     count_sql = ("SELECT count() FROM hutong.lab_results "
                  "WHERE message_control_id = {cid:String}")
+    codes = send(hub, oru("PIPE0002"), oru("PIPE0002"))  # likely one sink batch
+    assert [c[0] for c in codes] == ["AA", "AA"]
     wait_for(lambda: hub.query(count_sql, {"cid": "PIPE0002"})[0][0] >= 1)
-    time.sleep(3)  # give a duplicate every chance to arrive
+    assert send(hub, oru("PIPE0002"))[0][0] == "AA"  # a later batch: the row exists already
+    marker = send(hub, oru("PIPE0008"))  # sent after the resend, so written after it
+    wait_for(lambda: hub.query(count_sql, {"cid": "PIPE0008"})[0][0] >= 1)
+    assert marker[0][0] == "AA"
     assert hub.query(count_sql, {"cid": "PIPE0002"}) == [(1,)]
 
 
@@ -120,9 +123,37 @@ def test_malformed_message_gets_a_nak_naming_the_field_and_a_dead_letter(
         "AND location LIKE 'OBX[1]-5%'"))
 
 
-def test_garbage_gets_ar_and_the_connection_keeps_serving(hub: RunningHub) -> None:
-    codes = send(hub, b"this is not HL7 at all", oru("PIPE0004"))
+def test_garbage_gets_ar_a_dead_letter_and_the_connection_keeps_serving(
+        hub: RunningHub) -> None:
+    codes = send(hub, b"this is not HL7 at all PIPE0004", oru("PIPE0004"))
     assert [c[0] for c in codes] == ["AR", "AA"]
+    wait_for(lambda: hub.query(
+        "SELECT count() FROM hutong.dead_letters WHERE position(payload, 'PIPE0004') > 0 "
+        "AND stage = 'producer'")[0][0])
+
+
+def test_oversize_frame_is_refused_and_recorded_while_others_keep_flowing(
+        hub: RunningHub) -> None:
+    from connectors.mllp.framing import frame
+
+    async def go() -> tuple[bytes, list[tuple[str, str, str]]]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.settings.mllp_port)
+        big = b"MSH|^~\\&|LIS|TESTHOSP|||||ORU^R01|BIG1|P|2.4\r" + b"X" * (
+            hub.settings.mllp_max_frame_bytes + 10)
+        writer.write(frame(big))
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)  # read to EOF: the hub closes
+        writer.close()
+        async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as other:
+            acks = [ack_summary(await other.send(oru("PIPE0009")))]
+        return answer, acks
+
+    answer, acks = asyncio.run(go())
+    assert b"MSA|AR" in answer and b"limit" in answer
+    assert acks[0][0] == "AA"
+    letters = wait_for(lambda: hub.query(
+        "SELECT length(payload) FROM hutong.dead_letters WHERE location = 'MLLP'"))
+    assert 0 < letters[0][0] <= 1024  # the head of the frame, not the whole of it
 
 
 def test_std_topic_decodes_with_the_confluent_registry_client(
@@ -152,9 +183,11 @@ def test_health_metrics_and_sql_through_the_api(hub: RunningHub) -> None:
     columns, rows = run_query(hub.settings, "SELECT message_control_id FROM hutong.lab_results "
                                             "WHERE message_control_id = 'PIPE0006'")
     assert (columns, rows) == (["message_control_id"], [["PIPE0006"]])
-    refused = httpx.post(f"{hub.settings.api_url}/api/v1/sql",
-                         json={"query": "DROP TABLE hutong.lab_results"})
-    assert refused.status_code == 400
+    for query in ("DROP TABLE hutong.lab_results",
+                  "SELECT * FROM file('/etc/hostname', 'LineAsString')",
+                  "SELECT 1 INTO OUTFILE '/tmp/hutong-should-not-exist'"):
+        refused = httpx.post(f"{hub.settings.api_url}/api/v1/sql", json={"query": query})
+        assert refused.status_code == 400, query
 
 
 def test_data_dir_and_ports_in_use_are_named(hub: RunningHub,
@@ -182,3 +215,18 @@ def test_every_query_in_the_analyst_guide_runs(hub: RunningHub) -> None:
     assert "check" in warnings[0][0][0] and "110105194912310021" not in warnings[0][0][0]
     for sql in blocks:
         assert hub.query(sql), sql
+
+
+def test_undecodable_records_become_stream_and_sink_dead_letters(
+        hub: RunningHub, kafka_bootstrap: str) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce("hutong.events.lab-result", key=b"x", value=b"\x00\x00\x00\x00\x04junk-ev")
+    producer.produce("hutong.std.lab-result", key=b"y", value=b"not avro at all")
+    assert producer.flush(10) == 0
+    rows = wait_for(lambda: (lambda found: found if len(found) == 2 else None)(sorted(hub.query(
+        "SELECT DISTINCT stage, source_topic FROM hutong.dead_letters "
+        "WHERE stage IN ('stream', 'sink')"))))
+    assert ("sink", "hutong.std.lab-result") in rows
+    assert ("stream", "hutong.events.lab-result") in rows

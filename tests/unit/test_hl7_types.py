@@ -120,3 +120,12 @@ def test_parse_nm_rejects(value: str) -> None:
     error = caught.value
     assert (error.code, error.location) == ("102", "OBX[2]-5")
     assert "(at OBX[2]-5)" in str(error)
+
+
+@pytest.mark.parametrize("value", ["00010101", "99991231235959", "18000101"])
+def test_implausible_years_are_refused_with_the_location(value: str) -> None:
+    with pytest.raises(ValidationError, match="year outside") as caught:
+        parse_ts(value, "OBX[1]-14")
+    assert caught.value.location == "OBX[1]-14" and caught.value.code == "102"
+    with pytest.raises(ValidationError, match="year outside"):
+        parse_date(value[:8], "PID[1]-7")
