@@ -13,7 +13,7 @@ from rich.console import Console
 
 from hutong.config import Settings, load_settings
 from hutong.errors import HutongError
-from hutong.signals import until_signalled
+from hutong.signals import stop_event
 
 __all__ = ["app", "main"]
 
@@ -47,12 +47,13 @@ def up(config: ConfigOption = None) -> None:
     settings = _settings(config)
 
     async def run() -> None:
+        stop = stop_event()
         hub = Hub(settings)
         await hub.start()
         for name, where in hub.describe().items():
             console.print(f"[green]✓[/] {name:9} {where}")
         console.print("hutong is up; Ctrl-C stops it.")
-        signalled = asyncio.create_task(until_signalled())
+        signalled = asyncio.create_task(stop.wait())
         failed = asyncio.create_task(hub.failed.wait())
         try:
             await asyncio.wait({signalled, failed}, return_when=asyncio.FIRST_COMPLETED)
@@ -76,15 +77,21 @@ def broker(config: ConfigOption = None) -> None:
 
     settings = _settings(config)
     embedded = EmbeddedBroker(settings.data_dir, settings.kafka_port)
-    embedded.start()
-    try:
-        created = ensure_topics({"bootstrap.servers": embedded.bootstrap},
-                                partitions=settings.kafka_partitions)
-        console.print(f"broker on {embedded.bootstrap}; {len(created)} topics created. "
-                      "Ctrl-C stops it.")
-        asyncio.run(until_signalled())
-    finally:
-        embedded.stop()
+
+    async def run() -> None:
+        stop = stop_event()
+        try:
+            await asyncio.to_thread(embedded.start)
+            created = await asyncio.to_thread(
+                ensure_topics, {"bootstrap.servers": embedded.bootstrap},
+                partitions=settings.kafka_partitions)
+            console.print(f"broker on {embedded.bootstrap}; {len(created)} topics created. "
+                          "Ctrl-C stops it.")
+            await stop.wait()
+        finally:
+            embedded.stop()
+
+    asyncio.run(run())
 
 
 @app.command()
