@@ -230,3 +230,28 @@ def test_undecodable_records_become_stream_and_sink_dead_letters(
         "WHERE stage IN ('stream', 'sink')"))))
     assert ("sink", "hutong.std.lab-result") in rows
     assert ("stream", "hutong.events.lab-result") in rows
+
+
+@pytest.mark.parametrize(("msh18", "cid"), [("GB 18030-2000", "GB180301"), ("", "GB180302")])
+def test_gb18030_names_round_trip_and_the_ack_speaks_the_senders_charset(
+        hub: RunningHub, kafka_bootstrap: str, msh18: str, cid: str) -> None:
+    text = (ORU.format(cid=cid, value="4.0", flag="N", id_card="11010519491231002X")
+            .replace("UNICODE UTF-8", msh18).replace("测试甲", "欧阳测试"))
+    payload = text.encode("gb18030")
+    with pytest.raises(UnicodeDecodeError):
+        payload.decode("utf-8")  # really not UTF-8
+
+    async def go() -> bytes:
+        async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as client:
+            return await client.send(payload)
+
+    ack = asyncio.run(go())
+    assert ack_summary(ack)[0] == "AA"
+    if msh18:
+        assert f"|{msh18}".encode() in ack  # the ACK declares and uses the sender's charset
+    ctx_topic = "hutong.std.lab-result"
+    msg = consume_one(kafka_bootstrap, ctx_topic, f"test-gb-{cid}",
+                      lambda v: wire.decode(v)[1]["message_control_id"] == cid)
+    event = wire.decode(msg.value())[1]
+    assert event["patient"]["name"] == "欧阳测试"
+    assert event["test_name"] == "钾"
