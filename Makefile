@@ -34,5 +34,8 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+bench: $(STAMP) ## MLLP intake msg/s and ACK latency vs python-hl7 and raw librdkafka
+	$(BIN)/python -m tests.bench.mllp_intake
+
 clean: ## remove the virtualenv and embedded state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
