@@ -63,6 +63,8 @@ class Settings(BaseSettings):
         4 * 1024 * 1024, ge=1024, description="Largest accepted MLLP frame; larger is NAKed."
     )
     mllp_idle_timeout_s: float = Field(300.0, gt=0, description="Close silent connections.")
+    mllp_frame_timeout_s: float = Field(
+        60.0, gt=0, description="A frame begun must end within this; else AR, record, close.")
 
     http_host: str = Field("0.0.0.0", description="Address the HTTP API binds.")  # noqa: S104
     http_port: int = Field(8080, description="HTTP API port: /healthz, /metrics, /api/v1.")

@@ -101,7 +101,8 @@ class Hub:
             intake = Intake(self.producer, self.metrics, self.ids)
             self.mllp = MLLPServer(intake, self.metrics, host=s.mllp_host,
                                    port=s.mllp_port, max_frame_bytes=s.mllp_max_frame_bytes,
-                                   idle_timeout=s.mllp_idle_timeout_s)
+                                   idle_timeout=s.mllp_idle_timeout_s,
+                                   frame_timeout=s.mllp_frame_timeout_s)
             await self.mllp.start()
             await self._start_api()
             self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")

@@ -40,9 +40,9 @@ def records_for(adapted: Adapted, ids: Resolver = EMBEDDED) -> list[OutRecord]:
     """The raw envelope and every event of a message that adapted cleanly."""
     assert adapted.envelope is not None and adapted.event_type is not None  # noqa: S101
     records = [_raw_record(adapted, ids)]
-    topic = f"hutong.events.{adapted.event_type}"
-    entry = ids.for_topic(topic)
-    records.extend(OutRecord(topic, event_key(e), wire.encode(entry, e)) for e in adapted.events)
+    for event in adapted.events:  # one message may yield several types (ADT: patient, encounter)
+        topic = f"hutong.events.{event['event_type']}"
+        records.append(OutRecord(topic, event_key(event), wire.encode(ids.for_topic(topic), event)))
     return records
 
 

@@ -82,6 +82,15 @@ class FrameDecoder:
         """Bytes of an unfinished frame held (for a report when the peer disconnects)."""
         return len(self._buffer)
 
+    @property
+    def in_frame(self) -> bool:
+        """Whether a frame has begun (VT seen) and not yet ended."""
+        return self._inside
+
+    def partial_head(self) -> bytes:
+        """The first bytes of the unfinished frame, for the record of a stalled sender."""
+        return bytes(self._buffer[:HEAD_BYTES])
+
     def feed(self, data: bytes) -> list[DecoderEvent]:
         """Consume ``data``; return the events it completes, in order."""
         events: list[DecoderEvent] = []

@@ -30,13 +30,14 @@ class MLLPServer:
     """Serve MLLP on ``host:port``, passing each frame to ``handler``."""
 
     def __init__(self, intake: Intake, metrics: Metrics, *, host: str, port: int,
-                 max_frame_bytes: int, idle_timeout: float) -> None:
+                 max_frame_bytes: int, idle_timeout: float, frame_timeout: float = 60.0) -> None:
         self._intake = intake
         self._metrics = metrics
         self.host = host
         self.port = port
         self._max_frame = max_frame_bytes
         self._idle_timeout = idle_timeout
+        self._frame_timeout = frame_timeout
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -76,12 +77,23 @@ class MLLPServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      remote: str | None) -> None:
         decoder = FrameDecoder(self._max_frame)
+        loop = asyncio.get_running_loop()
+        frame_deadline: float | None = None
         while True:
+            if decoder.in_frame and frame_deadline is None:
+                frame_deadline = loop.time() + self._frame_timeout
+            elif not decoder.in_frame:
+                frame_deadline = None
+            wait = self._idle_timeout if frame_deadline is None else max(
+                0.0, frame_deadline - loop.time())
             try:
-                data = await asyncio.wait_for(reader.read(_READ_SIZE), self._idle_timeout)
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), wait)
             except TimeoutError:
-                log.info("MLLP connection from %s idle for %.0f s: closing", remote,
-                         self._idle_timeout)
+                if frame_deadline is not None:
+                    await self._reject_stalled(writer, decoder, remote)
+                else:
+                    log.info("MLLP connection from %s idle for %.0f s: closing", remote,
+                             self._idle_timeout)
                 return
             if not data:
                 return
@@ -100,6 +112,17 @@ class MLLPServer:
         """Send an ACK; a peer that stops reading is dropped after the idle timeout."""
         writer.write(frame(ack))
         await asyncio.wait_for(writer.drain(), self._idle_timeout)
+
+    async def _reject_stalled(self, writer: asyncio.StreamWriter, decoder: FrameDecoder,
+                              remote: str | None) -> None:
+        """A frame begun and not finished in time: AR, a dead letter with its head, close."""
+        self._metrics.framing_errors.labels("stalled").inc()
+        error = HL7Error(f"frame not completed within {self._frame_timeout:.0f} s",
+                         location="MLLP", code="207")
+        log.warning("MLLP sender %s stalled mid-frame (%d bytes): NAK and close", remote,
+                    decoder.pending)
+        receipt = await self._intake.refuse(decoder.partial_head(), "mllp", remote, error)
+        await self._answer(writer, receipt.ack)
 
     async def _reject_oversize(self, writer: asyncio.StreamWriter, item: Oversize,
                                remote: str | None) -> None:

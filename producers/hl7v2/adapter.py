@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import HL7Error, ValidationError
+from producers.hl7v2.adt import ADT_TRIGGERS, map_adt
 from producers.hl7v2.charset import decode_message
 from producers.hl7v2.message import Message
 from producers.hl7v2.oru import map_oru_r01
@@ -24,9 +25,11 @@ __all__ = ["MAPPERS", "Adapted", "Arrival", "adapt", "internal_error"]
 
 Mapper = Callable[..., list[dict[str, Any]]]
 
-#: (message type, trigger event) -> mapper to canonical events.
+#: (message type, trigger event) -> (label for metrics, mapper to canonical events). A mapper
+#: returns events of any types; each carries its ``event_type``, which picks its topic.
 MAPPERS: dict[tuple[str, str], tuple[str, Mapper]] = {
     ("ORU", "R01"): ("lab-result", map_oru_r01),
+    **{("ADT", trigger): ("adt", map_adt) for trigger in ADT_TRIGGERS},
 }
 
 

@@ -123,6 +123,41 @@ LAB_RESULT_COLUMNS: tuple[Column, ...] = (
     field("performing_lab"),
 )
 
+#: A patient event (ADT A01-A40): what happened to the record, and the demographics
+#: analysis needs (no names or numbers: those stay in the EMPI).
+PATIENT_COLUMNS: tuple[Column, ...] = (
+    field("action"),
+    field("trigger_event"),
+    field("merged_source_patient_id"),
+    field("ethnic_group"),
+    field("marital_status"),
+    field("nationality"),
+    field("occupation"),
+    field("deceased"),
+    timestamp("deceased_at"),
+)
+
+#: An encounter event (ADT A01-A13: PV1, PV2). The attending doctor's name stays out;
+#: the id is enough to count by doctor.
+ENCOUNTER_COLUMNS: tuple[Column, ...] = (
+    field("action"),
+    field("trigger_event"),
+    field("visit_number"),
+    field("patient_class"),
+    field("department_code"),
+    field("department_name"),
+    field("ward"),
+    field("room"),
+    field("bed"),
+    field("prior_location"),
+    field("attending_doctor_id"),
+    field("admit_source"),
+    field("admit_reason"),
+    timestamp("admitted_at"),
+    timestamp("discharged_at"),
+    field("discharge_disposition"),
+)
+
 #: A dead letter (``hutong.dlq``): what failed where, with the raw bytes.
 DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
     field("dead_letter_id"),
@@ -141,6 +176,8 @@ DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
 
 #: Event schema name -> the table it lands in.
 TABLES: dict[str, TableSpec] = {
+    "patient": TableSpec("patients", "event_id", HEADER_COLUMNS + PATIENT_COLUMNS),
+    "encounter": TableSpec("encounters", "event_id", HEADER_COLUMNS + ENCOUNTER_COLUMNS),
     "lab-result": TableSpec("lab_results", "event_id", HEADER_COLUMNS + LAB_RESULT_COLUMNS),
     "dead-letter": TableSpec("dead_letters", "dead_letter_id", DEAD_LETTER_COLUMNS),
 }

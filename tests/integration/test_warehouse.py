@@ -116,12 +116,14 @@ def count(wh: Warehouse, table: str = "lab_results") -> int:
 
 def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
     with open_warehouse(None, tmp_path) as wh:
-        assert migrate(wh) == ["0001_lab_results_and_dead_letters"]
+        assert migrate(wh) == ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters"]
         assert migrate(wh) == []
         _, tables = wh.query_rows("SHOW TABLES FROM hutong")
-        assert {name for (name,) in tables} == {"dead_letters", "lab_results", "schema_migrations"}
-        _, applied = wh.query_rows("SELECT version, name FROM schema_migrations")
-        assert applied == [(1, "0001_lab_results_and_dead_letters")]
+        assert {name for (name,) in tables} == {"dead_letters", "lab_results", "patients",
+                                                "encounters", "schema_migrations"}
+        _, applied = wh.query_rows("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert applied == [(1, "0001_lab_results_and_dead_letters"),
+                           (2, "0002_patients_and_encounters")]
 
 
 def test_database_becomes_the_default_when_reopened(tmp_path: Path) -> None:

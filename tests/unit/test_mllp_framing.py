@@ -121,3 +121,12 @@ def test_junk_between_frames_is_counted_not_fatal(items: list[bytes], junk: list
     assert [e for e in events if isinstance(e, Frame)] == [Frame(p) for p in items]
     junk_sent = sum(len(j) for j in junk[: len(items)])
     assert sum(e.size for e in events if isinstance(e, Junk)) == junk_sent
+
+
+def test_in_frame_and_partial_head_describe_an_unfinished_frame() -> None:
+    decoder = FrameDecoder(10_000)
+    assert not decoder.in_frame
+    decoder.feed(b"\x0bMSH|^~\\&|" + b"x" * 2000)
+    assert decoder.in_frame and decoder.partial_head() == (b"MSH|^~\\&|" + b"x" * 2000)[:1024]
+    decoder.feed(b"\x1c\r")
+    assert not decoder.in_frame

@@ -88,6 +88,77 @@ def dead_letter(**overrides: Any) -> dict[str, Any]:
     return letter
 
 
+HEADER_KEYS = ("event_id", "facility_id", "source_system", "message_control_id",
+               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
+               "quality_warnings", "map_version")
+
+
+def patient_event(**overrides: Any) -> dict[str, Any]:
+    """A patient event (schemas/patient.avsc) with the lab result's header and patient."""
+    event: dict[str, Any] = {k: v for k, v in lab_result().items() if k in HEADER_KEYS}
+    event.update({
+        "event_type": "patient", "action": "merge", "trigger_event": "A40",
+        "merged_source_patient_id": "P099", "ethnic_group": "01", "marital_status": "20",
+        "nationality": "CHN", "occupation": None, "deceased": True, "deceased_at": OBSERVED,
+    })
+    event.update(overrides)
+    return event
+
+
+def encounter_event(**overrides: Any) -> dict[str, Any]:
+    """An encounter event (schemas/encounter.avsc) with the lab result's header and patient."""
+    event: dict[str, Any] = {k: v for k, v in lab_result().items() if k in HEADER_KEYS}
+    event.update({
+        "event_type": "encounter", "action": "admit", "trigger_event": "A01",
+        "visit_number": "ZY001", "patient_class": "I", "department_code": "NK",
+        "department_name": "内科", "ward": "0301", "room": "312", "bed": "03",
+        "prior_location": None, "attending_doctor_id": "D001",
+        "attending_doctor_name": "李四", "admit_source": "7", "admit_reason": "头痛",
+        "admitted_at": OBSERVED, "discharged_at": None, "discharge_disposition": None,
+    })
+    event.update(overrides)
+    return event
+
+
+def test_patient_row() -> None:
+    spec = TABLES["patient"]
+    row = dict(zip(spec.column_names, spec.to_row(patient_event()), strict=True))
+    assert spec.table == "patients"
+    assert spec.column_names[:2] == ("event_id", "facility_id")
+    assert (row["action"], row["trigger_event"], row["merged_source_patient_id"]) == (
+        "merge", "A40", "P099")
+    assert (row["ethnic_group"], row["deceased"], row["deceased_at"]) == ("01", True, OBSERVED)
+    assert (row["patient_sex"], row["patient_birth_date"]) == ("2", date(1936, 5, 6))
+    assert row["occupation"] is None
+
+
+def test_encounter_row() -> None:
+    spec = TABLES["encounter"]
+    row = dict(zip(spec.column_names, spec.to_row(encounter_event()), strict=True))
+    assert spec.table == "encounters"
+    assert (row["action"], row["visit_number"], row["ward"], row["bed"]) == (
+        "admit", "ZY001", "0301", "03")
+    assert (row["admitted_at"], row["discharged_at"]) == (OBSERVED, None)
+    assert row["attending_doctor_id"] == "D001"
+    assert "attending_doctor_name" not in row  # a name: kept in the event, not in analytics
+
+
+def test_patient_and_encounter_rows_hold_no_identity() -> None:
+    for kind, event in (("patient", patient_event()), ("encounter", encounter_event())):
+        spec = TABLES[kind]
+        assert not {"name", "id_card_number", "health_card_number", "phone", "address",
+                    "identifiers", "patient_name", "patient_id_card_number",
+                    "patient_health_card_number", "patient_phone", "patient_address",
+                    "patient_identifiers", "attending_doctor_name"} & set(spec.column_names)
+        row = spec.to_row(event)
+        assert not any(value in str(row) for value in (*IDENTITY_VALUES, "李四"))
+
+
+def test_naive_admission_time_is_refused() -> None:
+    with pytest.raises(WarehouseError, match=r"encounters: .*admitted_at is a naive datetime"):
+        TABLES["encounter"].to_row(encounter_event(admitted_at=datetime(2026, 3, 1, 9, 0)))
+
+
 def test_lab_result_row_follows_column_order() -> None:
     spec = TABLES["lab-result"]
     row = dict(zip(spec.column_names, spec.to_row(lab_result()), strict=True))
@@ -107,7 +178,9 @@ def test_lab_result_row_follows_column_order() -> None:
 def test_identity_stays_out_of_every_table() -> None:
     sensitive = {"name", "id_card_number", "health_card_number", "phone", "address", "identifiers"}
     for spec in TABLES.values():
-        from_patient = {c for c in spec.column_names if c.startswith("patient_")}
+        # patient_class is the encounter's PV1-2, not a field of the PatientIdentity
+        from_patient = {c for c in spec.column_names if c.startswith("patient_")} - {
+            "patient_class"}
         assert from_patient <= {"patient_sex", "patient_birth_date"}
         assert not sensitive & set(spec.column_names)
     row = TABLES["lab-result"].to_row(lab_result())
