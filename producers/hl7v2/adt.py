@@ -35,10 +35,10 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
+from producers.hl7v2.header import control_id_of, event_header
 from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, is_hanzi, map_patient
 from producers.hl7v2.types import parse_ts
-from producers.ids import event_id
 
 __all__ = ["ADT_TRIGGERS", "ENCOUNTER_KEYS", "PATIENT_EVENT_KEYS", "map_adt"]
 
@@ -205,12 +205,7 @@ def map_adt(
     must be timezone aware. Raises ValidationError when the message cannot give
     complete events; then it yields none at all.
     """
-    if received_at.tzinfo is None:
-        raise ValueError("received_at must be timezone aware")
-    control_id = msg.control_id
-    if not control_id:
-        raise ValidationError("MSH-10 message control id is empty", location="MSH-10",
-                              code="101")
+    control_id_of(msg, received_at)
     trigger = msg.trigger.strip().upper()
     if trigger not in ADT_TRIGGERS:
         raise ValidationError(f"ADT trigger {trigger or '(empty)'} is not supported",
@@ -222,22 +217,12 @@ def map_adt(
 
     def header(position: str, event_type: str, patient: dict[str, Any], warnings: list[str],
                occurred_at: datetime | None) -> dict[str, Any]:
-        return {
-            "event_id": event_id(facility_id, control_id, position),
-            "event_type": event_type,
-            "facility_id": facility_id,
-            "source_system": msg.sending_application or None,
-            "message_control_id": control_id,
-            "source_patient_id": patient["source_patient_id"],
-            "empi_id": None,
-            "occurred_at": occurred_at,
-            "received_at": received_at,
-            "patient": {**patient, "identifiers": [dict(i) for i in patient["identifiers"]]},
-            "quality_warnings": list(warnings),
-            "map_version": None,
-            "action": patient_action if event_type == "patient" else encounter_action,
-            "trigger_event": trigger,
-        }
+        event = event_header(msg, facility_id=facility_id, position=position,
+                             event_type=event_type, patient=patient, warnings=warnings,
+                             occurred_at=occurred_at, received_at=received_at)
+        event["action"] = patient_action if event_type == "patient" else encounter_action
+        event["trigger_event"] = trigger
+        return event
 
     if trigger == "A40":
         occurred_at = _occurred_at(msg, trigger, None)

@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
+from producers.hl7v2.header import control_id_of, event_header
 from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, map_patient
 from producers.hl7v2.types import parse_nm, parse_ts
-from producers.ids import event_id
 
 __all__ = ["LAB_RESULT_KEYS", "map_oru_r01"]
 
@@ -193,12 +193,7 @@ def map_oru_r01(
     must be timezone aware. Raises ValidationError when the message cannot give
     complete events; then it yields none at all.
     """
-    if received_at.tzinfo is None:
-        raise ValueError("received_at must be timezone aware")
-    control_id = msg.control_id
-    if not control_id:
-        raise ValidationError("MSH-10 message control id is empty", location="MSH-10",
-                              code="101")
+    control_id_of(msg, received_at)
     events: list[dict[str, Any]] = []
     patients: dict[int, tuple[dict[str, Any], list[str]]] = {}
     for order in _orders(msg):
@@ -210,20 +205,10 @@ def map_oru_r01(
         for position, obx in enumerate(order.results, start=1):
             warnings = list(patient_warnings)
             result = _result(obx, position, warnings)
-            event: dict[str, Any] = {
-                "event_id": event_id(facility_id, control_id, f"OBX{obx.index}"),
-                "event_type": "lab-result",
-                "facility_id": facility_id,
-                "source_system": msg.sending_application or None,
-                "message_control_id": control_id,
-                "source_patient_id": patient["source_patient_id"],
-                "empi_id": None,
-                "occurred_at": result["observed_at"] or obr_time,
-                "received_at": received_at,
-                "patient": {**patient, "identifiers": [dict(i) for i in patient["identifiers"]]},
-                "quality_warnings": warnings,
-                "map_version": None,
-            }
+            event = event_header(
+                msg, facility_id=facility_id, position=f"OBX{obx.index}",
+                event_type="lab-result", patient=patient, warnings=warnings,
+                occurred_at=result["observed_at"] or obr_time, received_at=received_at)
             event.update(shared)
             event.update(result)
             events.append({key: event[key] for key in LAB_RESULT_KEYS})

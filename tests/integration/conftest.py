@@ -14,14 +14,17 @@ import asyncio
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.mllp.client import MLLPClient
 from hutong.config import Settings
 from hutong.hub import Hub
+from hutong.sender import ack_summary
 from hutong.stack.broker import EmbeddedBroker
 from hutong.stack.topics import ensure_topics
 
@@ -106,3 +109,33 @@ def hub_settings(kafka_bootstrap: str) -> Callable[[Path], Settings]:
         return Settings(**values)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory,
+        hub_settings: Callable[..., Settings]) -> Iterator[RunningHub]:
+    """A whole hub per test module (chDB: one open warehouse per process at a time)."""
+    running = RunningHub(hub_settings(tmp_path_factory.mktemp("hub"),
+                                      mllp_frame_timeout_s=2.0)).start()
+    yield running
+    running.stop()
+
+
+def send(hub: RunningHub, *messages: bytes) -> list[tuple[str, str, str]]:
+    """Send over one MLLP connection; (MSA-1, MSA-2, text) of each ACK."""
+    async def go() -> list[tuple[str, str, str]]:
+        async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as client:
+            return [ack_summary(await client.send(m)) for m in messages]
+
+    return asyncio.run(go())
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
+    """Poll ``probe`` until it returns something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"condition not met within {timeout} s")

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
-
 import pytest
 
-from connectors.mllp.client import MLLPClient
-from hutong.config import Settings
-from hutong.sender import ack_summary
-
-from .conftest import RunningHub
+from .conftest import RunningHub, send, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -34,31 +25,10 @@ A40 = (
 )
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory,
-        hub_settings: Callable[..., Settings]) -> Iterator[RunningHub]:
-    running = RunningHub(hub_settings(tmp_path_factory.mktemp("hub"),
-                                      mllp_frame_timeout_s=2.0)).start()
-    yield running
-    running.stop()
 
 
-def send(hub: RunningHub, *messages: bytes) -> list[tuple[str, str, str]]:
-    async def go() -> list[tuple[str, str, str]]:
-        async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as client:
-            return [ack_summary(await client.send(m)) for m in messages]
-
-    return asyncio.run(go())
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_admit_and_merge_land_in_patients_and_encounters(hub: RunningHub) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from hutong.query import run_query
 from hutong.sender import ack_summary
 from schemas import wire
 
-from .conftest import RunningHub
+from .conftest import RunningHub, send, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,31 +41,10 @@ def oru(cid: str, value: str = "4.2", flag: str = "N",
     return ORU.format(cid=cid, value=value, flag=flag, id_card=id_card).encode()
 
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory,
-        hub_settings: Callable[..., Settings]) -> Iterator[RunningHub]:
-    running = RunningHub(hub_settings(tmp_path_factory.mktemp("hub"),
-                                      mllp_frame_timeout_s=2.0)).start()
-    yield running
-    running.stop()
 
 
-def send(hub: RunningHub, *messages: bytes) -> list[tuple[str, str, str]]:
-    async def go() -> list[tuple[str, str, str]]:
-        async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as client:
-            return [ack_summary(await client.send(m)) for m in messages]
-
-    return asyncio.run(go())
 
 
-def wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def consume_one(bootstrap: str, topic: str, group: str, match: Callable[[bytes], bool]) -> Any:
