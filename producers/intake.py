@@ -75,7 +75,7 @@ class Intake:
 
     async def refuse(self, head: bytes, transport: str, remote: str | None,
                      error: HL7Error) -> Receipt:
-        """Answer AR to input refused before it was read (an oversize frame) and record it.
+        """Answer AR to input refused before it was read (oversize or stalled frame); record it.
 
         The dead letter keeps ``head``, the first bytes, not the whole input.
         """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
@@ -68,37 +69,40 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED) -> faust.App:
     @app.agent(source, name="standardize")
     async def standardize_agent(stream: Any) -> None:
         async for batch in stream.take_events(_BATCH, within=_BATCH_WITHIN_S):
-            pending = []
-            for event in batch:
-                target = outputs[event.message.topic]
-                try:
-                    _, record = wire.decode(event.value, ids.by_id)
-                    out = standardize(record)
-                    value = wire.encode(ids.for_topic(target.get_topic_name()), out)
-                except (WireFormatError, SchemaError) as exc:
-                    pending.append(await _dead_letter(dlq, ids, event, str(exc)))
-                    continue
-                except Exception as exc:
-                    reason = f"internal error in standardize ({type(exc).__name__})"
-                    log.error("event at %s[%d]@%d failed: %s", event.message.topic,
-                              event.message.partition, event.message.offset, reason)
-                    pending.append(await _dead_letter(dlq, ids, event, reason))
-                    continue
-                pending.append(await target.send(key=std_key(out), value=value))
-            await _confirmed(pending)
+            await _durably(_process(batch))
+
+    async def _process(batch: list[Any]) -> None:
+        pending = []
+        for event in batch:
+            target = outputs[event.message.topic]
+            try:
+                _, record = wire.decode(event.value, ids.by_id)
+                out = standardize(record)
+                value = wire.encode(ids.for_topic(target.get_topic_name()), out)
+            except (WireFormatError, SchemaError) as exc:
+                pending.append(await _dead_letter(dlq, ids, event, str(exc)))
+                continue
+            except Exception as exc:
+                reason = f"internal error in standardize ({type(exc).__name__})"
+                log.error("event at %s[%d]@%d failed: %s", event.message.topic,
+                          event.message.partition, event.message.offset, reason)
+                pending.append(await _dead_letter(dlq, ids, event, reason))
+                continue
+            pending.append(await target.send(key=std_key(out), value=value))
+        await asyncio.gather(*pending)
 
     return app
 
 
-async def _confirmed(pending: list[Any]) -> None:
-    """Wait for Kafka to confirm a batch's writes, or stop the worker before Faust acks it.
+async def _durably(work: Awaitable[None]) -> None:
+    """Run a batch's sends to Kafka's confirmation, or stop the worker before Faust acks it.
 
     ``take_events`` acknowledges a batch when the loop moves on, even when the body
-    raised; exiting at once is the only way to keep those offsets uncommitted. The hub
+    raised; so any failure to send or to have a send confirmed exits at once. The hub
     restarts the worker, which reads the batch again (the sinks are idempotent).
     """
     try:
-        await asyncio.gather(*pending)
+        await work
     except Exception:
         log.critical("Kafka did not confirm a batch of standard events; exiting so that "
                      "its offsets are not committed", exc_info=True)

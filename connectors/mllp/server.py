@@ -27,7 +27,7 @@ _READ_SIZE = 64 * 1024
 
 
 class MLLPServer:
-    """Serve MLLP on ``host:port``, passing each frame to ``handler``."""
+    """Serve MLLP on ``host:port``, handing each frame to the intake and answering its ACK."""
 
     def __init__(self, intake: Intake, metrics: Metrics, *, host: str, port: int,
                  max_frame_bytes: int, idle_timeout: float, frame_timeout: float = 60.0) -> None:
