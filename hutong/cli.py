@@ -98,14 +98,55 @@ def broker(config: ConfigOption = None) -> None:
 def send(
     files: Annotated[list[Path], typer.Argument(help="HL7 v2 files or folders of them.",
                                                  exists=True)],
-    to: Annotated[str, typer.Option("--to", help="mllp://HOST:PORT")] = "mllp://127.0.0.1:2575",
+    to: Annotated[str, typer.Option("--to", help="mllp://HOST:PORT, or mllps://HOST:PORT for "
+                                    "MLLP over TLS")] = "mllp://127.0.0.1:2575",
+    ca: Annotated[Path | None, typer.Option("--ca", help="CA bundle that signs the hub's "
+                                            "certificate (mllps; default: system store).",
+                                            exists=True)] = None,
+    cert: Annotated[Path | None, typer.Option("--cert", help="The facility's client "
+                                              "certificate, PEM (mllps).", exists=True)] = None,
+    key: Annotated[Path | None, typer.Option("--key", help="Private key of --cert, PEM, if "
+                                             "not in the same file.", exists=True)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only the summary.")] = False,
 ) -> None:
-    """Send HL7 v2 messages as a facility would and print each ACK."""
+    """Send HL7 v2 messages (files, folders, batch files) as a facility would; print each ACK.
+
+    Exits 1 if any message was not accepted (anything but AA, CA or CA+AA).
+    """
+    from connectors.tls import client_context
     from hutong.sender import send_files
 
-    failed = asyncio.run(send_files(files, to, console, quiet=quiet))
+    tls = client_context(ca, cert, key) if to.startswith("mllps:") else None
+    failed = asyncio.run(send_files(files, to, console, quiet=quiet, tls=tls))
     raise typer.Exit(1 if failed else 0)
+
+
+facility_app = typer.Typer(help="Facility registry helpers.", no_args_is_help=True)
+app.add_typer(facility_app, name="facility")
+
+
+@facility_app.command("key")
+def facility_key() -> None:
+    """Make a new API key for a facility: give the key to the facility, store the hash.
+
+    The hash goes in the facility's ``api_keys`` list in the registry file; the key
+    itself is shown once and kept nowhere by hutong.
+    """
+    from connectors.facilities import hash_api_key, new_api_key
+
+    key = new_api_key()
+    console.print(f"key (give to the facility, shown once): {key}")
+    console.print(f"hash (put under api_keys in facilities.yaml): {hash_api_key(key)}")
+
+
+@app.command("audit-verify")
+def audit_verify(config: ConfigOption = None) -> None:
+    """Check the audit log's hash chain under <data_dir>/audit; exit 2 if it is broken."""
+    from hutong.audit import verify
+
+    settings = _settings(config)
+    count = verify(settings.data_dir / "audit")
+    console.print(f"audit log intact: {count} records")
 
 
 @app.command()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -66,8 +66,34 @@ class Settings(BaseSettings):
     mllp_frame_timeout_s: float = Field(
         60.0, gt=0, description="A frame begun must end within this; else AR, record, close.")
 
+    mllp_max_connections: int = Field(
+        1000, ge=1, description="Open MLLP connections at most; more are closed at once.")
+    mllps_port: int | None = Field(
+        None, description="MLLP over TLS port (e.g. 2576); unset: no TLS listener.")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate chain the hub presents (MLLP over TLS).")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that signs facility client certificates.")
+
+    facilities_file: Path | None = Field(
+        None, description="Facility registry (YAML): ids, allowed addresses, certificate "
+        "names, hashed API keys, HL7 profiles. Default: <data_dir>/facilities.yaml if present.")
+    intake_open: bool = Field(
+        False, description="Accept plain MLLP from any facility (development only); "
+        "registered facilities are still held to their addresses.")
+    receipt_retention_days: float = Field(
+        30.0, gt=0, description="How long a control id is remembered to recognise resends.")
+
+    batch_dir: Path | None = Field(
+        None, description="Watched folder for HL7 batch files (inbox/, done/, failed/, "
+        "reports/). Default: <data_dir>/batch.")
+    batch_poll_s: float = Field(2.0, gt=0, description="How often the batch inbox is read.")
+
     http_host: str = Field("0.0.0.0", description="Address the HTTP API binds.")  # noqa: S104
     http_port: int = Field(8080, description="HTTP API port: /healthz, /metrics, /api/v1.")
+    http_max_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest body the ingest API takes; larger is 413.")
     api_token: SecretStr | None = Field(
         None, description="Bearer token required by /api/v1/sql when set."
     )
@@ -111,6 +137,23 @@ class Settings(BaseSettings):
         if yaml_file:
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_file))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Settings:
+        if self.mllps_port is not None and not (self.tls_cert_file and self.tls_key_file
+                                                and self.tls_client_ca_file):
+            raise ValueError("mllps_port needs tls_cert_file, tls_key_file and "
+                             "tls_client_ca_file (facilities are identified by their "
+                             "client certificates)")
+        return self
+
+    @property
+    def facility_registry_path(self) -> Path | None:
+        """The registry file in use: the setting, else ``<data_dir>/facilities.yaml`` if any."""
+        if self.facilities_file is not None:
+            return self.facilities_file
+        default = self.data_dir / "facilities.yaml"
+        return default if default.is_file() else None
 
     @property
     def embedded_broker(self) -> bool:

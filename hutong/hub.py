@@ -21,8 +21,12 @@ from typing import Any
 
 import uvicorn
 
+from connectors.batch import BatchWatcher
+from connectors.facilities import FacilityRegistry
 from connectors.mllp.server import MLLPServer
+from connectors.tls import server_context
 from hutong.api.app import create_api
+from hutong.audit import AuditLog
 from hutong.config import Settings
 from hutong.metrics import Metrics
 from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
@@ -30,6 +34,7 @@ from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
+from producers.receipts import ReceiptLog
 from schemas.registry import EMBEDDED, Resolver, resolver
 from sinks.runner import SinkRunner
 from sinks.warehouse import Warehouse, migrate, open_warehouse
@@ -78,6 +83,12 @@ class Hub:
         self.streams: list[Child] = []
         self.producer: AsyncProducer | None = None
         self.mllp: MLLPServer | None = None
+        self.mllps: MLLPServer | None = None
+        self.intake: Intake | None = None
+        self.registry = FacilityRegistry()
+        self.receipts: ReceiptLog | None = None
+        self.audit: AuditLog | None = None
+        self.batch: BatchWatcher | None = None
         self.ids: Resolver = EMBEDDED
         self._api: uvicorn.Server | None = None
         self._api_task: asyncio.Task[None] | None = None
@@ -89,21 +100,57 @@ class Hub:
         s = self.settings
         ensure_port_free(s.mllp_host, s.mllp_port, "MLLP", "HUTONG_MLLP_PORT")
         ensure_port_free(s.http_host, s.http_port, "HTTP API", "HUTONG_HTTP_PORT")
+        if s.mllps_port is not None:
+            ensure_port_free(s.mllp_host, s.mllps_port, "MLLP over TLS", "HUTONG_MLLPS_PORT")
+
+    def _load_registry(self) -> None:
+        s = self.settings
+        self.registry = FacilityRegistry.load(s.facility_registry_path,
+                                              open_intake=s.intake_open)
+        if s.intake_open:
+            log.warning("intake is open: plain MLLP from any facility is accepted "
+                        "(HUTONG_INTAKE_OPEN); do not run a production hub like this")
+        elif not len(self.registry):
+            log.warning("no facility is registered, so every message will be refused: "
+                        "list facilities in %s (see docs/operations.md)",
+                        s.facilities_file or s.data_dir / "facilities.yaml")
+        else:
+            log.info("%d facilities registered", len(self.registry))
+
+    async def _start_intake(self) -> None:
+        s = self.settings
+        assert self.producer is not None  # noqa: S101
+        self.receipts = ReceiptLog(s.data_dir / "receipts.sqlite",
+                                   retention_s=s.receipt_retention_days * 86400)
+        self.audit = AuditLog(s.data_dir / "audit")
+        self.intake = Intake(self.producer, self.metrics, self.ids, registry=self.registry,
+                             receipts=self.receipts, audit=self.audit)
+        common: dict[str, Any] = {
+            "host": s.mllp_host, "max_frame_bytes": s.mllp_max_frame_bytes,
+            "idle_timeout": s.mllp_idle_timeout_s, "frame_timeout": s.mllp_frame_timeout_s,
+            "max_connections": s.mllp_max_connections, "registry": self.registry}
+        self.mllp = MLLPServer(self.intake, self.metrics, port=s.mllp_port, **common)
+        await self.mllp.start()
+        if s.mllps_port is not None:
+            assert s.tls_cert_file and s.tls_key_file and s.tls_client_ca_file  # noqa: S101
+            context = server_context(s.tls_cert_file, s.tls_key_file, s.tls_client_ca_file)
+            self.mllps = MLLPServer(self.intake, self.metrics, port=s.mllps_port,
+                                    ssl_context=context, **common)
+            await self.mllps.start()
+        self.batch = BatchWatcher(s.batch_dir or s.data_dir / "batch", self.intake,
+                                  self.registry, poll_s=s.batch_poll_s)
+        await self.batch.start()
 
     async def start(self) -> None:
         s = self.settings
         self.lock.acquire()
         try:
             self._check_free()
+            self._load_registry()
             await asyncio.to_thread(self._start_backbone)
             self._start_streams()
             self.producer = AsyncProducer(s.kafka_client_config())
-            intake = Intake(self.producer, self.metrics, self.ids)
-            self.mllp = MLLPServer(intake, self.metrics, host=s.mllp_host,
-                                   port=s.mllp_port, max_frame_bytes=s.mllp_max_frame_bytes,
-                                   idle_timeout=s.mllp_idle_timeout_s,
-                                   frame_timeout=s.mllp_frame_timeout_s)
-            await self.mllp.start()
+            await self._start_intake()
             await self._start_api()
             self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
         except BaseException:
@@ -140,7 +187,8 @@ class Hub:
         s = self.settings
         api = create_api(self.metrics, warehouse=self.warehouse, health=self.health,
                          api_token=s.api_token.get_secret_value() if s.api_token else None,
-                         serve_registry=s.schema_registry_url is None)
+                         serve_registry=s.schema_registry_url is None, intake=self.intake,
+                         facilities=self.registry, max_body_bytes=s.http_max_body_bytes)
         config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=5)
         self._api = _ApiServer(config)
@@ -205,14 +253,21 @@ class Hub:
             if self._api_task is not None:
                 await asyncio.gather(self._api_task, return_exceptions=True)
             self._api = None
-        if self.mllp is not None:
-            await self.mllp.stop()
-            self.mllp = None
+        if self.batch is not None:
+            await self.batch.stop()
+            self.batch = None
+        for server in (self.mllp, self.mllps):
+            if server is not None:
+                await server.stop()
+        self.mllp = self.mllps = None
         if self.producer is not None:
             left = await asyncio.to_thread(self.producer.close)
             if left:
                 log.error("%d records were not confirmed by Kafka at shutdown", left)
             self.producer = None
+        if self.receipts is not None:
+            self.receipts.close()
+            self.receipts = None
         await asyncio.to_thread(self._stop_backbone)
         self.lock.release()
 
@@ -232,5 +287,8 @@ class Hub:
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
-        return {"mllp": f"{s.mllp_host}:{s.mllp_port}", "http": s.api_url,
-                "kafka": s.bootstrap, "data_dir": str(s.data_dir)}
+        described = {"mllp": f"{s.mllp_host}:{s.mllp_port}", "http": s.api_url,
+                     "kafka": s.bootstrap, "data_dir": str(s.data_dir)}
+        if s.mllps_port is not None:
+            described["mllps"] = f"{s.mllp_host}:{s.mllps_port}"
+        return described

@@ -26,8 +26,20 @@ class Metrics:
         self.ack_latency = Histogram(
             "hutong_ack_latency_seconds", "From receipt to ACK, durable write included.",
             ["transport"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.refused = Counter(
+            "hutong_intake_refused_total",
+            "Messages refused before storage: unknown facility, address or certificate.",
+            ["transport"], registry=r)
+        self.resends = Counter(
+            "hutong_intake_resends_total",
+            "Messages recognised as resends of accepted ones: ACKed again, not stored.",
+            ["transport"], registry=r)
         self.connections = Gauge(
             "hutong_mllp_connections", "Open MLLP connections.", registry=r)
+        self.connections_refused = Counter(
+            "hutong_mllp_connections_refused_total",
+            "MLLP connections closed before any message: over the limit, TLS handshake failed.",
+            ["reason"], registry=r)
         self.framing_errors = Counter(
             "hutong_mllp_framing_errors_total", "Bytes outside frames, oversize frames.",
             ["kind"], registry=r)

@@ -1,7 +1,13 @@
-"""``hutong send``: HL7 v2 files over MLLP, ACKs printed as they come."""
+"""``hutong send``: HL7 v2 files over MLLP (or MLLP over TLS), ACKs printed as they come.
+
+Files may hold one message, many, or an HL7 batch (FHS/BHS ... BTS/FTS); folders
+are read recursively. In enhanced acknowledgement mode every ACK a message gets
+is printed (``CA+AA``).
+"""
 
 from __future__ import annotations
 
+import ssl
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -18,12 +24,13 @@ from producers.hl7v2.message import Message
 __all__ = ["ack_summary", "parse_target", "send_files"]
 
 
-def parse_target(url: str) -> tuple[str, int]:
-    """``mllp://host:port`` -> (host, port)."""
+def parse_target(url: str) -> tuple[str, int, bool]:
+    """``mllp://host:port`` or ``mllps://host:port`` -> (host, port, tls)."""
     parts = urlsplit(url)
-    if parts.scheme != "mllp" or not parts.hostname or not parts.port:
-        raise ConfigError(f"--to must look like mllp://HOST:PORT, not {url!r}")
-    return parts.hostname, parts.port
+    if parts.scheme not in ("mllp", "mllps") or not parts.hostname or not parts.port:
+        raise ConfigError(f"--to must look like mllp://HOST:PORT or mllps://HOST:PORT, "
+                          f"not {url!r}")
+    return parts.hostname, parts.port, parts.scheme == "mllps"
 
 
 def ack_summary(ack: bytes) -> tuple[str, str, str]:
@@ -39,21 +46,30 @@ def ack_summary(ack: bytes) -> tuple[str, str, str]:
 
 
 async def send_files(paths: list[Path], target: str, console: Console, *,
-                     quiet: bool = False) -> int:
-    """Send every message of ``paths``; return how many were not AA/CA."""
-    host, port = parse_target(target)
+                     quiet: bool = False, tls: ssl.SSLContext | None = None) -> int:
+    """Send every message of ``paths``; return how many were not accepted (AA or CA)."""
+    host, port, wants_tls = parse_target(target)
+    if wants_tls and tls is None:
+        tls = ssl.create_default_context()
     messages = [(f, m) for f in iter_files(paths) for m in split_messages(f.read_bytes())]
     codes: Counter[str] = Counter()
-    async with MLLPClient(host, port) as client:
+    async with MLLPClient(host, port, tls=tls if wants_tls else None) as client:
         with Progress(console=console, transient=True, disable=quiet or len(messages) < 50) as bar:
             task = bar.add_task("sending", total=len(messages))
             for path, message in messages:
-                code, control_id, text = ack_summary(await client.send(message))
+                summaries = [ack_summary(ack) for ack in await client.exchange(message)]
+                code = "+".join(s[0] for s in summaries) or "none"
+                control_id = next((s[1] for s in summaries if s[1]), "")
+                text = next((s[2] for s in summaries if s[2] and s[0] not in {"AA", "CA"}), "")
                 codes[code] += 1
                 if not quiet:
-                    note = f"  {text}" if text and code not in {"AA", "CA"} else ""
+                    note = f"  {text}" if text else ""
                     console.print(f"{code} {control_id or '-'} ({path.name}){note}")
                 bar.advance(task)
     summary = ", ".join(f"{n} {code}" for code, n in sorted(codes.items()))
     console.print(f"{len(messages)} messages sent to {host}:{port}: {summary or 'none'}")
-    return sum(n for code, n in codes.items() if code not in {"AA", "CA"})
+    return sum(n for code, n in codes.items() if code not in _ACCEPTED)
+
+
+#: What a sender may count as accepted: original AA, enhanced commit and application ACKs.
+_ACCEPTED = frozenset({"AA", "CA", "CA+AA"})

@@ -1,25 +1,37 @@
 """Where every connector hands a received HL7 v2 message over.
 
-``Intake.receive`` adapts the message, writes the raw envelope and the events
+``Intake.receive`` reads the message, checks that the peer may send for the
+facility it names, recognises a resend, writes the raw envelope and the events
 (or the dead letter) to Kafka, waits for the delivery reports, and only then
-builds the ACK. A message whose records Kafka did not confirm gets AE with
-"resend": nothing was acknowledged that is not durable.
+builds the acknowledgements (original or enhanced mode, see
+:mod:`producers.hl7v2.ackmode`). Nothing is acknowledged that is not durable:
+records Kafka did not confirm give AE (original) or CE (enhanced), "resend".
+
+A refused sender (unknown facility, wrong address, certificate naming another
+facility) gets AR/CR and an audit record; nothing of its message is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from hutong.errors import DeliveryError, HL7Error
+from connectors.facilities import FacilityRegistry, Peer, Refusal
+from hutong.audit import AuditLog
+from hutong.errors import DeliveryError, HL7Error, ValidationError
 from hutong.metrics import Metrics
 from producers.hl7v2.ack import build_ack, build_ack_for_unparseable
+from producers.hl7v2.ackmode import acknowledgements
 from producers.hl7v2.adapter import Adapted, Arrival, adapt, internal_error
 from producers.kafka import AsyncProducer, OutRecord
+from producers.receipts import Accepted, ReceiptLog
 from producers.records import dead_letter_record, records_for
 from schemas.registry import EMBEDDED, Resolver
 
@@ -30,64 +42,201 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What the connector answers: the ACK bytes and what they mean."""
+    """What the connector answers: the ACK frames, in order, and what they mean."""
 
+    #: The application outcome: AA (events), AE (content error or not stored), AR (refused).
     code: str
-    ack: bytes
+    acks: tuple[bytes, ...]
     event_ids: tuple[str, ...]
     reason: str | None = None
+    #: Kafka confirmed the records (events or dead letter); False for refusals and failures.
+    stored: bool = False
+    #: A resend of a message already accepted: ACKed again, nothing written.
+    duplicate: bool = False
+    #: Refused before anything was stored (unauthorised); the audit log has it.
+    unauthorised: bool = False
+    #: Why there are no events (segment or path, HL7 table 0357 code), when there are none.
+    error: HL7Error | None = None
+
+    @property
+    def ack(self) -> bytes:
+        """The first ACK frame (empty when the sender asked for none)."""
+        return self.acks[0] if self.acks else b""
 
 
 class Intake:
-    """Adapt, write durably, acknowledge."""
+    """Authorise, adapt, write durably, acknowledge."""
 
-    def __init__(self, producer: AsyncProducer, metrics: Metrics, ids: Resolver = EMBEDDED,
+    def __init__(self, producer: AsyncProducer, metrics: Metrics, ids: Resolver = EMBEDDED, *,
+                 registry: FacilityRegistry | None = None, receipts: ReceiptLog | None = None,
+                 audit: AuditLog | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._producer = producer
         self._ids = ids
         self._metrics = metrics
+        self._registry = registry if registry is not None else FacilityRegistry(
+            open_intake=True)
+        self._receipts = receipts
+        self._audit = audit
         self._clock = clock
         self._ack_ids = itertools.count(1)
+        self._in_flight: dict[tuple[str, str], asyncio.Event] = {}
 
-    async def receive(self, payload: bytes, transport: str, remote: str | None = None) -> Receipt:
+    async def receive(self, payload: bytes, peer: Peer) -> Receipt:
+        """An HL7 v2 message: its receipt carries the ACK frames the sender is owed."""
         started = time.perf_counter()
-        arrival = Arrival(payload, transport, self._clock(), remote)
-        adapted = adapt(arrival)
+        arrival = Arrival(payload, peer.transport, self._clock(), peer.address)
+        adapted = adapt(arrival, self._registry.profile)
+        message = adapted.message
+        if message is not None and message.message_type == "ACK":
+            # A sender's commit ACK to our application ACK: nothing to store or answer.
+            return Receipt("AA", (), (), stored=True)
+        refusal = self._authorise(adapted, peer)
+        if refusal is not None:
+            return self._refused(adapted, peer, refusal, started)
+        digest = message.content_digest() if message is not None else ""
+        return await self._accept(adapted, digest, started)
+
+    async def receive_content(self, payload: bytes, peer: Peer,
+                              read: Callable[[Adapted], Adapted]) -> Receipt:
+        """A document or JSON submission from an authenticated facility (HTTP, files).
+
+        ``read`` fills the Adapted (content type, control id, envelope, events or
+        error) and must not raise for bad input. No ACK frames: the caller answers.
+        """
+        started = time.perf_counter()
+        adapted = Adapted(arrival=Arrival(payload, peer.transport, self._clock(), peer.address),
+                          facility_id=peer.facility_id)
+        if peer.facility_id is None:
+            return self._refused(adapted, peer, Refusal("no authenticated facility"), started)
+        try:
+            read(adapted)
+        except Exception as exc:
+            adapted.events = []
+            adapted.fail(internal_error(exc), "AE")
+        if adapted.envelope is None:  # unreadable before it named itself: dead letter only
+            return await self._store(adapted, started)
+        return await self._accept(adapted, hashlib.sha256(payload).hexdigest(), started)
+
+    async def _accept(self, adapted: Adapted, digest: str, started: float) -> Receipt:
+        """Store unless it is a resend; refuse a control id reused for other content."""
+        if adapted.error is not None or self._receipts is None or adapted.facility_id is None:
+            return await self._store(adapted, started)
+        key = (adapted.facility_id, adapted.control_id)
+        async with self._exclusive(key):
+            previous = self._receipts.get(*key)
+            if previous is not None and previous.digest == digest:
+                return self._resent(adapted, previous, started)
+            if previous is not None:
+                adapted.events = []
+                where = "MSH-10" if adapted.content_type == "hl7v2" else "id"
+                adapted.fail(ValidationError(
+                    "message control id already used by this facility for a different "
+                    "message", location=where, code="205"), "AR")
+            receipt = await self._store(adapted, started)
+            if receipt.code == "AA":
+                self._receipts.put(*key, Accepted(digest, receipt.event_ids))
+            return receipt
+
+    async def refuse(self, head: bytes, peer: Peer, error: HL7Error) -> Receipt:
+        """Answer AR to input refused before it was read (oversize or stalled frame).
+
+        A dead letter keeps ``head``, the first bytes, not the whole input; from a
+        sender no registered facility may use, only an audit record is kept.
+        """
+        adapted = Adapted(arrival=Arrival(head, peer.transport, self._clock(), peer.address))
+        adapted.fail(error, "AR")
+        if not self._registry.may_connect(peer):
+            return self._refused(adapted, peer, Refusal(error.reason), time.perf_counter())
+        stored = await self._send(dead_letter_record(adapted, self._ids), adapted)
+        self._metrics.observe_message(peer.transport, "unknown", "AR", 0.0)
+        return Receipt("AR", self._acks(adapted, "AR", error.reason, stored=stored), (),
+                       error.reason, stored=stored)
+
+    def refuse_connection(self, peer: Peer, reason: str) -> None:
+        """Record a connection turned away before any message (e.g. a failed TLS handshake)."""
+        if self._audit is not None:
+            self._audit.record("connection.refused", transport=peer.transport,
+                               address=peer.address, reason=reason)
+        log.warning("%s connection from %s refused: %s", peer.transport, peer.address or "-",
+                    reason)
+
+    def _authorise(self, adapted: Adapted, peer: Peer) -> Refusal | None:
+        if adapted.facility_id is not None:
+            return self._registry.authorize(adapted.facility_id, peer)
+        if not self._registry.may_connect(peer):  # unreadable, from nobody we know
+            return Refusal(adapted.error.reason if adapted.error else "unreadable message")
+        return None
+
+    def _refused(self, adapted: Adapted, peer: Peer, refusal: Refusal,
+                 started: float) -> Receipt:
+        """AR (CR in enhanced mode) and an audit record; nothing of the message stored."""
+        if self._audit is not None:
+            self._audit.record(
+                "intake.refused", transport=peer.transport, address=peer.address,
+                credential=peer.credential, facility=adapted.facility_id,
+                control_id=adapted.control_id or None, reason=refusal.reason)
+        log.warning("%s message from %s refused: %s", peer.transport, peer.address or "-",
+                    refusal.reason)
+        self._metrics.refused.labels(peer.transport).inc()
+        self._metrics.observe_message(peer.transport, adapted.event_type or "unknown", "AR",
+                                      time.perf_counter() - started)
+        adapted.events = []
+        adapted.fail(HL7Error(f"not authorised: {refusal.reason}", location="MSH-4",
+                              code="207"), "AR")
+        reason = adapted.error.reason if adapted.error else refusal.reason
+        return Receipt("AR", self._acks(adapted, "AR", reason, stored=False), (), reason,
+                       unauthorised=True, error=adapted.error)
+
+    def _resent(self, adapted: Adapted, previous: Accepted, started: float) -> Receipt:
+        log.info("%s message %s from %s is a resend: ACKed again, not stored twice",
+                 adapted.arrival.transport, adapted.control_id, adapted.facility_id)
+        self._metrics.resends.labels(adapted.arrival.transport).inc()
+        self._metrics.observe_message(adapted.arrival.transport, adapted.event_type or "unknown",
+                                      "AA", time.perf_counter() - started)
+        return Receipt("AA", self._acks(adapted, "AA", None, stored=True), previous.event_ids,
+                       stored=True, duplicate=True)
+
+    async def _store(self, adapted: Adapted, started: float) -> Receipt:
         records = self._records(adapted)
         code = adapted.code
         reason = str(adapted.error) if adapted.error else None
-        try:
-            await self._producer.send(records)
-            if adapted.error is not None:
-                self._metrics.dead_letters.labels("producer").inc()
-        except DeliveryError as exc:
-            log.warning("%s message from %s not stored: %s", transport,
-                        adapted.facility_id or "unknown facility", exc)
+        stored = await self._send(records, adapted)
+        if not stored:
             code, reason = "AE", "message could not be stored; resend it"
-        ack = self._ack(adapted, code, reason)
-        self._metrics.observe_message(
-            transport, adapted.event_type or "unknown", code, time.perf_counter() - started)
+        acks = self._acks(adapted, code, reason, stored=stored)
+        transport = adapted.arrival.transport
+        self._metrics.observe_message(transport, adapted.event_type or "unknown", code,
+                                      time.perf_counter() - started)
         if adapted.error is not None:
             log.info("%s message rejected (%s) at %s: %s", transport, code,
                      adapted.error.location or "-", adapted.error.reason)
         ids = tuple(e["event_id"] for e in adapted.events) if code == "AA" else ()
-        return Receipt(code, ack, ids, reason)
+        return Receipt(code, acks, ids, reason, stored=stored, error=adapted.error)
 
-    async def refuse(self, head: bytes, transport: str, remote: str | None,
-                     error: HL7Error) -> Receipt:
-        """Answer AR to input refused before it was read (oversize or stalled frame); record it.
-
-        The dead letter keeps ``head``, the first bytes, not the whole input.
-        """
-        adapted = Adapted(arrival=Arrival(head, transport, self._clock(), remote))
-        adapted.fail(error, "AR")
+    async def _send(self, records: list[OutRecord], adapted: Adapted) -> bool:
         try:
-            await self._producer.send(dead_letter_record(adapted, self._ids))
-            self._metrics.dead_letters.labels("producer").inc()
+            await self._producer.send(records)
         except DeliveryError as exc:
-            log.warning("dead letter of refused %s input not stored: %s", transport, exc)
-        self._metrics.observe_message(transport, "unknown", "AR", 0.0)
-        return Receipt("AR", self._ack(adapted, "AR", error.reason), (), error.reason)
+            log.warning("%s message from %s not stored: %s", adapted.arrival.transport,
+                        adapted.facility_id or "unknown facility", exc)
+            return False
+        if adapted.error is not None:
+            self._metrics.dead_letters.labels("producer").inc()
+        return True
+
+    @asynccontextmanager
+    async def _exclusive(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        """One message per (facility, control id) at a time, so two copies sent at once on
+        two connections are not both taken for the first."""
+        while (busy := self._in_flight.get(key)) is not None:
+            await busy.wait()
+        done = self._in_flight[key] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._in_flight[key]
+            done.set()
 
     def _records(self, adapted: Adapted) -> list[OutRecord]:
         """The records to write; an event that does not fit its schema fails the message."""
@@ -99,13 +248,23 @@ class Intake:
                 adapted.fail(internal_error(exc), "AE")
         return dead_letter_record(adapted, self._ids)
 
-    def _ack(self, adapted: Adapted, code: str, reason: str | None) -> bytes:
-        control_id = f"ACK{next(self._ack_ids):010d}"
+    def _acks(self, adapted: Adapted, outcome: str, reason: str | None, *,
+              stored: bool) -> tuple[bytes, ...]:
+        """Every ACK frame the sender is owed, encoded in its character set."""
+        if adapted.content_type != "hl7v2":
+            return ()
         now = self._clock()
-        if adapted.message is None:
-            text = build_ack_for_unparseable(adapted.text or adapted.arrival.payload.decode(
-                "latin-1"), code, adapted.error, control_id, now)
-        else:
-            text = build_ack(adapted.message, code, text=reason or "", error=adapted.error
-                             if code != "AA" else None, control_id=control_id, now=now)
-        return text.encode(adapted.charset or "utf-8", errors="replace")
+        frames: list[bytes] = []
+        mode = self._registry.ack_mode(adapted.facility_id)
+        for code in acknowledgements(adapted.message, outcome, stored=stored, mode=mode):
+            control_id = f"ACK{next(self._ack_ids):010d}"
+            error = adapted.error if code not in ("AA", "CA") else None
+            text = reason if code not in ("AA", "CA") else None
+            if adapted.message is None:
+                raw = adapted.text or adapted.arrival.payload.decode("latin-1")
+                ack = build_ack_for_unparseable(raw, code, error, control_id, now)
+            else:
+                ack = build_ack(adapted.message, code, text=text or "", error=error,
+                                control_id=control_id, now=now)
+            frames.append(ack.encode(adapted.charset or "utf-8", errors="replace"))
+        return tuple(frames)

@@ -31,9 +31,11 @@ def event_key(event: dict[str, Any]) -> bytes:
 
 
 def _raw_record(adapted: Adapted, ids: Resolver) -> OutRecord:
+    """The envelope on ``hutong.raw.<content type>`` (hl7v2, cda or json)."""
     assert adapted.envelope is not None  # noqa: S101
     key = adapted.key.encode() if adapted.key else None
-    return OutRecord(RAW_TOPIC, key, wire.encode(ids.for_topic(RAW_TOPIC), adapted.envelope))
+    topic = f"hutong.raw.{adapted.envelope['content_type']}"
+    return OutRecord(topic, key, wire.encode(ids.for_topic(topic), adapted.envelope))
 
 
 def records_for(adapted: Adapted, ids: Resolver = EMBEDDED) -> list[OutRecord]:

@@ -23,9 +23,9 @@ from fastavro import schemaless_reader, schemaless_writer
 from hutong.errors import SchemaError, WireFormatError
 from schemas import catalog
 from schemas.catalog import SchemaEntry
-from schemas.validation import Check, compile_check
+from schemas.validation import Check, Problem, compile_check
 
-__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "decode", "encode"]
+__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "check", "decode", "encode"]
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
@@ -44,6 +44,11 @@ def _check_for(entry: SchemaEntry) -> Check:
     if check is None:
         check = _checks[entry.schema_str] = compile_check(entry.parsed)
     return check
+
+
+def check(entry: SchemaEntry, record: Mapping[str, Any]) -> Problem | None:
+    """Where ``record`` does not fit schema ``entry`` (field path and reason), or None."""
+    return _check_for(entry)(record)
 
 
 def encode(entry: SchemaEntry, record: Mapping[str, Any]) -> bytes:

@@ -22,6 +22,8 @@ class MLLPClient:
         self._pending: list[bytes] = []
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        #: How long to wait for an ACK that comes only on error or only on success.
+        self.grace = 1.0
 
     async def __aenter__(self) -> MLLPClient:
         await self.connect()
@@ -42,12 +44,44 @@ class MLLPClient:
             self._writer = None
 
     async def send(self, message: bytes) -> bytes:
-        """Send one message and return its ACK payload."""
+        """Send one message and return its last ACK (the application ACK in enhanced mode)."""
+        acks = await self.exchange(message)
+        if not acks:
+            raise HutongError("no acknowledgement came (the message asked for none)")
+        return acks[-1]
+
+    async def exchange(self, message: bytes) -> list[bytes]:
+        """Send one message; every ACK it gets, in order.
+
+        Original mode (MSH-15 and MSH-16 empty): one ACK. Enhanced mode: the commit
+        ACK, then the application ACK, as MSH-15/16 ask; an ACK sent only on error
+        or only on success is waited for briefly (``grace``).
+        """
         if self._writer is None or self._reader is None:
             raise HutongError("MLLP client is not connected")
         self._writer.write(frame(message))
         await self._writer.drain()
-        return await asyncio.wait_for(self._next_ack(), self.timeout)
+        accept, application = _ack_types(message)
+        if not accept and not application:
+            return [await asyncio.wait_for(self._next_ack(), self.timeout)]
+        acks: list[bytes] = []
+        commit = accept or "AL"
+        if commit != "NE":
+            first = await self._maybe_ack(self.timeout if commit == "AL" else self.grace)
+            if first is None or _msa_code(first) != "CA":
+                return [first] if first is not None else []
+            acks.append(first)
+        app = application or "AL"
+        if app != "NE":
+            second = await self._maybe_ack(self.timeout if app == "AL" else self.grace)
+            acks.extend([second] if second is not None else [])
+        return acks
+
+    async def _maybe_ack(self, wait: float) -> bytes | None:
+        try:
+            return await asyncio.wait_for(self._next_ack(), wait)
+        except TimeoutError:
+            return None
 
     async def _next_ack(self) -> bytes:
         assert self._reader is not None  # noqa: S101
@@ -58,3 +92,23 @@ class MLLPClient:
             self._pending.extend(i.payload for i in self._decoder.feed(data)
                                  if isinstance(i, Frame))
         return self._pending.pop(0)
+
+
+def _fields(message: bytes, segment: bytes) -> list[bytes]:
+    for line in message.split(b"\r"):
+        if line[:3] == segment and len(line) > 3:
+            return line.split(line[3:4])
+    return []
+
+
+def _ack_types(message: bytes) -> tuple[str, str]:
+    """(MSH-15, MSH-16) of a message to be sent, upper-cased."""
+    fields = _fields(message.replace(b"\n", b"\r"), b"MSH")
+    def get(n: int) -> str:
+        return fields[n - 1].decode("latin-1").strip().upper() if len(fields) >= n else ""
+    return get(15), get(16)
+
+
+def _msa_code(ack: bytes) -> str:
+    fields = _fields(ack, b"MSA")
+    return fields[1].decode("latin-1") if len(fields) > 1 else ""

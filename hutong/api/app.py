@@ -7,8 +7,11 @@ from collections.abc import Callable
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from connectors.facilities import FacilityRegistry
+from connectors.http import ingest
 from hutong.api import registry, sql
 from hutong.metrics import Metrics
+from producers.intake import Intake
 from sinks.warehouse import Warehouse
 
 __all__ = ["create_api"]
@@ -18,12 +21,21 @@ HealthCheck = Callable[[], dict[str, str]]
 
 def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                health: HealthCheck | None = None, api_token: str | None = None,
-               serve_registry: bool = True) -> FastAPI:
-    """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``."""
+               serve_registry: bool = True, intake: Intake | None = None,
+               facilities: FacilityRegistry | None = None,
+               max_body_bytes: int = 16 * 1024 * 1024) -> FastAPI:
+    """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
+
+    With an ``intake`` (and the ``facilities`` whose API keys open it) the
+    ingest routes take HL7 v2, CDA, JSON and batch files.
+    """
     app = FastAPI(title="hutong", summary="Regional health data-exchange hub",
                   version="0.1.0")
     app.state.warehouse = warehouse
     app.state.api_token = api_token
+    app.state.intake = intake
+    app.state.registry = facilities if facilities is not None else FacilityRegistry()
+    app.state.max_body_bytes = max_body_bytes
 
     @app.get("/healthz", tags=["operations"])
     def healthz(response: Response) -> dict[str, object]:
@@ -41,4 +53,5 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     if serve_registry:
         app.include_router(registry.router)
     app.include_router(sql.router)
+    app.include_router(ingest.router)
     return app

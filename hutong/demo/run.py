@@ -81,7 +81,12 @@ async def _wait_for_rows(hub: Hub, expected_letters: int, console: Console) -> t
             await asyncio.sleep(0.5)
 
 
+DEMO_FACILITIES = Path(__file__).with_name("facilities.yaml")
+
+
 async def run_demo(settings: Settings, console: Console, *, keep: bool = False) -> None:
+    if settings.facility_registry_path is None:  # the demo's own facilities, unless configured
+        settings = settings.model_copy(update={"facilities_file": DEMO_FACILITIES})
     hub = Hub(settings)
     console.print("starting the hub (embedded broker, warehouse, streams) …")
     await hub.start()

@@ -17,19 +17,27 @@ from typing import Any
 from hutong.errors import HL7Error, ValidationError
 from producers.hl7v2.adt import ADT_TRIGGERS, map_adt
 from producers.hl7v2.charset import decode_message
+from producers.hl7v2.imaging import map_mdm_t02, map_oru
 from producers.hl7v2.message import Message
-from producers.hl7v2.oru import map_oru_r01
+from producers.hl7v2.orders import map_order
+from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
+from producers.hl7v2.pharmacy import map_medication
 from producers.ids import event_id, raw_key
 
-__all__ = ["MAPPERS", "Adapted", "Arrival", "adapt", "internal_error"]
+__all__ = ["MAPPERS", "Adapted", "Arrival", "adapt", "envelope", "internal_error"]
 
 Mapper = Callable[..., list[dict[str, Any]]]
 
 #: (message type, trigger event) -> (label for metrics, mapper to canonical events). A mapper
 #: returns events of any types; each carries its ``event_type``, which picks its topic.
 MAPPERS: dict[tuple[str, str], tuple[str, Mapper]] = {
-    ("ORU", "R01"): ("lab-result", map_oru_r01),
+    ("ORU", "R01"): ("oru", map_oru),
+    ("MDM", "T02"): ("imaging-report", map_mdm_t02),
     **{("ADT", trigger): ("adt", map_adt) for trigger in ADT_TRIGGERS},
+    ("ORM", "O01"): ("order", map_order),
+    ("OML", "O21"): ("order", map_order),
+    ("RDE", "O11"): ("medication", map_medication),
+    ("RDS", "O13"): ("medication", map_medication),
 }
 
 
@@ -59,6 +67,8 @@ class Adapted:
     error: HL7Error | None = None
     #: "AA" when the events can be written, "AE" for content errors, "AR" for rejections.
     code: str = "AA"
+    #: What arrived: hl7v2 (answered with ACKs), cda or json (answered over HTTP).
+    content_type: str = "hl7v2"
 
     def fail(self, error: HL7Error, code: str) -> None:
         """Record why this message produces no events."""
@@ -92,14 +102,15 @@ class Adapted:
         }
 
 
-def _envelope(adapted: Adapted) -> dict[str, Any]:
+def envelope(adapted: Adapted) -> dict[str, Any]:
+    """The raw envelope of an adapted arrival whose facility is known."""
     arrival = adapted.arrival
     assert adapted.facility_id is not None  # noqa: S101
     return {
         "event_id": event_id(adapted.facility_id, adapted.control_id, "raw"),
         "facility_id": adapted.facility_id,
         "transport": arrival.transport,
-        "content_type": "hl7v2",
+        "content_type": adapted.content_type,
         "message_control_id": adapted.control_id,
         "remote_address": arrival.remote_address,
         "received_at": arrival.received_at,
@@ -108,15 +119,25 @@ def _envelope(adapted: Adapted) -> dict[str, Any]:
     }
 
 
-def adapt(arrival: Arrival) -> Adapted:
+ProfileLookup = Callable[[str], PatientProfile]
+
+
+def _default_profile(facility_id: str) -> PatientProfile:
+    return DEFAULT_PROFILE
+
+
+def adapt(arrival: Arrival, profile_for: ProfileLookup = _default_profile) -> Adapted:
     """Read one HL7 v2 message into envelope and events, or into a reason why not.
+
+    ``profile_for`` gives the sending facility's conventions (where it puts the ID
+    card number, which PID-5 component holds the name).
 
     Never raises: a bug met while reading a message becomes an AE with HL7 error 207
     (application internal error) and a dead letter, never a dropped connection.
     """
     adapted = Adapted(arrival=arrival)
     try:
-        return _adapt(adapted)
+        return _adapt(adapted, profile_for)
     except Exception as exc:
         adapted.events = []
         adapted.fail(internal_error(exc), "AE" if adapted.message is not None else "AR")
@@ -129,7 +150,7 @@ def internal_error(exc: Exception) -> HL7Error:
                     code="207")
 
 
-def _adapt(adapted: Adapted) -> Adapted:
+def _adapt(adapted: Adapted, profile_for: ProfileLookup) -> Adapted:
     arrival = adapted.arrival
     try:
         adapted.text, adapted.charset = decode_message(arrival.payload)
@@ -151,7 +172,7 @@ def _adapt(adapted: Adapted) -> Adapted:
         adapted.code = "AR"
         return adapted
     adapted.facility_id = facility
-    adapted.envelope = _envelope(adapted)
+    adapted.envelope = envelope(adapted)
     mapping = MAPPERS.get((message.message_type, message.trigger))
     if mapping is None:
         adapted.error = ValidationError(
@@ -161,7 +182,8 @@ def _adapt(adapted: Adapted) -> Adapted:
         return adapted
     adapted.event_type, mapper = mapping
     try:
-        adapted.events = mapper(message, facility_id=facility, received_at=arrival.received_at)
+        adapted.events = mapper(message, facility_id=facility, received_at=arrival.received_at,
+                                profile=profile_for(facility))
     except HL7Error as exc:
         adapted.error, adapted.code = exc, "AE"
     return adapted

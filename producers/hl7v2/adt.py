@@ -24,6 +24,10 @@ The schemas allow fewer actions than HL7 has triggers, so they are mapped:
 ``occurred_at`` is EVN-6 (event occurred), else for admissions and
 registrations PV1-44 and for discharges PV1-45, else EVN-2 (recorded).
 
+Each DG1 segment adds a ``diagnosis`` event (:mod:`producers.hl7v2.diagnosis`,
+positions ``DG1<n>``), after the patient and encounter, for every trigger but
+A11: the diagnoses of a cancelled admission are not news, and A40 has no DG1.
+
 Anything that makes the message unusable raises ValidationError with the HL7
 table 0357 code (100 segment missing, 101 required field missing, 102 data type
 error) and a location such as ``PV1[1]-44``; never a value.
@@ -35,29 +39,25 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
+from producers.hl7v2.common import HEADER_KEYS, Patients, code_or_text, person_name
+from producers.hl7v2.diagnosis import map_diagnoses
 from producers.hl7v2.header import control_id_of, event_header
 from producers.hl7v2.message import Message, Segment
-from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, is_hanzi, map_patient
+from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, map_patient
 from producers.hl7v2.types import parse_ts
 
 __all__ = ["ADT_TRIGGERS", "ENCOUNTER_KEYS", "PATIENT_EVENT_KEYS", "map_adt"]
 
-_HEADER_KEYS = (
-    "event_id", "event_type", "facility_id", "source_system", "message_control_id",
-    "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-    "quality_warnings", "map_version",
-)
-
 #: Every key of a patient event: the ADR 0001 header, then schemas/patient.avsc.
 PATIENT_EVENT_KEYS = (
-    *_HEADER_KEYS,
+    *HEADER_KEYS,
     "action", "trigger_event", "merged_source_patient_id", "ethnic_group", "marital_status",
     "nationality", "occupation", "deceased", "deceased_at",
 )
 
 #: Every key of an encounter event: the ADR 0001 header, then schemas/encounter.avsc.
 ENCOUNTER_KEYS = (
-    *_HEADER_KEYS,
+    *HEADER_KEYS,
     "action", "trigger_event", "visit_number", "patient_class", "department_code",
     "department_name", "ward", "room", "bed", "prior_location", "attending_doctor_id",
     "attending_doctor_name", "admit_source", "admit_reason", "admitted_at", "discharged_at",
@@ -83,18 +83,8 @@ _ADMIT_TIME_TRIGGERS = frozenset({"A01", "A04"})
 _DISCHARGE_TIME_TRIGGERS = frozenset({"A03"})
 _INPATIENT_CLASSES = frozenset({"I"})
 _DECEASED = {"Y": True, "N": False}
-
-
-def _text(seg: Segment, n: int) -> str | None:
-    """A coded field as one value: its code, else its text."""
-    return (seg.get(n, 1).strip() or seg.get(n, 2).strip()) or None
-
-
-def _person_name(family: str, given: str) -> str | None:
-    family, given = family.strip(), given.strip()
-    if is_hanzi(family + given):
-        return (family + given) or None
-    return f"{family} {given}".strip() or None
+#: Triggers whose DG1 segments give no diagnosis events (see the module docstring).
+_NO_DIAGNOSIS_TRIGGERS = frozenset({"A11"})
 
 
 def _deceased(pid: Segment, warnings: list[str]) -> bool | None:
@@ -109,9 +99,9 @@ def _deceased(pid: Segment, warnings: list[str]) -> bool | None:
 
 def _patient_fields(pid: Segment, warnings: list[str]) -> dict[str, Any]:
     return {
-        "ethnic_group": _text(pid, 22),
-        "marital_status": _text(pid, 16),
-        "nationality": _text(pid, 28),
+        "ethnic_group": code_or_text(pid, 22),
+        "marital_status": code_or_text(pid, 16),
+        "nationality": code_or_text(pid, 28),
         "occupation": None,
         "deceased": _deceased(pid, warnings),
         "deceased_at": parse_ts(pid.get(29, 1), pid.location(29)),
@@ -151,7 +141,7 @@ def _encounter_fields(pv1: Segment, pv2: Segment | None) -> dict[str, Any]:
         "bed": pv1.get(3, 3).strip() or None,
         "prior_location": _location_line(pv1, 6),
         "attending_doctor_id": pv1.get(7, 1).strip() or None,
-        "attending_doctor_name": _person_name(pv1.get(7, 2), pv1.get(7, 3)),
+        "attending_doctor_name": person_name(pv1.get(7, 2), pv1.get(7, 3)),
         "admit_source": pv1.get(14, 1).strip() or None,
         "admit_reason": (pv2.get(3, 2).strip() or pv2.get(3, 1).strip() or None)
         if pv2 is not None else None,
@@ -199,7 +189,7 @@ def map_adt(
     msg: Message, *, facility_id: str, received_at: datetime,
     profile: PatientProfile = DEFAULT_PROFILE,
 ) -> list[dict[str, Any]]:
-    """The ``patient`` (and ``encounter``) event dicts of an ADT message.
+    """The ``patient`` (and ``encounter``, ``diagnosis``) event dicts of an ADT message.
 
     ``facility_id`` is the authenticated facility (or MSH-4.1); ``received_at``
     must be timezone aware. Raises ValidationError when the message cannot give
@@ -239,7 +229,8 @@ def map_adt(
             events.append({key: event[key] for key in PATIENT_EVENT_KEYS})
         return events
 
-    patient, warnings = map_patient(pid, profile)
+    patients = Patients(profile)
+    patient, warnings = patients(pid)
     pv1 = msg.segment("PV1")
     visit = None
     if encounter_action is not None and pv1 is not None and _has_visit(pv1):
@@ -253,4 +244,7 @@ def map_adt(
         encounter = header("ENC", "encounter", patient, warnings, occurred_at)
         encounter.update(visit)
         events.append({key: encounter[key] for key in ENCOUNTER_KEYS})
+    if trigger not in _NO_DIAGNOSIS_TRIGGERS:
+        events += map_diagnoses(msg, facility_id=facility_id, received_at=received_at,
+                                patients=patients)
     return events

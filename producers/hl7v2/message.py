@@ -11,6 +11,7 @@ Locations are written ``SEG[occurrence]-field[repetition]``, e.g. ``OBX[3]-5``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 from hutong.errors import HL7Error
@@ -160,6 +161,21 @@ class Message:
             seg.index = counts[seg.name] = counts.get(seg.name, 0) + 1
             segments.append(seg)
         return cls(segments, delimiters)
+
+    def content_digest(self) -> str:
+        """SHA-256 of the segments, MSH-7 (when the message was built) left out.
+
+        A sender that resends a message rebuilds MSH-7 but nothing else; the digest
+        tells that resend from another message reusing the control id.
+        """
+        digest = hashlib.sha256()
+        for seg in self.all_segments:
+            fields = seg._fields
+            if seg is self.msh and len(fields) > 6:
+                fields = [*fields[:6], "", *fields[7:]]
+            digest.update(self.delimiters.field.join(fields).encode("utf-8", "surrogatepass"))
+            digest.update(b"\r")
+        return digest.hexdigest()
 
     def __iter__(self) -> Iterator[Segment]:
         return iter(self.all_segments)

@@ -8,6 +8,9 @@ The segments are walked once, in order, into groups:
         [SPM {OBX}] ............. the specimen (v2.5; OBR-15 before); the OBX
                                   about the specimen become events too
 
+:func:`order_groups` does that walk; :mod:`producers.hl7v2.imaging` reads the
+same groups as imaging reports.
+
 An OBX's event id is ``event_id(facility, MSH-10, "OBX<n>")`` with ``n`` its
 running number in the message, so replays of the message give the same ids.
 
@@ -29,7 +32,7 @@ from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, map_patient
 from producers.hl7v2.types import parse_nm, parse_ts
 
-__all__ = ["LAB_RESULT_KEYS", "map_oru_r01"]
+__all__ = ["LAB_RESULT_KEYS", "OrderGroup", "map_oru_r01", "obx_value", "order_groups"]
 
 #: Every key of a lab-result event: the ADR 0001 header, then the lab-result fields.
 LAB_RESULT_KEYS = (
@@ -50,21 +53,30 @@ _SPLIT_POWER_UNIT = re.compile(r"\d+/", re.ASCII)
 
 
 @dataclass(slots=True)
-class _Order:
+class OrderGroup:
+    """One OBR with its patient, its ORC and the segments that follow it."""
+
     pid: Segment
     orc: Segment | None
     obr: Segment
     results: list[Segment] = field(default_factory=list)
     spm: Segment | None = None
+    #: The other segments after the OBR, before the next PID, ORC or OBR (NTE, ZDS, ...).
+    extra: list[Segment] = field(default_factory=list)
 
 
-def _orders(msg: Message) -> list[_Order]:
+def order_groups(msg: Message) -> list[OrderGroup]:
+    """The PID / [ORC] OBR / OBX groups of an ORU^R01, each with at least one OBX.
+
+    Raises ValidationError (100) for a missing PID or OBR, an OBR before any PID, an
+    OBX outside a group or an OBR without OBX.
+    """
     if msg.segment("PID") is None:
         raise ValidationError("message has no PID segment", location="PID", code="100")
     if msg.segment("OBR") is None:
         raise ValidationError("message has no OBR segment", location="OBR", code="100")
     pid = orc = None
-    orders: list[_Order] = []
+    orders: list[OrderGroup] = []
     for seg in msg:
         if seg.name == "PID":
             pid, orc = seg, None
@@ -73,7 +85,7 @@ def _orders(msg: Message) -> list[_Order]:
         elif seg.name == "OBR":
             if pid is None:
                 raise ValidationError("OBR before any PID", location=seg.location(), code="100")
-            orders.append(_Order(pid, orc, seg))
+            orders.append(OrderGroup(pid, orc, seg))
             orc = None
         elif seg.name == "OBX":
             if not orders or orders[-1].pid is not pid:
@@ -82,6 +94,8 @@ def _orders(msg: Message) -> list[_Order]:
             orders[-1].results.append(seg)
         elif seg.name == "SPM" and orders and orders[-1].spm is None:
             orders[-1].spm = seg
+        elif orders and orders[-1].pid is pid and orc is None:
+            orders[-1].extra.append(seg)
     for order in orders:
         if not order.results:
             raise ValidationError("order has no OBX result segment",
@@ -89,7 +103,7 @@ def _orders(msg: Message) -> list[_Order]:
     return orders
 
 
-def _order_fields(order: _Order, obr_time: datetime | None) -> dict[str, Any]:
+def _order_fields(order: OrderGroup, obr_time: datetime | None) -> dict[str, Any]:
     """The fields every result of an order shares: OBR (ORC as fallback) and specimen."""
     obr, orc, spm = order.obr, order.orc, order.spm
     if spm is not None:
@@ -121,7 +135,7 @@ def _sn(obx: Segment) -> tuple[str, float | None]:
     return text, number if simple else None
 
 
-def _value(obx: Segment, value_type: str) -> tuple[str | None, float | None]:
+def obx_value(obx: Segment, value_type: str) -> tuple[str | None, float | None]:
     """OBX-5 as text, and as a number for NM and plain SN values."""
     reps = obx.repetitions(5)
     if not reps:
@@ -164,7 +178,7 @@ def _result(obx: Segment, position: int, warnings: list[str]) -> dict[str, Any]:
     if set_id and not (set_id.isascii() and set_id.isdigit()):
         raise ValidationError("OBX-1 set id is not a whole number", location=obx.location(1),
                               code="102")
-    value, numeric = _value(obx, value_type)
+    value, numeric = obx_value(obx, value_type)
     return {
         "set_id": int(set_id) if set_id else position,
         "test_code": test_code,
@@ -196,7 +210,7 @@ def map_oru_r01(
     control_id_of(msg, received_at)
     events: list[dict[str, Any]] = []
     patients: dict[int, tuple[dict[str, Any], list[str]]] = {}
-    for order in _orders(msg):
+    for order in order_groups(msg):
         if order.pid.index not in patients:
             patients[order.pid.index] = map_patient(order.pid, profile)
         patient, patient_warnings = patients[order.pid.index]

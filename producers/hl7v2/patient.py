@@ -29,10 +29,17 @@ PATIENT_KEYS = ("source_patient_id", "identifiers", "id_card_number", "health_ca
 
 @dataclass(frozen=True, slots=True)
 class PatientProfile:
-    """Which PID-3 identifier types (CX.5) hold which numbers."""
+    """Where a facility puts the patient's numbers and name.
+
+    ``id_card_field``: "PID-3" (a repetition typed as one of ``id_card_types``),
+    "PID-19", or None for PID-3 first, then PID-19. ``name_component``: the PID-5
+    component that holds the whole Chinese name (1 or 2), or None to guess.
+    """
 
     id_card_types: frozenset[str] = frozenset({"SFZH", "NI", "ID"})
     health_card_types: frozenset[str] = frozenset({"JKK", "HC"})
+    id_card_field: str | None = None
+    name_component: int | None = None
 
 
 DEFAULT_PROFILE = PatientProfile()
@@ -58,7 +65,9 @@ def _id_card(value: str, where: str, warnings: list[str]) -> str:
     return check.number
 
 
-def _name(pid: Segment) -> str | None:
+def _name(pid: Segment, component: int | None) -> str | None:
+    if component is not None:
+        return pid.get(5, component).strip() or None
     family, given = pid.get(5, 1).strip(), pid.get(5, 2).strip()
     if not given:
         return family or None
@@ -104,6 +113,7 @@ def map_patient(
     warnings: list[str] = []
     identifiers: list[dict[str, Any]] = []
     id_card = health_card = None
+    by_type = profile.id_card_field != "PID-19"
     for rep in range(1, len(pid.repetitions(3)) + 1):
         value = pid.get(3, 1, rep).strip()
         if not value:
@@ -111,11 +121,11 @@ def map_patient(
         kind = pid.get(3, 5, rep).strip().upper()
         identifiers.append({"value": value, "type": kind or None,
                             "authority": pid.get(3, 4, rep).strip() or None})
-        if id_card is None and kind in profile.id_card_types:
+        if id_card is None and kind in profile.id_card_types and by_type:
             id_card = _id_card(value, pid.location(3, rep), warnings)
         elif health_card is None and kind in profile.health_card_types:
             health_card = value
-    if id_card is None and (ssn := pid.get(19).strip()):
+    if id_card is None and profile.id_card_field != "PID-3" and (ssn := pid.get(19).strip()):
         id_card = _id_card(ssn, pid.location(19), warnings)
     source_id = pid.get(3, 1).strip() or pid.get(2, 1).strip()
     if not source_id:
@@ -134,7 +144,7 @@ def map_patient(
         "identifiers": identifiers,
         "id_card_number": id_card,
         "health_card_number": health_card,
-        "name": _name(pid),
+        "name": _name(pid, profile.name_component),
         "sex": pid.get(8).strip() or None,
         "birth_date": birth_date,
         "phone": _phone(pid),

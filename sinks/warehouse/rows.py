@@ -9,6 +9,10 @@ that creates the table.
 Identity stays in the EMPI: names, ID card and health card numbers, phones,
 addresses and the identifier list never reach the analytics tables. Of the
 patient only `source_patient_id`, `empi_id`, sex and birth date are kept.
+Clinicians are kept by id, never by name. Clinical free text that may name
+people (an imaging report's findings and impression, an order's clinical
+information) is kept as its length (`chars`), and a document as its registry
+metadata and size (`size`), never its content: the events keep the text.
 
 Timestamps must be timezone-aware (ADR 0001); a naive one is refused rather
 than guessed at, since ClickHouse would read it in the server's zone.
@@ -23,7 +27,17 @@ from typing import Any
 
 from hutong.errors import WarehouseError
 
-__all__ = ["HEADER_COLUMNS", "TABLES", "Column", "TableSpec", "field", "patient", "timestamp"]
+__all__ = [
+    "HEADER_COLUMNS",
+    "TABLES",
+    "Column",
+    "TableSpec",
+    "chars",
+    "field",
+    "patient",
+    "size",
+    "timestamp",
+]
 
 Event = Mapping[str, Any]
 
@@ -81,9 +95,27 @@ def patient(name: str) -> Column:
     return Column(f"patient_{name}", lambda event: event["patient"][name])
 
 
-def _payload_bytes(event: Event) -> bytes:
-    payload = event["payload"]
-    return payload.encode() if isinstance(payload, str) else bytes(payload)
+def _as_bytes(value: str | bytes) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def size(name: str) -> Column:
+    """A ``<name>_size`` column: the length in bytes of field `name` (text counts as UTF-8)."""
+    return Column(f"{name}_size", lambda event: len(_as_bytes(event[name])))
+
+
+def chars(name: str) -> Column:
+    """A ``<name>_chars`` column: the length in characters of text field `name`, None if absent.
+
+    For free text that stays out of the warehouse: the length tells whether there
+    was any and how much, without a word of it.
+    """
+
+    def get(event: Event) -> int | None:
+        value: str | None = event[name]
+        return None if value is None else len(value)
+
+    return Column(f"{name}_chars", get)
 
 
 HEADER_COLUMNS: tuple[Column, ...] = (
@@ -101,10 +133,15 @@ HEADER_COLUMNS: tuple[Column, ...] = (
     field("map_version"),
 )
 
-LAB_RESULT_COLUMNS: tuple[Column, ...] = (
-    field("set_id"),
+#: The order numbers (ORC-2, ORC-3) that tie results, reports and medications to their order.
+ORDER_NUMBER_COLUMNS: tuple[Column, ...] = (
     field("placer_order_number"),
     field("filler_order_number"),
+)
+
+LAB_RESULT_COLUMNS: tuple[Column, ...] = (
+    field("set_id"),
+    *ORDER_NUMBER_COLUMNS,
     field("panel_code"),
     field("panel_name"),
     field("specimen_type"),
@@ -158,6 +195,105 @@ ENCOUNTER_COLUMNS: tuple[Column, ...] = (
     field("discharge_disposition"),
 )
 
+#: An imaging report (ORU, MDM from a PACS/RIS). The findings and impression are free
+#: text that may name people: only their lengths are kept. The radiologist by id only.
+IMAGING_REPORT_COLUMNS: tuple[Column, ...] = (
+    field("accession_number"),
+    *ORDER_NUMBER_COLUMNS,
+    field("study_instance_uid"),
+    field("modality"),
+    field("procedure_code"),
+    field("procedure_name"),
+    field("body_part"),
+    timestamp("study_at"),
+    timestamp("reported_at"),
+    field("report_status"),
+    chars("report_text"),
+    chars("impression"),
+    field("critical_finding"),
+    field("radiologist_id"),
+    field("performing_department"),
+)
+
+#: An order (ORM, OML: ORC, OBR). The clinical information (OBR-13) is free text:
+#: only its length is kept. The ordering provider by id only.
+ORDER_COLUMNS: tuple[Column, ...] = (
+    field("order_control"),
+    *ORDER_NUMBER_COLUMNS,
+    field("placer_group_number"),
+    field("order_status"),
+    field("item_code"),
+    field("item_name"),
+    field("item_system"),
+    field("diagnostic_service"),
+    field("priority"),
+    field("specimen_type"),
+    chars("clinical_info"),
+    timestamp("ordered_at"),
+    field("ordering_provider_id"),
+    field("ordering_department"),
+    field("visit_number"),
+)
+
+#: A medication line (RDE, RDS: ORC, RXE, RXR, RXD, TQ1). The prescriber by id only.
+MEDICATION_COLUMNS: tuple[Column, ...] = (
+    field("action"),
+    field("order_control"),
+    *ORDER_NUMBER_COLUMNS,
+    field("prescription_number"),
+    field("drug_code"),
+    field("drug_name"),
+    field("drug_system"),
+    field("dose"),
+    field("dose_unit"),
+    field("dosage_form"),
+    field("route"),
+    field("frequency"),
+    field("duration"),
+    field("duration_days"),
+    field("quantity"),
+    field("quantity_unit"),
+    timestamp("prescribed_at"),
+    timestamp("dispensed_at"),
+    field("prescriber_id"),
+    field("department"),
+    field("visit_number"),
+)
+
+#: A diagnosis (DG1). The clinician by id only.
+DIAGNOSIS_COLUMNS: tuple[Column, ...] = (
+    field("set_id"),
+    field("diagnosis_code"),
+    field("diagnosis_system"),
+    field("diagnosis_name"),
+    field("diagnosis_type"),
+    field("priority"),
+    timestamp("diagnosed_at"),
+    field("clinician_id"),
+    field("visit_number"),
+)
+
+#: A shared document (CDA, WS/T 500): its registry metadata and size, never the content
+#: (the document store keeps that). The author by id only.
+DOCUMENT_COLUMNS: tuple[Column, ...] = (
+    field("document_id"),
+    field("document_type_code"),
+    field("document_type_name"),
+    field("document_code"),
+    field("title"),
+    timestamp("effective_time"),
+    field("confidentiality_code"),
+    field("set_id"),
+    field("version_number"),
+    field("author_id"),
+    field("custodian_id"),
+    field("custodian_name"),
+    field("visit_number"),
+    field("content_type"),
+    field("content_sha256"),
+    size("content"),
+)
+
 #: A dead letter (``hutong.dlq``): what failed where, with the raw bytes.
 DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
     field("dead_letter_id"),
@@ -170,8 +306,8 @@ DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
     field("source_partition"),
     field("source_offset"),
     timestamp("failed_at"),
-    Column("payload_size", lambda event: len(_payload_bytes(event))),
-    Column("payload", _payload_bytes),
+    size("payload"),
+    Column("payload", lambda event: _as_bytes(event["payload"])),
 )
 
 #: Event schema name -> the table it lands in.
@@ -179,5 +315,12 @@ TABLES: dict[str, TableSpec] = {
     "patient": TableSpec("patients", "event_id", HEADER_COLUMNS + PATIENT_COLUMNS),
     "encounter": TableSpec("encounters", "event_id", HEADER_COLUMNS + ENCOUNTER_COLUMNS),
     "lab-result": TableSpec("lab_results", "event_id", HEADER_COLUMNS + LAB_RESULT_COLUMNS),
+    "imaging-report": TableSpec(
+        "imaging_reports", "event_id", HEADER_COLUMNS + IMAGING_REPORT_COLUMNS
+    ),
+    "order": TableSpec("orders", "event_id", HEADER_COLUMNS + ORDER_COLUMNS),
+    "medication": TableSpec("medications", "event_id", HEADER_COLUMNS + MEDICATION_COLUMNS),
+    "diagnosis": TableSpec("diagnoses", "event_id", HEADER_COLUMNS + DIAGNOSIS_COLUMNS),
+    "document": TableSpec("documents", "event_id", HEADER_COLUMNS + DOCUMENT_COLUMNS),
     "dead-letter": TableSpec("dead_letters", "dead_letter_id", DEAD_LETTER_COLUMNS),
 }

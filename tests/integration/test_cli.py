@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from .conftest import free_port
 pytestmark = pytest.mark.integration
 
 HUTONG = [sys.executable, "-m", "hutong"]
+DEMO_FACILITIES = Path(__file__).parents[2] / "hutong" / "demo" / "facilities.yaml"
 
 
 def hub_env(data_dir: Path) -> dict[str, str]:
@@ -54,6 +56,8 @@ def alive(pid: int) -> bool:
 @pytest.fixture
 def running_up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, str]]]:
     env = hub_env(tmp_path / "var")
+    (tmp_path / "var").mkdir()  # the registry in its default place: <data_dir>/facilities.yaml
+    shutil.copy(DEMO_FACILITIES, tmp_path / "var" / "facilities.yaml")
     log = (tmp_path / "up.log").open("wb")
     proc = subprocess.Popen([*HUTONG, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{env['HUTONG_HTTP_PORT']}/healthz"

@@ -28,7 +28,7 @@ from .conftest import RunningHub, send, wait_for
 pytestmark = pytest.mark.integration
 
 ORU = (
-    "MSH|^~\\&|LIS|TESTHOSP|HUTONG|REGION|20261120093000||ORU^R01^ORU_R01|{cid}|P|2.4|||AL|NE||"
+    "MSH|^~\\&|LIS|TESTHOSP|HUTONG|REGION|20261120093000||ORU^R01^ORU_R01|{cid}|P|2.4||||||"
     "UNICODE UTF-8\r"
     "PID|1||MRN{cid}^^^TESTHOSP^MR~{id_card}^^^^SFZH||测试甲||19491231|M\r"
     "OBR|1|{cid}P|{cid}F|BCP^生化^L|||20261120090000||||||||血清\r"
@@ -162,7 +162,7 @@ def test_health_metrics_and_sql_through_the_api(hub: RunningHub) -> None:
     health = httpx.get(f"{hub.settings.api_url}/healthz").json()
     assert health["status"] == "ok", health
     metrics = httpx.get(f"{hub.settings.api_url}/metrics").text
-    assert 'hutong_messages_received_total{event_type="lab-result",outcome="AA",transport="mllp"}' \
+    assert 'hutong_messages_received_total{event_type="oru",outcome="AA",transport="mllp"}' \
         in metrics
     wait_for(lambda: hub.query("SELECT count() FROM hutong.lab_results "
                                "WHERE message_control_id = 'PIPE0006'")[0][0])

@@ -6,6 +6,7 @@ and closes it, so none holds the engine while another opens a different path.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -17,7 +18,12 @@ from typing import Any
 import pytest
 
 from hutong.errors import WarehouseError
+from hutong.metrics import Metrics
+from schemas import catalog, wire
+from sinks.base import Decoded
 from sinks.warehouse import TABLES, Warehouse, WarehouseWriter, migrate, open_warehouse
+from sinks.warehouse.sink import WarehouseSink
+from tests.warehouse_events import DOCUMENT_CONTENT, FREE_TEXT, OBSERVED, SAMPLES, header
 
 pytestmark = pytest.mark.integration
 
@@ -114,16 +120,140 @@ def count(wh: Warehouse, table: str = "lab_results") -> int:
     return int(rows[0][0])
 
 
+MIGRATIONS = ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters",
+              "0003_imaging_orders_medications_diagnoses_documents"]
+
+
 def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
     with open_warehouse(None, tmp_path) as wh:
-        assert migrate(wh) == ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters"]
+        assert migrate(wh) == MIGRATIONS
         assert migrate(wh) == []
         _, tables = wh.query_rows("SHOW TABLES FROM hutong")
-        assert {name for (name,) in tables} == {"dead_letters", "lab_results", "patients",
-                                                "encounters", "schema_migrations"}
+        assert {name for (name,) in tables} == {
+            "dead_letters", "lab_results", "patients", "encounters", "imaging_reports", "orders",
+            "medications", "diagnoses", "documents", "schema_migrations"}
         _, applied = wh.query_rows("SELECT version, name FROM schema_migrations ORDER BY version")
-        assert applied == [(1, "0001_lab_results_and_dead_letters"),
-                           (2, "0002_patients_and_encounters")]
+        assert applied == list(enumerate(MIGRATIONS, start=1))
+
+
+def test_a_half_applied_migration_applies_again(tmp_path: Path) -> None:
+    """0003 with one table missing and no ledger row (a crash between its statements, or a
+    second worker migrating at once) runs again: IF NOT EXISTS keeps the tables there are."""
+    with open_warehouse(None, tmp_path) as wh:
+        assert migrate(wh) == MIGRATIONS
+        wh.command("DROP TABLE orders")
+        wh.command("ALTER TABLE schema_migrations DELETE WHERE version = 3 "
+                   "SETTINGS mutations_sync = 1")
+        assert migrate(wh) == MIGRATIONS[2:]
+        assert count(wh, "orders") == 0
+
+
+def decoded(kind: str, offset: int, **overrides: Any) -> Decoded:
+    """A sample event as the sink gets it: framed on the wire, read back from it."""
+    value = wire.encode(catalog.schema(kind), SAMPLES[kind](**overrides))
+    entry, record = wire.decode(value)
+    return Decoded(f"hutong.std.{kind}", 0, offset, entry.name, record, raw=value)
+
+
+def test_each_new_event_type_lands_once_through_the_sink(warehouse: Warehouse) -> None:
+    metrics = Metrics()
+    sink = WarehouseSink(warehouse, metrics)
+    batch = [decoded(kind, offset) for offset, kind in enumerate(SAMPLES)]
+    twice = batch[0].schema_name
+    assert sink.write([*batch, batch[0]]) == []  # one of them twice within the batch
+    assert sink.write(batch) == []  # then the whole batch replayed
+    for kind in SAMPLES:
+        table = TABLES[kind].table
+        assert count(warehouse, table) == 1, table
+        written = metrics.registry.get_sample_value(
+            "hutong_sink_rows_written_total", {"table": table})
+        skipped = metrics.registry.get_sample_value(
+            "hutong_sink_duplicates_skipped_total", {"table": table})
+        assert (written, skipped) == (1, 2 if kind == twice else 1), table
+
+
+def test_new_tables_read_back_what_was_written(warehouse: Warehouse) -> None:
+    sink = WarehouseSink(warehouse, Metrics())
+    assert sink.write([decoded(kind, offset) for offset, kind in enumerate(SAMPLES)]) == []
+
+    def one(sql: str) -> tuple[Any, ...]:
+        [row] = warehouse.query_rows(sql)[1]
+        return row
+
+    assert one(
+        "SELECT facility_id, empi_id, patient_sex, patient_birth_date, accession_number, "
+        "modality, critical_finding, report_text_chars, impression_chars, study_at, "
+        "toString(study_at) FROM imaging_reports"
+    ) == ("F001", "E-42", "2", date(1936, 5, 6), "ACC-7001", "CT", True, len(FREE_TEXT), 5,
+          OBSERVED, "2026-03-01 07:00:00.000")
+    assert one(
+        "SELECT order_control, item_code, priority, clinical_info_chars, ordering_provider_id, "
+        "filler_order_number, ordered_at FROM orders"
+    ) == ("NW", "CT-CHEST", "S", len(FREE_TEXT), "D-1", None, OBSERVED)
+    assert one(
+        "SELECT action, drug_code, dose, frequency, duration_days, quantity, dispensed_at "
+        "FROM medications"
+    ) == ("prescribe", "86900001", 0.5, "TID", 7, 42.0, None)
+    assert one(
+        "SELECT set_id, diagnosis_code, diagnosis_name, priority, clinician_id, visit_number "
+        "FROM diagnoses"
+    ) == (1, "J06.9", "急性上呼吸道感染", 1, "D-1", "MZ-0001")
+    assert one(
+        "SELECT document_type_code, set_id, version_number, content_type, content_size, "
+        "quality_warnings, effective_time FROM documents"
+    ) == ("C0003", "2.16.156.10011.1.1^SET-1", 2, "text/xml", len(DOCUMENT_CONTENT),
+          ["PID-19: bad check digit"], OBSERVED)
+
+
+def encounter(event_id: str, facility_id: str, visit_number: str, patient_class: str
+              ) -> dict[str, Any]:
+    """An encounter event with what the diagnosis ranking reads of it."""
+    return header("encounter", event_id=event_id, facility_id=facility_id) | {
+        "action": "register", "trigger_event": "A04",
+        "visit_number": visit_number, "patient_class": patient_class,
+        "department_code": None, "department_name": None, "ward": None, "room": None,
+        "bed": None, "prior_location": None, "attending_doctor_id": None, "admit_source": None,
+        "admit_reason": None, "admitted_at": None, "discharged_at": None,
+        "discharge_disposition": None}
+
+
+def test_the_analyst_guide_answers_from_the_new_tables(warehouse: Warehouse) -> None:
+    """The guide's diagnosis ranking and critical-findings queries, on known rows."""
+    guide = (REPO / "docs" / "analysts.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sql\n(.*?)```", guide, flags=re.S)
+    [ranking] = [sql for sql in blocks if "FROM hutong.diagnoses" in sql]
+    [critical] = [sql for sql in blocks if "FROM hutong.imaging_reports" in sql]
+    # empty tables still answer with the total row (the pipeline test runs every block)
+    assert warehouse.query_rows(ranking, read_only=True)[1] == [("合计", None, 0)]
+    assert warehouse.query_rows(critical, read_only=True)[1] == [("合计", 0, 0, None)]
+
+    WarehouseWriter(warehouse).write("encounter", [
+        encounter("e-o1", "F001", "MZ-1", "O"), encounter("e-o2", "F001", "MZ-2", "O"),
+        encounter("e-o3", "F002", "MZ-1", "O"), encounter("e-i1", "F001", "ZY-1", "I")])
+    WarehouseWriter(warehouse).write("diagnosis", [
+        SAMPLES["diagnosis"](event_id="d1", visit_number="MZ-1"),
+        SAMPLES["diagnosis"](event_id="d1-again", visit_number="MZ-1"),  # resent: one visit
+        SAMPLES["diagnosis"](event_id="d2", visit_number="MZ-2", diagnosis_code="I10",
+                             diagnosis_name="高血压"),
+        SAMPLES["diagnosis"](event_id="d3", facility_id="F002", visit_number="MZ-1",
+                             diagnosis_code="I10", diagnosis_name="高血压"),
+        SAMPLES["diagnosis"](event_id="d4", visit_number="MZ-2", diagnosis_code="E11",
+                             priority=2),  # secondary
+        SAMPLES["diagnosis"](event_id="d5", visit_number="ZY-1", diagnosis_code="I21"),  # inpatient
+    ])
+    assert warehouse.query_rows(ranking, read_only=True)[1] == [
+        ("合计", None, 3), ("I10", "高血压", 2), ("J06.9", "急性上呼吸道感染", 1)]
+
+    WarehouseWriter(warehouse).write("imaging-report", [
+        SAMPLES["imaging-report"](event_id="i1", report_status="P"),
+        SAMPLES["imaging-report"](event_id="i2"),  # the final report of the same study
+        SAMPLES["imaging-report"](event_id="i3", accession_number="ACC-2",
+                                  critical_finding=False),
+        SAMPLES["imaging-report"](event_id="i4", facility_id="F002", critical_finding=False),
+        SAMPLES["imaging-report"](event_id="i5", facility_id="F002", accession_number=None),
+    ])
+    assert warehouse.query_rows(critical, read_only=True)[1] == [
+        ("合计", 4, 2, 0.5), ("F001", 2, 1, 0.5), ("F002", 2, 1, 0.5)]
 
 
 def test_database_becomes_the_default_when_reopened(tmp_path: Path) -> None:

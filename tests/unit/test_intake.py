@@ -7,17 +7,22 @@ is tested in tests/integration. These tests pin the decisions.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from connectors.facilities import Facility, FacilityRegistry, Peer
+from hutong.audit import AuditLog
 from hutong.errors import DeliveryError, HL7Error
 from hutong.metrics import Metrics
 from producers.hl7v2.adapter import Arrival, adapt
 from producers.hl7v2.message import Message
-from producers.intake import Intake
+from producers.intake import Intake, Receipt
 from producers.kafka import OutRecord
+from producers.receipts import ReceiptLog
 from schemas import wire
 
 NOW = datetime(2026, 11, 20, 1, 30, tzinfo=UTC)
@@ -43,7 +48,7 @@ class Recorder:
 def receive(payload: bytes, fail: bool = False) -> tuple[str, str, list[OutRecord]]:
     recorder = Recorder(fail)
     intake = Intake(recorder, Metrics(), clock=lambda: NOW)  # type: ignore[arg-type]
-    receipt = asyncio.run(intake.receive(payload, "mllp", "127.0.0.1:1"))
+    receipt = asyncio.run(intake.receive(payload, Peer("mllp", "127.0.0.1")))
     msa = Message.parse(receipt.ack.decode()).segment("MSA")
     assert msa is not None
     return receipt.code, msa.get(1), recorder.sent
@@ -79,7 +84,107 @@ def test_refused_input_is_answered_and_recorded_with_its_head_only() -> None:
     recorder = Recorder()
     intake = Intake(recorder, Metrics(), clock=lambda: NOW)  # type: ignore[arg-type]
     error = HL7Error("frame exceeds the 1024-byte limit", location="MLLP", code="207")
-    receipt = asyncio.run(intake.refuse(b"MSH|^~\\&|" + b"x" * 100, "mllp", None, error))
+    receipt = asyncio.run(intake.refuse(b"MSH|^~\\&|" + b"x" * 100, Peer("mllp"), error))
     assert receipt.code == "AR"
     letter = wire.decode(recorder.sent[0].value)[1]
     assert letter["location"] == "MLLP" and len(letter["payload"]) == 109
+
+
+def make_intake(tmp_path: Path, recorder: Recorder, registry: FacilityRegistry | None = None
+                ) -> tuple[Intake, AuditLog]:
+    audit = AuditLog(tmp_path / "audit")
+    intake = Intake(recorder, Metrics(), registry=registry,  # type: ignore[arg-type]
+                    receipts=ReceiptLog(":memory:"), audit=audit, clock=lambda: NOW)
+    return intake, audit
+
+
+def acks(receipt: Receipt) -> list[tuple[str, str]]:
+    """(MSA-1, MSA-2) of each ACK frame."""
+    out = []
+    for frame in receipt.acks:
+        msa = Message.parse(frame.decode()).segment("MSA")
+        assert msa is not None
+        out.append((msa.get(1), msa.get(2)))
+    return out
+
+
+def test_enhanced_mode_gets_commit_then_application_ack(tmp_path: Path) -> None:
+    recorder = Recorder()
+    intake, _ = make_intake(tmp_path, recorder)
+    enhanced = ORU.format(set_id=1).replace("|P|2.4\r", "|P|2.4|||AL|AL\r", 1)
+    receipt = asyncio.run(intake.receive(enhanced.encode(), Peer("mllp", "127.0.0.1")))
+    assert acks(receipt) == [("CA", "C1"), ("AA", "C1")]
+    assert [r.topic for r in recorder.sent] == ["hutong.raw.hl7v2", "hutong.events.lab-result"]
+
+
+def test_enhanced_mode_not_stored_is_commit_error_only(tmp_path: Path) -> None:
+    intake, _ = make_intake(tmp_path, Recorder(fail=True))
+    enhanced = ORU.format(set_id=1).replace("|P|2.4\r", "|P|2.4|||AL|AL\r", 1)
+    receipt = asyncio.run(intake.receive(enhanced.encode(), Peer("mllp", "127.0.0.1")))
+    assert acks(receipt) == [("CE", "C1")] and not receipt.stored
+
+
+def test_a_resend_is_acked_again_and_not_stored_twice(tmp_path: Path) -> None:
+    recorder = Recorder()
+    intake, _ = make_intake(tmp_path, recorder)
+    first = asyncio.run(intake.receive(ORU.format(set_id=1).encode(), Peer("mllp", "10.0.0.1")))
+    sent = len(recorder.sent)
+    rebuilt = ORU.format(set_id=1).replace("20261120093000", "20261120093500", 1)  # new MSH-7
+    again = asyncio.run(intake.receive(rebuilt.encode(), Peer("mllp", "10.0.0.2")))
+    assert (again.code, again.duplicate, again.event_ids) == ("AA", True, first.event_ids)
+    assert acks(again) == [("AA", "C1")] and len(recorder.sent) == sent
+
+
+def test_control_id_reused_for_other_content_is_refused_and_dead_lettered(
+        tmp_path: Path) -> None:
+    recorder = Recorder()
+    intake, _ = make_intake(tmp_path, recorder)
+    asyncio.run(intake.receive(ORU.format(set_id=1).encode(), Peer("mllp", "10.0.0.1")))
+    recorder.sent.clear()
+    other = ORU.format(set_id=1).replace("|4.0|", "|6.9|")
+    receipt = asyncio.run(intake.receive(other.encode(), Peer("mllp", "10.0.0.1")))
+    assert receipt.code == "AR" and acks(receipt) == [("AR", "C1")]
+    letter = wire.decode(recorder.sent[0].value)[1]
+    assert (letter["error_code"], letter["location"]) == ("205", "MSH-10")
+    assert b"ERR|" in receipt.ack and b"205" in receipt.ack
+
+
+def test_a_corrected_message_may_reuse_the_control_id_of_one_refused_for_content(
+        tmp_path: Path) -> None:
+    intake, _ = make_intake(tmp_path, Recorder())
+    bad = ORU.format(set_id=1).replace("|4.0|", "|four|")
+    assert asyncio.run(intake.receive(bad.encode(), Peer("mllp", "10.0.0.1"))).code == "AE"
+    fixed = asyncio.run(intake.receive(ORU.format(set_id=1).encode(), Peer("mllp", "10.0.0.1")))
+    assert fixed.code == "AA" and not fixed.duplicate
+
+
+def test_an_unregistered_facility_gets_ar_and_an_audit_record_and_nothing_is_stored(
+        tmp_path: Path) -> None:
+    recorder = Recorder()
+    registry = FacilityRegistry([Facility(id="OTHER", mllp_sources=["10.0.0.0/8"])])
+    intake, audit = make_intake(tmp_path, recorder, registry)
+    receipt = asyncio.run(intake.receive(ORU.format(set_id=1).encode(), Peer("mllp", "10.0.0.1")))
+    assert receipt.unauthorised and acks(receipt) == [("AR", "C1")]
+    assert recorder.sent == []
+    [entry] = list(audit.records())
+    assert (entry["action"], entry["facility"], entry["address"]) == (
+        "intake.refused", "FAC1", "10.0.0.1")
+    assert "测试" not in json.dumps(entry, ensure_ascii=False)  # no message content
+
+
+def test_garbage_from_an_unknown_address_is_only_audited(tmp_path: Path) -> None:
+    recorder = Recorder()
+    registry = FacilityRegistry([Facility(id="FAC1", mllp_sources=["10.0.0.0/8"])])
+    intake, audit = make_intake(tmp_path, recorder, registry)
+    receipt = asyncio.run(intake.receive(b"\x00garbage", Peer("mllp", "192.0.2.9")))
+    assert receipt.code == "AR" and recorder.sent == [] and len(list(audit.records())) == 1
+    known = asyncio.run(intake.receive(b"\x00garbage", Peer("mllp", "10.1.1.1")))
+    assert known.code == "AR" and recorder.sent[0].topic == "hutong.dlq"
+
+
+def test_a_commit_ack_from_the_sender_is_swallowed(tmp_path: Path) -> None:
+    recorder = Recorder()
+    intake, _ = make_intake(tmp_path, recorder)
+    ack = "MSH|^~\\&|LIS|FAC1|HUTONG|R|20261120||ACK|A9|P|2.4\rMSA|CA|ACK0000000002\r"
+    receipt = asyncio.run(intake.receive(ack.encode(), Peer("mllp", "10.0.0.1")))
+    assert receipt.acks == () and recorder.sent == []

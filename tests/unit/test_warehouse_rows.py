@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,39 +11,25 @@ import pytest
 
 import sinks.warehouse
 from hutong.errors import WarehouseError
+from schemas import catalog, wire
 from sinks.warehouse import TABLES, open_warehouse
 from sinks.warehouse.migrate import load_migrations, split_statements
-
-RECEIVED = datetime(2026, 3, 1, 1, 2, 3, 456000, tzinfo=UTC)
-OBSERVED = datetime(2026, 2, 28, 23, 0, tzinfo=UTC)
-IDENTITY_VALUES = ("张三", "110101193605060017", "H-998877", "13800138000", "北京市东城区某胡同1号")
+from tests.warehouse_events import (
+    CLINICIAN_NAME,
+    DOCUMENT_CONTENT,
+    DOCUMENT_SHA256,
+    FREE_TEXT,
+    IDENTITY_VALUES,
+    OBSERVED,
+    RECEIVED,
+    SAMPLES,
+    header,
+)
 
 
 def lab_result(**overrides: Any) -> dict[str, Any]:
     """A lab-result event with exactly the ADR 0001 keys."""
-    event: dict[str, Any] = {
-        "event_id": "6f1c2a4e-0000-5000-8000-000000000001",
-        "event_type": "lab-result",
-        "facility_id": "F001",
-        "source_system": "LIS",
-        "message_control_id": "MSG0001",
-        "source_patient_id": "P123",
-        "empi_id": "E-42",
-        "occurred_at": OBSERVED,
-        "received_at": RECEIVED,
-        "patient": {
-            "source_patient_id": "P123",
-            "identifiers": [{"value": "P123", "type": "MR", "authority": "F001"}],
-            "id_card_number": IDENTITY_VALUES[1],
-            "health_card_number": IDENTITY_VALUES[2],
-            "name": IDENTITY_VALUES[0],
-            "sex": "2",
-            "phone": IDENTITY_VALUES[3],
-            "address": IDENTITY_VALUES[4],
-            "birth_date": date(1936, 5, 6),
-        },
-        "quality_warnings": ["PID-19: bad check digit"],
-        "map_version": "2026.1",
+    event: dict[str, Any] = header("lab-result") | {
         "set_id": 3,
         "placer_order_number": "PO1",
         "filler_order_number": "FO1",
@@ -217,6 +203,97 @@ def test_missing_field_names_table_and_field() -> None:
         TABLES["lab-result"].to_row(event)
 
 
+def test_every_event_type_has_a_table() -> None:
+    """An event type without a table would turn every one of its events into a dead letter."""
+    assert set(catalog.EVENT_TYPES) <= set(TABLES)
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_sample_event_fits_its_schema(kind: str) -> None:
+    event = SAMPLES[kind]()
+    assert event["event_type"] == kind
+    assert wire.encode(catalog.schema(kind), event)[:1] == b"\x00"
+
+
+#: Event type -> the schema fields its table leaves out, besides ``event_type`` (the
+#: table says it) and ``patient`` (reduced to sex and birth date): clinicians' names,
+#: free text that may name people, a document's content.
+LEFT_OUT: dict[str, set[str]] = {
+    "imaging-report": {"radiologist_name", "report_text", "impression"},
+    "order": {"ordering_provider_name", "clinical_info"},
+    "medication": {"prescriber_name"},
+    "diagnosis": {"clinician_name"},
+    "document": {"author_name", "content"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_tables_leave_out_exactly_names_free_text_and_content(kind: str) -> None:
+    """A field added to a schema later must be decided on here: kept, or left out."""
+    fields = {f["name"] for f in catalog.schema(kind).parsed["fields"]}
+    assert fields - set(TABLES[kind].column_names) == LEFT_OUT[kind] | {"event_type", "patient"}
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_rows_hold_no_identity_clinician_name_free_text_or_content(kind: str) -> None:
+    row = TABLES[kind].to_row(SAMPLES[kind]())
+    text = str(row)
+    assert not any(value in text for value in (*IDENTITY_VALUES, CLINICIAN_NAME, FREE_TEXT))
+    assert DOCUMENT_CONTENT not in row
+
+
+@pytest.mark.parametrize(
+    ("kind", "overrides", "expected"),
+    [
+        ("imaging-report", {}, {
+            "accession_number": "ACC-7001", "study_instance_uid": "1.2.156.112605.7001",
+            "modality": "CT", "critical_finding": True, "report_status": "F",
+            "report_text_chars": len(FREE_TEXT), "impression_chars": 5,
+            "study_at": OBSERVED, "reported_at": RECEIVED, "radiologist_id": "R-9",
+            "placer_order_number": "PO-7001"}),
+        ("imaging-report", {"report_text": None, "impression": "", "critical_finding": False},
+         {"report_text_chars": None, "impression_chars": 0, "critical_finding": False}),
+        ("order", {}, {
+            "order_control": "NW", "item_code": "CT-CHEST", "priority": "S",
+            "clinical_info_chars": len(FREE_TEXT), "ordered_at": OBSERVED,
+            "ordering_provider_id": "D-1", "filler_order_number": None}),
+        ("order", {"clinical_info": None}, {"clinical_info_chars": None}),
+        ("medication", {}, {
+            "action": "prescribe", "drug_code": "86900001", "dose": 0.5, "dose_unit": "g",
+            "duration": "7d", "duration_days": 7, "quantity": 42.0, "prescribed_at": OBSERVED,
+            "dispensed_at": None, "prescriber_id": "D-1"}),
+        ("diagnosis", {}, {
+            "set_id": 1, "diagnosis_code": "J06.9", "diagnosis_name": "急性上呼吸道感染",
+            "priority": 1, "diagnosed_at": OBSERVED, "clinician_id": "D-1",
+            "visit_number": "MZ-0001"}),
+        ("document", {}, {
+            "document_id": "2.16.156.10011.1.1^DOC-1", "document_type_code": "C0003",
+            "set_id": "2.16.156.10011.1.1^SET-1", "version_number": 2, "author_id": "D-1",
+            "custodian_name": "某区人民医院", "effective_time": OBSERVED,
+            "content_sha256": DOCUMENT_SHA256, "content_size": len(DOCUMENT_CONTENT)}),
+        ("document", {"content": b""}, {"content_size": 0}),
+    ],
+)
+def test_new_event_rows(kind: str, overrides: dict[str, Any], expected: dict[str, Any]) -> None:
+    spec = TABLES[kind]
+    row = dict(zip(spec.column_names, spec.to_row(SAMPLES[kind](**overrides)), strict=True))
+    assert row["event_id"] == "6f1c2a4e-0000-5000-8000-000000000001"
+    assert (row["patient_sex"], row["patient_birth_date"]) == ("2", date(1936, 5, 6))
+    assert {column: row[column] for column in expected} == expected
+
+
+def test_new_table_names() -> None:
+    assert {kind: TABLES[kind].table for kind in SAMPLES} == {
+        "imaging-report": "imaging_reports", "order": "orders", "medication": "medications",
+        "diagnosis": "diagnoses", "document": "documents"}
+
+
+def test_naive_document_time_is_refused() -> None:
+    event = SAMPLES["document"](effective_time=datetime(2026, 3, 1, 9, 0))
+    with pytest.raises(WarehouseError, match=r"documents: .*effective_time is a naive datetime"):
+        TABLES["document"].to_row(event)
+
+
 def test_migration_columns_match_table_specs() -> None:
     """The CREATE TABLE of each table lists the spec's columns in the same order."""
     created: dict[str, list[str]] = {}
@@ -229,7 +306,7 @@ def test_migration_columns_match_table_specs() -> None:
                 lines = [line.split()[0] for line in found[2].strip().splitlines()]
                 created[found[1]] = [name for name in lines if name != "INDEX"]
     for spec in TABLES.values():
-        assert created[spec.table] == [*spec.column_names, "ingested_at"]
+        assert created[spec.table] == [*spec.column_names, "ingested_at"], spec.table
 
 
 def test_migrations_are_found_in_version_order() -> None:

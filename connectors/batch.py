@@ -1,0 +1,263 @@
+"""HL7 v2 batch files: every message through the intake, one report per file.
+
+A batch file is messages wrapped in an optional envelope::
+
+    FHS ...            file header     (FHS-9 file name/id, FHS-4 sending facility)
+      BHS ...          batch header
+        MSH ... MSH ...  the messages
+      BTS|<count>      batch trailer: how many messages the batch holds
+    FTS|<count>        file trailer: how many batches
+
+Plain files of messages one after another are read the same way. Each message
+is handed to :class:`producers.intake.Intake` exactly as an MLLP message would be
+(authorised, recognised as a resend, stored, dead-lettered), so a file dropped
+twice is stored once. The report counts the outcomes, lists every message that
+was not accepted with its reason, and notes a trailer count that does not match.
+
+:class:`BatchWatcher` serves a directory::
+
+    <batch_dir>/inbox/            drop files here (write elsewhere, then move in);
+    <batch_dir>/inbox/<FACILITY>/ or here: the folder names the facility
+    <batch_dir>/done/             every message got a durable outcome
+    <batch_dir>/failed/           unreadable, or some messages could not be stored:
+                                  drop it in again once the cause is fixed
+    <batch_dir>/reports/          <file>.report.json, one per file processed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors.facilities import FacilityRegistry, Peer
+from hutong.errors import HutongError
+from producers.intake import Intake
+
+__all__ = ["BatchFile", "BatchWatcher", "FileReport", "parse_batch", "process_batch"]
+
+log = logging.getLogger(__name__)
+
+_LINES = re.compile(rb"\r\n|\n|\r")
+_PROGRESS_EVERY_S = 5.0
+
+
+@dataclass(slots=True)
+class BatchFile:
+    """The messages of a file and what its envelope declared."""
+
+    messages: list[bytes]
+    batches: int = 0
+    declared_messages: int | None = None  # sum of BTS-1, when every BTS gives one
+    declared_batches: int | None = None  # FTS-1
+    problems: list[str] = field(default_factory=list)
+
+
+def _count(segment: bytes) -> int | None:
+    fields = segment.split(segment[3:4]) if len(segment) > 3 else []
+    value = fields[1].strip() if len(fields) > 1 else b""
+    return int(value) if value.isdigit() else None
+
+
+def parse_batch(data: bytes) -> BatchFile:
+    """Split a (batch) file into messages with ``\\r`` segment ends; note envelope counts."""
+    batch = BatchFile([])
+    current: list[bytes] | None = None
+    bts_counts: list[int | None] = []
+    for line in _LINES.split(data.lstrip(b"\xef\xbb\xbf")):
+        if not line.strip():
+            continue
+        name = line[:3]
+        if name in (b"FHS", b"BHS", b"BTS", b"FTS"):
+            if current:
+                batch.messages.append(b"\r".join(current) + b"\r")
+            current = None
+            if name == b"BHS":
+                batch.batches += 1
+            elif name == b"BTS":
+                bts_counts.append(_count(line))
+            elif name == b"FTS":
+                batch.declared_batches = _count(line)
+            continue
+        if name == b"MSH":
+            if current:
+                batch.messages.append(b"\r".join(current) + b"\r")
+            current = [line]
+        elif current is not None:
+            current.append(line)
+        else:
+            batch.problems.append("segments before the first MSH were skipped")
+    if current:
+        batch.messages.append(b"\r".join(current) + b"\r")
+    if bts_counts and all(n is not None for n in bts_counts):
+        batch.declared_messages = sum(n for n in bts_counts if n is not None)
+        if batch.declared_messages != len(batch.messages):
+            batch.problems.append(f"batch trailers declare {batch.declared_messages} messages; "
+                                  f"the file holds {len(batch.messages)}")
+    if batch.declared_batches is not None and batch.declared_batches != batch.batches:
+        batch.problems.append(f"file trailer declares {batch.declared_batches} batches; "
+                              f"the file holds {batch.batches}")
+    return batch
+
+
+@dataclass(slots=True)
+class FileReport:
+    """What became of one file."""
+
+    file: str
+    started_at: str
+    finished_at: str = ""
+    messages: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # AA / AE / AR counts
+    resends: int = 0
+    not_stored: int = 0
+    #: Messages not accepted: position (1-based), control id, outcome, reason.
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """Every message has a durable outcome (events, dead letter, or a refusal)."""
+        return self.messages > 0 and self.not_stored == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "complete": self.complete}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2)
+
+
+def _control_id(message: bytes) -> str:
+    msh = message.split(b"\r", 1)[0]
+    fields = msh.split(msh[3:4]) if len(msh) > 3 else []
+    return fields[9].decode("latin-1")[:50] if len(fields) > 9 else ""
+
+
+async def process_batch(data: bytes, name: str, peer: Peer, intake: Intake, *,
+                        progress: Callable[[int, int], None] | None = None) -> FileReport:
+    """Hand every message of ``data`` to ``intake``; ``progress(done, total)`` now and then."""
+    report = FileReport(name, datetime.now(UTC).isoformat(timespec="seconds"))
+    batch = parse_batch(data)
+    report.messages = len(batch.messages)
+    report.notes.extend(batch.problems)
+    if not batch.messages:
+        report.notes.append("no HL7 v2 message (MSH segment) in the file")
+    outcomes: Counter[str] = Counter()
+    last = time.monotonic()
+    for position, message in enumerate(batch.messages, start=1):
+        receipt = await intake.receive(message, peer)
+        outcomes[receipt.code] += 1
+        report.resends += receipt.duplicate
+        if not receipt.stored and not receipt.unauthorised:
+            report.not_stored += 1
+        if receipt.code != "AA":
+            error = receipt.error
+            report.problems.append({
+                "position": position, "control_id": _control_id(message),
+                "outcome": receipt.code, "reason": error.reason if error else receipt.reason,
+                "location": error.location if error else None,
+                "error_code": error.code if error else None})
+        if progress is not None and (time.monotonic() - last > _PROGRESS_EVERY_S
+                                     or position == len(batch.messages)):
+            progress(position, len(batch.messages))
+            last = time.monotonic()
+    report.outcomes = dict(sorted(outcomes.items()))
+    report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return report
+
+
+class BatchWatcher:
+    """Polls ``<root>/inbox`` and processes each file once its size has settled."""
+
+    def __init__(self, root: Path, intake: Intake, registry: FacilityRegistry, *,
+                 poll_s: float = 2.0) -> None:
+        self.root = root
+        self._intake = intake
+        self._registry = registry
+        self._poll_s = poll_s
+        self._sizes: dict[Path, int] = {}
+        self.inbox, self.done, self.failed, self.reports = (
+            root / name for name in ("inbox", "done", "failed", "reports"))
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for folder in (self.inbox, self.done, self.failed, self.reports):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._run(), name="batch-watcher")
+        log.info("watching %s for HL7 batch files", self.inbox)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                for path in self._settled():
+                    await self.process(path)
+            except (OSError, HutongError):
+                log.exception("batch intake: a file could not be handled; trying again")
+            await asyncio.sleep(self._poll_s)
+
+    def _settled(self) -> list[Path]:
+        """Files whose size did not change since the last look (the writer is done)."""
+        ready: list[Path] = []
+        seen: dict[Path, int] = {}
+        for path in sorted(self.inbox.rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            size = path.stat().st_size
+            seen[path] = size
+            if self._sizes.get(path) == size:
+                ready.append(path)
+        self._sizes = seen
+        return ready
+
+    def _peer(self, path: Path) -> Peer | str:
+        """Who sent the file: its facility folder, or the operator (MSH-4 decides)."""
+        relative = path.relative_to(self.inbox)
+        if len(relative.parts) == 1:
+            return Peer("file", None, None, "batch inbox")
+        facility = relative.parts[0]
+        if facility not in self._registry and not self._registry.open_intake:
+            return f"folder {facility} is not a registered facility"
+        return Peer("file", None, facility, f"batch folder {facility}")
+
+    async def process(self, path: Path) -> FileReport:
+        """Process one file of the inbox: report, then move it to done or failed."""
+        name = str(path.relative_to(self.inbox))
+        peer = self._peer(path)
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            log.info("batch %s: %d of %d messages (%.0f/s)", name, done, total,
+                     done / max(time.monotonic() - started, 1e-3))
+
+        if isinstance(peer, str):
+            report = FileReport(name, datetime.now(UTC).isoformat(timespec="seconds"))
+            report.notes.append(peer)
+            self._intake.refuse_connection(Peer("file", None, None, name), peer)
+        else:
+            report = await process_batch(path.read_bytes(), name, peer, self._intake,
+                                         progress=progress)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        flat = name.replace("/", "__")
+        target = (self.done if report.complete else self.failed) / f"{stamp}-{flat}"
+        (self.reports / f"{stamp}-{flat}.report.json").write_text(report.to_json(),
+                                                                   encoding="utf-8")
+        shutil.move(path, target)
+        self._sizes.pop(path, None)
+        log.info("batch %s: %d messages, %s -> %s", name, report.messages, report.outcomes,
+                 target.parent.name)
+        return report

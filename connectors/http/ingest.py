@@ -1,0 +1,159 @@
+"""``POST /api/v1/ingest/{hl7v2,cda,json,batch}``: the HTTP door for facilities.
+
+Every request carries the facility's API key (``Authorization: Bearer <key>``
+or ``X-API-Key``); the registry keeps only its hash. The answer says what
+happened, after the records are durable in Kafka:
+
+    202  accepted: {"outcome": "AA", "event_ids": [...], "duplicate": false}
+         (hl7v2 also returns the HL7 ACK; batch returns the file report)
+    400  unreadable or unsupported                        (outcome AR)
+    401  no API key or an unknown one                     (audited)
+    403  the content names another facility than the key  (audited, nothing stored)
+    409  control id / document id reused for other content
+    413  body over ``http_max_body_bytes``
+    422  readable but wrong: the reason, location and HL7 error code (AE)
+    503  Kafka did not confirm: resend (Retry-After)
+
+Everything refused with a 4xx is also a dead letter, except 401/403 and 413
+(nothing of an unauthenticated or oversized body is kept).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from connectors.batch import process_batch
+from connectors.facilities import FacilityRegistry, Peer
+from producers.cda.adapter import adapt_cda
+from producers.intake import Intake, Receipt
+from producers.json_events import adapt_json
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"])
+
+_AUTH_HEADERS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No API key, or one no facility holds."},
+    403: {"description": "The content names another facility than the key's."},
+    413: {"description": "The body is larger than the configured limit."},
+}
+
+
+def _intake(request: Request) -> tuple[Intake, FacilityRegistry, int]:
+    state = request.app.state
+    if getattr(state, "intake", None) is None:
+        raise HTTPException(503, "intake is not running")
+    return state.intake, state.registry, state.max_body_bytes
+
+
+def _peer(request: Request, registry: FacilityRegistry, intake: Intake,
+          authorization: str | None, api_key: str | None) -> Peer:
+    address = request.client.host if request.client else None
+    key = api_key or (authorization[7:].strip() if authorization and
+                      authorization[:7].lower() == "bearer " else None)
+    facility = registry.for_api_key(key) if key else None
+    if facility is None:
+        reason = "no API key" if not key else "API key unknown"
+        intake.refuse_connection(Peer("http", address), reason)
+        raise HTTPException(401, f"{reason}: send the facility's key as 'Authorization: "
+                                 "Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
+    return Peer("http", address, facility.id, "API key")
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body over the {limit}-byte limit")
+        chunks.append(chunk)
+    if not size:
+        raise HTTPException(400, "empty body")
+    return b"".join(chunks)
+
+
+def _answer(receipt: Receipt, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {"outcome": receipt.code, "event_ids": list(receipt.event_ids),
+                            "duplicate": receipt.duplicate, **extra}
+    error = receipt.error
+    if receipt.code == "AA":
+        return JSONResponse(body, status_code=202)
+    body.update(reason=error.reason if error else receipt.reason,
+                location=error.location if error else None,
+                error_code=error.code if error else None)
+    if receipt.unauthorised:
+        status = 403
+    elif not receipt.stored:
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+    elif error is not None and error.code == "205":
+        status = 409
+    else:
+        status = 400 if receipt.code == "AR" else 422
+    return JSONResponse(body, status_code=status)
+
+
+Key = Annotated[str | None, Header(alias="X-API-Key", include_in_schema=True)]
+Auth = Annotated[str | None, Header()]
+
+
+@router.post("/hl7v2", status_code=202, responses=_AUTH_HEADERS)
+async def ingest_hl7v2(request: Request, authorization: Auth = None,
+                       x_api_key: Key = None) -> JSONResponse:
+    """One HL7 v2 message (ER7 text, any segment ending); MSH-4 must be the key's facility.
+
+    The answer carries the HL7 ACK (``ack``) as the sender would get it over MLLP.
+    """
+    intake, registry, limit = _intake(request)
+    peer = _peer(request, registry, intake, authorization, x_api_key)
+    payload = await _body(request, limit)
+    receipt = await intake.receive(payload.replace(b"\r\n", b"\r").replace(b"\n", b"\r"), peer)
+    ack = receipt.ack.decode("utf-8", errors="replace") if receipt.acks else None
+    return _answer(receipt, ack=ack)
+
+
+@router.post("/cda", status_code=202, responses=_AUTH_HEADERS)
+async def ingest_cda(request: Request, authorization: Auth = None,
+                     x_api_key: Key = None) -> JSONResponse:
+    """One CDA R2 document (WS/T 500 header); stored whole, with its registry metadata."""
+    intake, registry, limit = _intake(request)
+    peer = _peer(request, registry, intake, authorization, x_api_key)
+    payload = await _body(request, limit)
+    system = request.headers.get("x-source-system")
+    receipt = await intake.receive_content(
+        payload, peer, lambda adapted: adapt_cda(adapted, source_system=system))
+    return _answer(receipt)
+
+
+@router.post("/json", status_code=202, responses=_AUTH_HEADERS)
+async def ingest_json(request: Request, authorization: Auth = None,
+                      x_api_key: Key = None) -> JSONResponse:
+    """Canonical events as JSON (see docs/topics.md, "JSON ingest")."""
+    intake, registry, limit = _intake(request)
+    peer = _peer(request, registry, intake, authorization, x_api_key)
+    payload = await _body(request, limit)
+    receipt = await intake.receive_content(payload, peer, adapt_json)
+    return _answer(receipt)
+
+
+@router.post("/batch", responses=_AUTH_HEADERS)
+async def ingest_batch(request: Request, authorization: Auth = None,
+                       x_api_key: Key = None, name: str = "upload.hl7") -> JSONResponse:
+    """An HL7 v2 batch file (FHS/BHS/BTS/FTS, or messages one after another).
+
+    Answers with the file report once every message has its outcome: 200 when
+    every message is durable (look at ``outcomes`` and ``problems``), 503 when some
+    could not be stored (upload the file again: stored messages are recognised).
+    """
+    intake, registry, limit = _intake(request)
+    peer = _peer(request, registry, intake, authorization, x_api_key)
+    payload = await _body(request, limit)
+    report = await process_batch(payload, name[:200], peer, intake)
+    status = 200 if report.complete else (400 if not report.messages else 503)
+    return JSONResponse(report.to_dict(), status_code=status)

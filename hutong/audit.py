@@ -1,0 +1,93 @@
+"""The audit trail: append-only JSON lines, each chained to the one before by hash.
+
+One file per month under ``<data_dir>/audit/`` (``audit-2026-11.jsonl``), kept
+until an operator archives it (the guidelines ask for six months at least).
+Every record carries ``prev``, the hash of the record before it (across files),
+and ``hash``, SHA-256 of its own canonical JSON without ``hash``; an edited,
+removed or reordered line breaks the chain, which :func:`verify` reports.
+
+Records say who did what, from where, and why it was refused; never message
+content or a patient's values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hutong.errors import HutongError
+
+__all__ = ["GENESIS", "AuditLog", "verify"]
+
+#: ``prev`` of the very first record.
+GENESIS = "0" * 64
+
+
+def _digest(record: dict[str, Any]) -> str:
+    body = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class AuditLog:
+    """Append records to the month's file under ``directory``; safe across threads."""
+
+    def __init__(self, directory: Path,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.directory = directory
+        self._clock = clock
+        self._lock = threading.Lock()
+        directory.mkdir(parents=True, exist_ok=True)
+        self._last = self._last_hash()
+
+    def _files(self) -> list[Path]:
+        return sorted(self.directory.glob("audit-*.jsonl"))
+
+    def _last_hash(self) -> str:
+        for path in reversed(self._files()):
+            lines = path.read_bytes().rstrip(b"\n").splitlines()
+            if lines:
+                try:
+                    return str(json.loads(lines[-1])["hash"])
+                except (ValueError, KeyError) as exc:
+                    raise HutongError(f"audit log {path}: last line is not an audit record; "
+                                      "the chain cannot continue") from exc
+        return GENESIS
+
+    def record(self, action: str, **details: Any) -> dict[str, Any]:
+        """Append one record; returns it with its ``hash``."""
+        now = self._clock()
+        with self._lock:
+            entry: dict[str, Any] = {"at": now.isoformat(timespec="milliseconds"),
+                                     "action": action, **details, "prev": self._last}
+            entry["hash"] = _digest(entry)
+            path = self.directory / f"audit-{now:%Y-%m}.jsonl"
+            with path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+            self._last = entry["hash"]
+        return entry
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every record, oldest first."""
+        for path in self._files():
+            with path.open(encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+
+
+def verify(directory: Path) -> int:
+    """Check the chain under ``directory``; the number of records, or HutongError naming
+    the first record that does not follow from the one before."""
+    prev = GENESIS
+    count = 0
+    for count, entry in enumerate(AuditLog(directory).records(), start=1):
+        claimed = entry.pop("hash", None)
+        if entry.get("prev") != prev or claimed != _digest(entry):
+            raise HutongError(f"audit log: record {count} ({entry.get('at')}) breaks the chain")
+        prev = claimed
+    return count

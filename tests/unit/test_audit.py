@@ -1,0 +1,46 @@
+"""The audit log is append-only and tamper-evident."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hutong.audit import GENESIS, AuditLog, verify
+from hutong.errors import HutongError
+
+
+def test_records_chain_across_restarts_and_months(tmp_path: Path) -> None:
+    times = iter([datetime(2026, 10, 31, 23, 59, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
+                  datetime(2026, 11, 2, tzinfo=UTC)])
+    first = AuditLog(tmp_path, clock=lambda: next(times)).record("intake.refused", reason="x")
+    assert first["prev"] == GENESIS
+    log = AuditLog(tmp_path, clock=lambda: next(times))  # a restart picks the chain up
+    second = log.record("intake.refused", facility="清水县")
+    third = log.record("connection.refused")
+    assert second["prev"] == first["hash"] and third["prev"] == second["hash"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit-2026-10.jsonl",
+                                                          "audit-2026-11.jsonl"]
+    assert verify(tmp_path) == 3
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete", "swap"])
+def test_tampering_breaks_the_chain(tmp_path: Path, tamper: str) -> None:
+    log = AuditLog(tmp_path)
+    for n in range(3):
+        log.record("intake.refused", n=n)
+    path = next(tmp_path.iterdir())
+    lines = path.read_text().splitlines()
+    if tamper == "edit":
+        entry = json.loads(lines[1])
+        entry["n"] = 9
+        lines[1] = json.dumps(entry, sort_keys=True)
+    elif tamper == "delete":
+        del lines[1]
+    else:
+        lines[0], lines[1] = lines[1], lines[0]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(HutongError, match="breaks the chain"):
+        verify(tmp_path)
