@@ -16,7 +16,8 @@ was not accepted with its reason, and notes a trailer count that does not match.
 
 :class:`BatchWatcher` serves a directory::
 
-    <batch_dir>/inbox/            drop files here (write elsewhere, then move in);
+    <batch_dir>/inbox/            drop files here (write elsewhere, then move in; names
+                                  ending .part, .tmp or starting with . are left alone);
     <batch_dir>/inbox/<FACILITY>/ or here: the folder names the facility
     <batch_dir>/done/             every message got a durable outcome
     <batch_dir>/failed/           unreadable, or some messages could not be stored:
@@ -40,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from connectors.facilities import FacilityRegistry, Peer
-from hutong.errors import HutongError
 from producers.intake import Intake
 
 __all__ = ["BatchFile", "BatchWatcher", "FileReport", "parse_batch", "process_batch"]
@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 
 _LINES = re.compile(rb"\r\n|\n|\r")
 _PROGRESS_EVERY_S = 5.0
+#: A file is taken once unchanged for this many polls and this many seconds.
+_SETTLE_POLLS = 2
+_SETTLE_S = 5.0
+_SKIPPED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload")
 
 
 @dataclass(slots=True)
@@ -184,7 +188,7 @@ class BatchWatcher:
         self._intake = intake
         self._registry = registry
         self._poll_s = poll_s
-        self._sizes: dict[Path, int] = {}
+        self._seen: dict[Path, tuple[int, float, int]] = {}  # size, mtime, polls unchanged
         self.inbox, self.done, self.failed, self.reports = (
             root / name for name in ("inbox", "done", "failed", "reports"))
         self._task: asyncio.Task[None] | None = None
@@ -204,24 +208,43 @@ class BatchWatcher:
     async def _run(self) -> None:
         while True:
             try:
-                for path in self._settled():
+                ready = self._settled()
+            except OSError:
+                log.exception("batch intake: cannot read %s", self.inbox)
+                ready = []
+            for path in ready:
+                try:
                     await self.process(path)
-            except (OSError, HutongError):
-                log.exception("batch intake: a file could not be handled; trying again")
+                except Exception:  # one bad file must not stop the folder
+                    log.exception("batch intake: %s could not be processed; moving it to "
+                                  "failed/", path.name)
+                    self._set_aside(path)
             await asyncio.sleep(self._poll_s)
 
+    def _set_aside(self, path: Path) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        try:
+            shutil.move(path, self.failed / f"{stamp}-{path.name}")
+        except OSError:
+            log.exception("batch intake: cannot move %s out of the inbox", path)
+        self._seen.pop(path, None)
+
     def _settled(self) -> list[Path]:
-        """Files whose size did not change since the last look (the writer is done)."""
+        """Files unchanged (size and modification time) for a few polls and seconds."""
         ready: list[Path] = []
-        seen: dict[Path, int] = {}
+        seen: dict[Path, tuple[int, float, int]] = {}
+        now = time.time()
         for path in sorted(self.inbox.rglob("*")):
-            if not path.is_file() or path.name.startswith("."):
+            if not path.is_file() or path.name.startswith(".") or path.name.endswith(
+                    _SKIPPED_SUFFIXES):
                 continue
-            size = path.stat().st_size
-            seen[path] = size
-            if self._sizes.get(path) == size:
+            stat = path.stat()
+            size, mtime, polls = self._seen.get(path, (-1, -1.0, 0))
+            polls = polls + 1 if (size, mtime) == (stat.st_size, stat.st_mtime) else 0
+            seen[path] = (stat.st_size, stat.st_mtime, polls)
+            if polls >= _SETTLE_POLLS and now - stat.st_mtime >= _SETTLE_S:
                 ready.append(path)
-        self._sizes = seen
+        self._seen = seen
         return ready
 
     def _peer(self, path: Path) -> Peer | str:
@@ -249,15 +272,23 @@ class BatchWatcher:
             report.notes.append(peer)
             self._intake.refuse_connection(Peer("file", None, None, name), peer)
         else:
+            before = path.stat()
             report = await process_batch(path.read_bytes(), name, peer, self._intake,
                                          progress=progress)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+            after = path.stat()
+            if (after.st_size, after.st_mtime) != (before.st_size, before.st_mtime):
+                # Written to while we read it: leave it; the next look takes it whole (the
+                # messages already stored are recognised as resends).
+                log.warning("batch %s changed while it was read; it will be read again", name)
+                self._seen.pop(path, None)
+                return report
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         flat = name.replace("/", "__")
         target = (self.done if report.complete else self.failed) / f"{stamp}-{flat}"
         (self.reports / f"{stamp}-{flat}.report.json").write_text(report.to_json(),
                                                                    encoding="utf-8")
         shutil.move(path, target)
-        self._sizes.pop(path, None)
+        self._seen.pop(path, None)
         log.info("batch %s: %d messages, %s -> %s", name, report.messages, report.outcomes,
                  target.parent.name)
         return report

@@ -23,9 +23,9 @@ How a connection proves who it is:
 * HTTP: the API key names the facility.
 
 An unknown or mismatched facility is refused: AR, an audit record, nothing
-stored. With ``intake_open`` set the registry is bypassed for plain MLLP (a
-development convenience, loudly logged); registered facilities still get their
-profiles.
+stored. With ``intake_open`` set, unregistered facilities may send plain MLLP
+from anywhere (a development convenience, loudly logged); registered ones are
+still held to their addresses and get their profiles.
 """
 
 from __future__ import annotations

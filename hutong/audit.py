@@ -33,6 +33,14 @@ def _digest(record: dict[str, Any]) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+#: Longest text kept of a detail: whatever a sender claims is cut to this.
+MAX_DETAIL = 120
+
+
+def _bounded(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v[:MAX_DETAIL] if isinstance(v, str) else v for k, v in details.items()}
+
+
 class AuditLog:
     """Append records to the month's file under ``directory``; safe across threads."""
 
@@ -50,12 +58,11 @@ class AuditLog:
     def _last_hash(self) -> str:
         for path in reversed(self._files()):
             lines = path.read_bytes().rstrip(b"\n").splitlines()
-            if lines:
+            for line in reversed(lines):  # a line cut short by a crash is skipped
                 try:
-                    return str(json.loads(lines[-1])["hash"])
-                except (ValueError, KeyError) as exc:
-                    raise HutongError(f"audit log {path}: last line is not an audit record; "
-                                      "the chain cannot continue") from exc
+                    return str(json.loads(line)["hash"])
+                except (ValueError, KeyError):
+                    continue
         return GENESIS
 
     def record(self, action: str, **details: Any) -> dict[str, Any]:
@@ -63,7 +70,7 @@ class AuditLog:
         now = self._clock()
         with self._lock:
             entry: dict[str, Any] = {"at": now.isoformat(timespec="milliseconds"),
-                                     "action": action, **details, "prev": self._last}
+                                     "action": action, **_bounded(details), "prev": self._last}
             entry["hash"] = _digest(entry)
             path = self.directory / f"audit-{now:%Y-%m}.jsonl"
             with path.open("a", encoding="utf-8") as out:
@@ -85,7 +92,11 @@ def verify(directory: Path) -> int:
     the first record that does not follow from the one before."""
     prev = GENESIS
     count = 0
-    for count, entry in enumerate(AuditLog(directory).records(), start=1):
+    try:
+        entries = list(AuditLog(directory).records())
+    except ValueError as exc:
+        raise HutongError(f"audit log under {directory}: a line is not JSON ({exc})") from None
+    for count, entry in enumerate(entries, start=1):
         claimed = entry.pop("hash", None)
         if entry.get("prev") != prev or claimed != _digest(entry):
             raise HutongError(f"audit log: record {count} ({entry.get('at')}) breaks the chain")

@@ -58,7 +58,7 @@ async def send_files(paths: list[Path], target: str, console: Console, *,
             task = bar.add_task("sending", total=len(messages))
             for path, message in messages:
                 summaries = [ack_summary(ack) for ack in await client.exchange(message)]
-                code = "+".join(s[0] for s in summaries) or "none"
+                code = "+".join(s[0] for s in summaries) or "none"  # asked for none (NE/ER/SU)
                 control_id = next((s[1] for s in summaries if s[1]), "")
                 text = next((s[2] for s in summaries if s[2] and s[0] not in {"AA", "CA"}), "")
                 codes[code] += 1
@@ -72,4 +72,4 @@ async def send_files(paths: list[Path], target: str, console: Console, *,
 
 
 #: What a sender may count as accepted: original AA, enhanced commit and application ACKs.
-_ACCEPTED = frozenset({"AA", "CA", "CA+AA"})
+_ACCEPTED = frozenset({"AA", "CA", "CA+AA", "none"})

@@ -122,7 +122,9 @@ class Intake:
         """Store unless it is a resend; refuse a control id reused for other content."""
         if adapted.error is not None or self._receipts is None or adapted.facility_id is None:
             return await self._store(adapted, started)
-        key = (adapted.facility_id, adapted.control_id)
+        control = adapted.control_id if adapted.content_type == "hl7v2" else (
+            f"{adapted.content_type}:{adapted.control_id}")
+        key = (adapted.facility_id, control)
         async with self._exclusive(key):
             previous = self._receipts.get(*key)
             if previous is not None and previous.digest == digest:

@@ -108,14 +108,15 @@ async def ingest_hl7v2(request: Request, authorization: Auth = None,
                        x_api_key: Key = None) -> JSONResponse:
     """One HL7 v2 message (ER7 text, any segment ending); MSH-4 must be the key's facility.
 
-    The answer carries the HL7 ACK (``ack``) as the sender would get it over MLLP.
+    The answer carries the HL7 ACKs as the sender would get them over MLLP: ``acks``
+    (commit then application ACK in enhanced mode) and ``ack``, the first.
     """
     intake, registry, limit = _intake(request)
     peer = _peer(request, registry, intake, authorization, x_api_key)
     payload = await _body(request, limit)
     receipt = await intake.receive(payload.replace(b"\r\n", b"\r").replace(b"\n", b"\r"), peer)
-    ack = receipt.ack.decode("utf-8", errors="replace") if receipt.acks else None
-    return _answer(receipt, ack=ack)
+    acks = [ack.decode("utf-8", errors="replace") for ack in receipt.acks]
+    return _answer(receipt, ack=acks[0] if acks else None, acks=acks)
 
 
 @router.post("/cda", status_code=202, responses=_AUTH_HEADERS)

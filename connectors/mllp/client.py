@@ -24,6 +24,7 @@ class MLLPClient:
         self._writer: asyncio.StreamWriter | None = None
         #: How long to wait for an ACK that comes only on error or only on success.
         self.grace = 1.0
+        self._expect = ""  # MSH-10 of the message in flight: late ACKs of others are dropped
 
     async def __aenter__(self) -> MLLPClient:
         await self.connect()
@@ -61,6 +62,7 @@ class MLLPClient:
             raise HutongError("MLLP client is not connected")
         self._writer.write(frame(message))
         await self._writer.drain()
+        self._expect = _control_id(message)
         accept, application = _ack_types(message)
         if not accept and not application:
             return [await asyncio.wait_for(self._next_ack(), self.timeout)]
@@ -84,6 +86,14 @@ class MLLPClient:
             return None
 
     async def _next_ack(self) -> bytes:
+        """The next ACK whose MSA-2 is the message in flight (or that names none)."""
+        while True:
+            ack = await self._read_frame()
+            answered = _msa_field(ack, 2)
+            if not self._expect or not answered or answered == self._expect:
+                return ack
+
+    async def _read_frame(self) -> bytes:
         assert self._reader is not None  # noqa: S101
         while not self._pending:
             data = await self._reader.read(65536)
@@ -109,6 +119,15 @@ def _ack_types(message: bytes) -> tuple[str, str]:
     return get(15), get(16)
 
 
-def _msa_code(ack: bytes) -> str:
+def _msa_field(ack: bytes, n: int) -> str:
     fields = _fields(ack, b"MSA")
-    return fields[1].decode("latin-1") if len(fields) > 1 else ""
+    return fields[n].decode("latin-1").split("^")[0] if len(fields) > n else ""
+
+
+def _msa_code(ack: bytes) -> str:
+    return _msa_field(ack, 1)
+
+
+def _control_id(message: bytes) -> str:
+    fields = _fields(message.replace(b"\n", b"\r"), b"MSH")
+    return fields[9].decode("latin-1") if len(fields) > 9 else ""

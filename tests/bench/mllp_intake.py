@@ -84,16 +84,21 @@ def hutong_server(bootstrap: str) -> Callable[[int], Awaitable[Callable[[], Awai
         from hutong.metrics import Metrics
         from producers.intake import Intake
         from producers.kafka import AsyncProducer
+        from producers.receipts import ReceiptLog
 
         producer = AsyncProducer({"bootstrap.servers": bootstrap})
         metrics = Metrics()
-        server = MLLPServer(Intake(producer, metrics), metrics, host="127.0.0.1", port=port,
-                            max_frame_bytes=1 << 20, idle_timeout=60)
+        # As in the hub: resend recognition on, a receipt log on disk (SQLite, WAL).
+        receipts = ReceiptLog(Path(tempfile.mkdtemp(prefix="hutong-bench-")) / "receipts.sqlite")
+        server = MLLPServer(Intake(producer, metrics, receipts=receipts), metrics,
+                            host="127.0.0.1", port=port, max_frame_bytes=1 << 20,
+                            idle_timeout=60)
         await server.start()
 
         async def stop() -> None:
             await server.stop()
             await asyncio.to_thread(producer.close)
+            receipts.close()
 
         return stop
 

@@ -44,3 +44,16 @@ def test_tampering_breaks_the_chain(tmp_path: Path, tamper: str) -> None:
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(HutongError, match="breaks the chain"):
         verify(tmp_path)
+
+
+def test_claims_are_cut_short_and_a_torn_last_line_does_not_stop_the_log(
+        tmp_path: Path) -> None:
+    log = AuditLog(tmp_path)
+    entry = log.record("intake.refused", facility="X" * 10_000)
+    assert len(entry["facility"]) == 120
+    path = next(tmp_path.iterdir())
+    with path.open("a") as out:
+        out.write('{"at": "2026-')  # a crash mid-write
+    assert AuditLog(tmp_path).record("connection.refused")["prev"] == entry["hash"]
+    with pytest.raises(HutongError, match="not JSON"):
+        verify(tmp_path)
