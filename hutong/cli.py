@@ -135,8 +135,9 @@ def facility_key() -> None:
     from connectors.facilities import hash_api_key, new_api_key
 
     key = new_api_key()
-    console.print(f"key (give to the facility, shown once): {key}")
-    console.print(f"hash (put under api_keys in facilities.yaml): {hash_api_key(key)}")
+    console.print(f"key (give to the facility, shown once): {key}", soft_wrap=True)
+    console.print(f"hash (put under api_keys in facilities.yaml): {hash_api_key(key)}",
+                  soft_wrap=True)
 
 
 @app.command("audit-verify")

@@ -18,7 +18,7 @@ from rich.progress import Progress
 from connectors.mllp.client import MLLPClient
 from hutong.errors import ConfigError, HL7Error
 from producers.hl7v2.charset import decode_message
-from producers.hl7v2.files import iter_files, split_messages
+from producers.hl7v2.files import iter_files, parse_batch
 from producers.hl7v2.message import Message
 
 __all__ = ["ack_summary", "parse_target", "send_files"]
@@ -51,7 +51,12 @@ async def send_files(paths: list[Path], target: str, console: Console, *,
     host, port, wants_tls = parse_target(target)
     if wants_tls and tls is None:
         tls = ssl.create_default_context()
-    messages = [(f, m) for f in iter_files(paths) for m in split_messages(f.read_bytes())]
+    messages: list[tuple[Path, bytes]] = []
+    for path in iter_files(paths):
+        batch = parse_batch(path.read_bytes())
+        for note in batch.problems:  # e.g. a BTS count that does not match
+            console.print(f"note: {path.name}: {note}")
+        messages.extend((path, m) for m in batch.messages)
     codes: Counter[str] = Counter()
     async with MLLPClient(host, port, tls=tls if wants_tls else None) as client:
         with Progress(console=console, transient=True, disable=quiet or len(messages) < 50) as bar:

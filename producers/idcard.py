@@ -17,7 +17,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
-__all__ = ["IdCardCheck", "check_character", "validate_id_card"]
+__all__ = ["IdCardCheck", "check_character", "checked_id_card", "validate_id_card"]
 
 #: Weights of positions 1..17 (2^(18-i) mod 11).
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
@@ -90,3 +90,16 @@ def validate_id_card(value: str) -> IdCardCheck:
         sex="M" if int(number[16]) % 2 else "F",
         upgraded=upgraded,
     )
+
+
+def checked_id_card(value: str, where: str, warnings: list[str]) -> str:
+    """The normalised number; a quality warning naming ``where`` (never the value) is
+    appended when it is malformed, has a wrong check character, or was upgraded."""
+    check = validate_id_card(value)
+    if not check.well_formed:
+        warnings.append(f"{where}: ID card number is not a valid GB 11643 number")
+    elif not check.valid_checksum:
+        warnings.append(f"{where}: ID card check character does not match")
+    elif check.upgraded:
+        warnings.append(f"{where}: 15-digit ID card number upgraded to 18 digits")
+    return check.number

@@ -183,12 +183,11 @@ class Intake:
         self._metrics.refused.labels(peer.transport).inc()
         self._metrics.observe_message(peer.transport, adapted.event_type or "unknown", "AR",
                                       time.perf_counter() - started)
+        error = HL7Error(f"not authorised: {refusal.reason}", location="MSH-4", code="207")
         adapted.events = []
-        adapted.fail(HL7Error(f"not authorised: {refusal.reason}", location="MSH-4",
-                              code="207"), "AR")
-        reason = adapted.error.reason if adapted.error else refusal.reason
-        return Receipt("AR", self._acks(adapted, "AR", reason, stored=False), (), reason,
-                       unauthorised=True, error=adapted.error)
+        adapted.fail(error, "AR")
+        return Receipt("AR", self._acks(adapted, "AR", error.reason, stored=False), (),
+                       error.reason, unauthorised=True, error=error)
 
     def _resent(self, adapted: Adapted, previous: Accepted, started: float) -> Receipt:
         log.info("%s message %s from %s is a resend: ACKed again, not stored twice",

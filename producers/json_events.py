@@ -36,7 +36,7 @@ from typing import Any
 
 from hutong.errors import ValidationError
 from producers.hl7v2.adapter import Adapted, envelope
-from producers.idcard import validate_id_card
+from producers.idcard import checked_id_card
 from producers.ids import event_id
 from schemas import catalog, wire
 
@@ -122,12 +122,9 @@ def _event(raw: Any, n: int, *, facility_id: str, message_id: str, source_system
         "map_version": None, "source_system": raw.get("source_system", source_system),
     }, entry.parsed, where)
     event["quality_warnings"] = list(event.get("quality_warnings") or [])
-    id_card = event["patient"].get("id_card_number")
-    if id_card:
-        check = validate_id_card(id_card)
-        if not check.valid_checksum:
-            event["quality_warnings"].append(
-                f"{where}.patient.id_card_number: not a valid GB 11643 number")
+    if id_card := event["patient"].get("id_card_number"):
+        event["patient"]["id_card_number"] = checked_id_card(
+            id_card, f"{where}.patient.id_card_number", event["quality_warnings"])
     problem = wire.check(entry, event)
     if problem is not None:
         raise ValidationError(problem.reason, location=f"{where}.{problem.where}", code="102")

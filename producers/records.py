@@ -13,7 +13,6 @@ from schemas.registry import EMBEDDED, Resolver
 
 __all__ = [
     "DLQ_TOPIC",
-    "RAW_TOPIC",
     "consumed_dead_letter",
     "dead_letter_headers",
     "dead_letter_record",
@@ -21,7 +20,6 @@ __all__ = [
     "records_for",
 ]
 
-RAW_TOPIC = "hutong.raw.hl7v2"
 DLQ_TOPIC = "hutong.dlq"
 
 

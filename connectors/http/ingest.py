@@ -42,15 +42,14 @@ _AUTH_HEADERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _intake(request: Request) -> tuple[Intake, FacilityRegistry, int]:
+async def _arrival(request: Request, authorization: str | None,
+                   api_key: str | None) -> tuple[Intake, Peer, bytes]:
+    """The intake, the facility the key names, and the body within the size limit."""
     state = request.app.state
-    if getattr(state, "intake", None) is None:
+    intake: Intake | None = getattr(state, "intake", None)
+    if intake is None:
         raise HTTPException(503, "intake is not running")
-    return state.intake, state.registry, state.max_body_bytes
-
-
-def _peer(request: Request, registry: FacilityRegistry, intake: Intake,
-          authorization: str | None, api_key: str | None) -> Peer:
+    registry: FacilityRegistry = state.registry
     address = request.client.host if request.client else None
     key = api_key or (authorization[7:].strip() if authorization and
                       authorization[:7].lower() == "bearer " else None)
@@ -60,7 +59,8 @@ def _peer(request: Request, registry: FacilityRegistry, intake: Intake,
         intake.refuse_connection(Peer("http", address), reason)
         raise HTTPException(401, f"{reason}: send the facility's key as 'Authorization: "
                                  "Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
-    return Peer("http", address, facility.id, "API key")
+    peer = Peer("http", address, facility.id, "API key")
+    return intake, peer, await _body(request, state.max_body_bytes)
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -111,9 +111,7 @@ async def ingest_hl7v2(request: Request, authorization: Auth = None,
     The answer carries the HL7 ACKs as the sender would get them over MLLP: ``acks``
     (commit then application ACK in enhanced mode) and ``ack``, the first.
     """
-    intake, registry, limit = _intake(request)
-    peer = _peer(request, registry, intake, authorization, x_api_key)
-    payload = await _body(request, limit)
+    intake, peer, payload = await _arrival(request, authorization, x_api_key)
     receipt = await intake.receive(payload.replace(b"\r\n", b"\r").replace(b"\n", b"\r"), peer)
     acks = [ack.decode("utf-8", errors="replace") for ack in receipt.acks]
     return _answer(receipt, ack=acks[0] if acks else None, acks=acks)
@@ -123,9 +121,7 @@ async def ingest_hl7v2(request: Request, authorization: Auth = None,
 async def ingest_cda(request: Request, authorization: Auth = None,
                      x_api_key: Key = None) -> JSONResponse:
     """One CDA R2 document (WS/T 500 header); stored whole, with its registry metadata."""
-    intake, registry, limit = _intake(request)
-    peer = _peer(request, registry, intake, authorization, x_api_key)
-    payload = await _body(request, limit)
+    intake, peer, payload = await _arrival(request, authorization, x_api_key)
     system = request.headers.get("x-source-system")
     receipt = await intake.receive_content(
         payload, peer, lambda adapted: adapt_cda(adapted, source_system=system))
@@ -136,9 +132,7 @@ async def ingest_cda(request: Request, authorization: Auth = None,
 async def ingest_json(request: Request, authorization: Auth = None,
                       x_api_key: Key = None) -> JSONResponse:
     """Canonical events as JSON (see docs/topics.md, "JSON ingest")."""
-    intake, registry, limit = _intake(request)
-    peer = _peer(request, registry, intake, authorization, x_api_key)
-    payload = await _body(request, limit)
+    intake, peer, payload = await _arrival(request, authorization, x_api_key)
     receipt = await intake.receive_content(payload, peer, adapt_json)
     return _answer(receipt)
 
@@ -152,9 +146,7 @@ async def ingest_batch(request: Request, authorization: Auth = None,
     every message is durable (look at ``outcomes`` and ``problems``), 503 when some
     could not be stored (upload the file again: stored messages are recognised).
     """
-    intake, registry, limit = _intake(request)
-    peer = _peer(request, registry, intake, authorization, x_api_key)
-    payload = await _body(request, limit)
+    intake, peer, payload = await _arrival(request, authorization, x_api_key)
     report = await process_batch(payload, name[:200], peer, intake)
     status = 200 if report.complete else (400 if not report.messages else 503)
     return JSONResponse(report.to_dict(), status_code=status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
+import shutil
 import sys
 import time
 from collections import Counter
@@ -17,7 +18,7 @@ from hutong.config import Settings
 from hutong.hub import Hub
 from hutong.sender import ack_summary
 from hutong.signals import until_signalled
-from producers.hl7v2.files import split_messages
+from producers.hl7v2.files import parse_batch
 
 __all__ = ["TRY_QUERY", "feed_files", "run_demo"]
 
@@ -49,7 +50,7 @@ async def _send_all(hub: Hub, console: Console) -> tuple[Counter[str], Counter[s
     per_facility: Counter[str] = Counter()
     async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as client:
         for path in feed_files():
-            for message in split_messages(path.read_bytes()):
+            for message in parse_batch(path.read_bytes()).messages:
                 code, control_id, text = ack_summary(await client.send(message))
                 codes[code] += 1
                 per_facility[path.name] += 1
@@ -85,8 +86,13 @@ DEMO_FACILITIES = Path(__file__).with_name("facilities.yaml")
 
 
 async def run_demo(settings: Settings, console: Console, *, keep: bool = False) -> None:
-    if settings.facility_registry_path is None:  # the demo's own facilities, unless configured
-        settings = settings.model_copy(update={"facilities_file": DEMO_FACILITIES})
+    if settings.facility_registry_path is None:
+        # The demo's facilities become this data directory's registry, so `hutong up` and
+        # `hutong send hutong/demo/feeds` work on it afterwards as the README shows.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(DEMO_FACILITIES, settings.data_dir / "facilities.yaml")
+        console.print(f"registered the demo's three facilities in "
+                      f"{settings.data_dir / 'facilities.yaml'}")
     hub = Hub(settings)
     console.print("starting the hub (embedded broker, warehouse, streams) …")
     await hub.start()

@@ -32,7 +32,7 @@ from producers.cda.paths import attr, find, findall, text, value_of
 from producers.cda.xml import Element
 from producers.hl7v2.patient import is_hanzi
 from producers.hl7v2.types import parse_date
-from producers.idcard import validate_id_card
+from producers.idcard import checked_id_card
 
 __all__ = ["HEALTH_CARD_OID", "ID_CARD_OID", "PATIENT_ID_TYPES", "SOURCE_ID_ORDER",
            "map_record_target"]
@@ -89,20 +89,6 @@ def _source_id(identifiers: list[tuple[str, str, str]]) -> str:
                 return value
     raise ValidationError("no patient identifier (patientRole/id or patient/id with an "
                           "extension)", location=f"{ROLE}/id", code="101")
-
-
-def _id_card(value: str, where: str, warnings: list[str]) -> str:
-    check = validate_id_card(value)
-    if not check.well_formed:
-        problem = "ID card number is not a valid GB 11643 number"
-    elif not check.valid_checksum:
-        problem = "ID card check character does not match"
-    elif check.upgraded:
-        problem = "15-digit ID card number upgraded to 18 digits"
-    else:
-        return check.number
-    warnings.append(f"{where}: {problem}")
-    return check.number
 
 
 def _name(patient: Element | None) -> str | None:
@@ -171,7 +157,7 @@ def map_record_target(document: Element) -> tuple[dict[str, Any], list[str]]:
     id_card = health_card = None
     for root, value, where in found:
         if id_card is None and root == ID_CARD_OID:
-            id_card = _id_card(value, where, warnings)
+            id_card = checked_id_card(value, where, warnings)
         elif health_card is None and root == HEALTH_CARD_OID:
             health_card = value
     patient_element = find(role, "patient")

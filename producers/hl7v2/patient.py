@@ -18,7 +18,7 @@ from typing import Any
 from hutong.errors import ValidationError
 from producers.hl7v2.message import Segment
 from producers.hl7v2.types import parse_date
-from producers.idcard import validate_id_card
+from producers.idcard import checked_id_card
 
 __all__ = ["DEFAULT_PROFILE", "PATIENT_KEYS", "PatientProfile", "is_hanzi", "map_patient"]
 
@@ -52,17 +52,6 @@ def is_hanzi(text: str) -> bool:
         or "\U00020000" <= c <= "\U0003134f"
         for c in text
     )
-
-
-def _id_card(value: str, where: str, warnings: list[str]) -> str:
-    check = validate_id_card(value)
-    if not check.well_formed:
-        warnings.append(f"{where}: ID card number is not a valid GB 11643 number")
-    elif not check.valid_checksum:
-        warnings.append(f"{where}: ID card check character does not match")
-    elif check.upgraded:
-        warnings.append(f"{where}: 15-digit ID card number upgraded to 18 digits")
-    return check.number
 
 
 def _name(pid: Segment, component: int | None) -> str | None:
@@ -122,11 +111,11 @@ def map_patient(
         identifiers.append({"value": value, "type": kind or None,
                             "authority": pid.get(3, 4, rep).strip() or None})
         if id_card is None and kind in profile.id_card_types and by_type:
-            id_card = _id_card(value, pid.location(3, rep), warnings)
+            id_card = checked_id_card(value, pid.location(3, rep), warnings)
         elif health_card is None and kind in profile.health_card_types:
             health_card = value
     if id_card is None and profile.id_card_field != "PID-3" and (ssn := pid.get(19).strip()):
-        id_card = _id_card(ssn, pid.location(19), warnings)
+        id_card = checked_id_card(ssn, pid.location(19), warnings)
     source_id = pid.get(3, 1).strip() or pid.get(2, 1).strip()
     if not source_id:
         raise ValidationError("patient identifier (PID-3, first repetition) is empty",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.batch import parse_batch
+from producers.hl7v2.files import parse_batch
 
 MSG = "MSH|^~\\&|LIS|H1|HUTONG|R|20261122||ORU^R01|C{n}|P|2.4\rPID|1||M{n}\r"
 
