@@ -34,6 +34,10 @@ class Metrics:
             "hutong_intake_resends_total",
             "Messages recognised as resends of accepted ones: ACKed again, not stored.",
             ["transport"], registry=r)
+        self.audit_suppressed = Counter(
+            "hutong_audit_suppressed_total",
+            "Refusal audit records left out because one address sent too many.",
+            ["action"], registry=r)
         self.connections = Gauge(
             "hutong_mllp_connections", "Open MLLP connections.", registry=r)
         self.connections_refused = Counter(

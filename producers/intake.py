@@ -27,6 +27,7 @@ from connectors.facilities import FacilityRegistry, Peer, Refusal
 from hutong.audit import AuditLog
 from hutong.errors import DeliveryError, HL7Error, ValidationError
 from hutong.metrics import Metrics
+from hutong.ratelimit import KeyedLimiter
 from producers.hl7v2.ack import build_ack, build_ack_for_unparseable
 from producers.hl7v2.ackmode import acknowledgements
 from producers.hl7v2.adapter import Adapted, Arrival, adapt, internal_error
@@ -69,7 +70,7 @@ class Intake:
 
     def __init__(self, producer: AsyncProducer, metrics: Metrics, ids: Resolver = EMBEDDED, *,
                  registry: FacilityRegistry | None = None, receipts: ReceiptLog | None = None,
-                 audit: AuditLog | None = None,
+                 audit: AuditLog | None = None, audit_limit: KeyedLimiter | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._producer = producer
         self._ids = ids
@@ -78,6 +79,10 @@ class Intake:
             open_intake=True)
         self._receipts = receipts
         self._audit = audit
+        # Refusals are recorded per source address at most 20 at once and 1/s after
+        # that, so a hostile peer cannot fill the disk; the next record counts the rest.
+        self._audit_limit = audit_limit if audit_limit is not None else KeyedLimiter(
+            rate=1.0, burst=20)
         self._clock = clock
         self._ack_ids = itertools.count(1)
         self._in_flight: dict[tuple[str, str], asyncio.Event] = {}
@@ -88,12 +93,12 @@ class Intake:
         arrival = Arrival(payload, peer.transport, self._clock(), peer.address)
         adapted = adapt(arrival, self._registry.profile)
         message = adapted.message
-        if message is not None and message.message_type == "ACK":
-            # A sender's commit ACK to our application ACK: nothing to store or answer.
-            return Receipt("AA", (), (), stored=True)
         refusal = self._authorise(adapted, peer)
         if refusal is not None:
             return self._refused(adapted, peer, refusal, started)
+        if _is_ack(adapted):
+            # A sender's commit ACK to our application ACK: nothing to store or answer.
+            return Receipt("AA", (), (), stored=True)
         digest = message.content_digest() if message is not None else ""
         return await self._accept(adapted, digest, started)
 
@@ -155,13 +160,26 @@ class Intake:
         return Receipt("AR", self._acks(adapted, "AR", error.reason, stored=stored), (),
                        error.reason, stored=stored)
 
-    def refuse_connection(self, peer: Peer, reason: str) -> None:
-        """Record a connection turned away before any message (e.g. a failed TLS handshake)."""
+    def refuse_connection(self, peer: Peer, reason: str, **details: object) -> None:
+        """Record input turned away before any message was read: a failed TLS handshake,
+        an unknown API key, an oversized or empty HTTP body."""
+        if peer.facility_id is not None:
+            details.update(facility=peer.facility_id, credential=peer.credential)
+        if self._record("connection.refused", peer, reason=reason, **details):
+            log.warning("%s connection from %s refused: %s", peer.transport,
+                        peer.address or "-", reason)
+
+    def _record(self, action: str, peer: Peer, **details: object) -> bool:
+        """Audit a refusal unless this address is over its rate; False when left out."""
+        key = (peer.transport, peer.address)
+        if not self._audit_limit.allow(key):
+            self._metrics.audit_suppressed.labels(action).inc()
+            return False
         if self._audit is not None:
-            self._audit.record("connection.refused", transport=peer.transport,
-                               address=peer.address, reason=reason)
-        log.warning("%s connection from %s refused: %s", peer.transport, peer.address or "-",
-                    reason)
+            left_out = self._audit_limit.take_denied(key)
+            self._audit.record(action, transport=peer.transport, address=peer.address,
+                               **details, **({"left_out": left_out} if left_out else {}))
+        return True
 
     def _authorise(self, adapted: Adapted, peer: Peer) -> Refusal | None:
         if adapted.facility_id is not None:
@@ -173,13 +191,11 @@ class Intake:
     def _refused(self, adapted: Adapted, peer: Peer, refusal: Refusal,
                  started: float) -> Receipt:
         """AR (CR in enhanced mode) and an audit record; nothing of the message stored."""
-        if self._audit is not None:
-            self._audit.record(
-                "intake.refused", transport=peer.transport, address=peer.address,
-                credential=peer.credential, facility=adapted.facility_id,
-                control_id=adapted.control_id or None, reason=refusal.reason)
-        log.warning("%s message from %s refused: %s", peer.transport, peer.address or "-",
-                    refusal.reason)
+        if self._record("intake.refused", peer, credential=peer.credential,
+                        facility=adapted.facility_id, control_id=adapted.control_id or None,
+                        reason=refusal.reason):
+            log.warning("%s message from %s refused: %s", peer.transport,
+                        peer.address or "-", refusal.reason)
         self._metrics.refused.labels(peer.transport).inc()
         self._metrics.observe_message(peer.transport, adapted.event_type or "unknown", "AR",
                                       time.perf_counter() - started)
@@ -252,8 +268,8 @@ class Intake:
     def _acks(self, adapted: Adapted, outcome: str, reason: str | None, *,
               stored: bool) -> tuple[bytes, ...]:
         """Every ACK frame the sender is owed, encoded in its character set."""
-        if adapted.content_type != "hl7v2":
-            return ()
+        if adapted.content_type != "hl7v2" or _is_ack(adapted):
+            return ()  # an ACK is never answered, not even a refused one
         now = self._clock()
         frames: list[bytes] = []
         mode = self._registry.ack_mode(adapted.facility_id)
@@ -269,3 +285,7 @@ class Intake:
                                 control_id=control_id, now=now)
             frames.append(ack.encode(adapted.charset or "utf-8", errors="replace"))
         return tuple(frames)
+
+
+def _is_ack(adapted: Adapted) -> bool:
+    return adapted.message is not None and adapted.message.message_type == "ACK"

@@ -158,6 +158,7 @@ def document(**overrides: Any) -> Event:
         "confidentiality_code": "N",
         "set_id": "2.16.156.10011.1.1^SET-1",
         "version_number": 2,
+        "replaces_document_id": "2.16.156.10011.1.1^DOC-0",
         "author_id": "D-1",
         "author_name": CLINICIAN_NAME,
         "custodian_id": "12110000400000000X",

@@ -14,8 +14,8 @@ happened, after the records are durable in Kafka:
     422  readable but wrong: the reason, location and HL7 error code (AE)
     503  Kafka did not confirm: resend (Retry-After)
 
-Everything refused with a 4xx is also a dead letter, except 401/403 and 413
-(nothing of an unauthenticated or oversized body is kept).
+Everything refused with a 4xx is also a dead letter, except 401/403, 413 and an
+empty body: of those nothing is kept but an audit record (rate-limited per address).
 """
 
 from __future__ import annotations
@@ -60,7 +60,11 @@ async def _arrival(request: Request, authorization: str | None,
         raise HTTPException(401, f"{reason}: send the facility's key as 'Authorization: "
                                  "Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
     peer = Peer("http", address, facility.id, "API key")
-    return intake, peer, await _body(request, state.max_body_bytes)
+    try:
+        return intake, peer, await _body(request, state.max_body_bytes)
+    except HTTPException as exc:  # oversized or empty: nothing kept but the audit record
+        intake.refuse_connection(peer, str(exc.detail), status=exc.status_code)
+        raise
 
 
 async def _body(request: Request, limit: int) -> bytes:

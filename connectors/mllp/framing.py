@@ -76,6 +76,8 @@ class FrameDecoder:
         self._inside = False  # between VT and FS
         self._after_fs = False  # FS seen: a CR that follows belongs to the frame
         self._discarding = False  # inside an oversize frame
+        #: How many frames have begun (VT seen) so far: tells one frame from the next.
+        self.frames_begun = 0
 
     @property
     def pending(self) -> int:
@@ -119,6 +121,7 @@ class FrameDecoder:
         return events
 
     def _begin(self) -> None:
+        self.frames_begun += 1
         self._inside, self._discarding = True, False
         self._buffer.clear()
 

@@ -100,6 +100,10 @@ class MLLPServer:
             await self._server.wait_closed()
 
     def _tls_connection(self, transport: asyncio.BaseTransport) -> None:
+        if len(self._tasks) >= self._max_connections:  # before the costly handshake
+            self._metrics.connections_refused.labels("limit").inc()
+            transport.close()
+            return
         task = asyncio.create_task(self._handshake(transport))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -166,11 +170,13 @@ class MLLPServer:
         decoder = FrameDecoder(self._max_frame)
         loop = asyncio.get_running_loop()
         frame_deadline: float | None = None
+        timed_frame = 0  # which frame the deadline is for: each frame gets its own
         while True:
-            if decoder.in_frame and frame_deadline is None:
-                frame_deadline = loop.time() + self._frame_timeout
-            elif not decoder.in_frame:
+            if not decoder.in_frame:
                 frame_deadline = None
+            elif frame_deadline is None or timed_frame != decoder.frames_begun:
+                frame_deadline = loop.time() + self._frame_timeout
+                timed_frame = decoder.frames_begun
             wait = self._idle_timeout if frame_deadline is None else max(
                 0.0, frame_deadline - loop.time())
             try:

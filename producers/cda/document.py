@@ -20,6 +20,8 @@ effective_time, occurred_at       ``effectiveTime@value`` (required: 101; bad: 1
 confidentiality_code              ``confidentialityCode@code``
 set_id                            ``setId`` as root^extension
 version_number                    ``versionNumber@value`` (not an integer: warning)
+replaces_document_id              ``relatedDocument[@typeCode="RPLC"]/parentDocument/
+                                  id`` as root^extension: the version this one replaces
 author_id, author_name            first ``author/assignedAuthor``: ``id@extension``,
                                   ``assignedPerson/name``
 custodian_id, custodian_name      ``custodian/assignedCustodian/
@@ -60,6 +62,7 @@ EVENT_POSITION = "DOC"
 #: The fields of a ``document`` event after the ADR 0001 header, in schema order.
 DOCUMENT_KEYS = ("document_id", "document_type_code", "document_type_name", "document_code",
                  "title", "effective_time", "confidentiality_code", "set_id", "version_number",
+                 "replaces_document_id",
                  "author_id", "author_name", "custodian_id", "custodian_name", "visit_number",
                  "content_type", "content", "content_sha256")
 
@@ -108,6 +111,14 @@ def _effective_time(document: Element) -> datetime:
     if moment is None:
         raise ValidationError("document has no effectiveTime", location=where, code="101")
     return moment
+
+
+def _replaced(document: Element) -> str | None:
+    """The id of the document a replacement version (relatedDocument RPLC) supersedes."""
+    for related in findall(document, "relatedDocument"):
+        if attr(related, "typeCode") == "RPLC":
+            return instance_id(find(related, "parentDocument/id"))
+    return None
 
 
 def _version(document: Element, warnings: list[str]) -> int | None:
@@ -172,6 +183,7 @@ def map_cda(payload: bytes, *, facility_id: str, received_at: datetime,
         "confidentiality_code": value_of(find(document, "confidentialityCode"), "code") or None,
         "set_id": instance_id(find(document, "setId")),
         "version_number": version,
+        "replaces_document_id": _replaced(document),
         "author_id": _extension(find(author, "id")),
         "author_name": text(find(author, "assignedPerson/name")) or None,
         "custodian_id": _extension(find(custodian, "id")),

@@ -69,8 +69,8 @@ from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, is_hanzi, m
 from producers.hl7v2.types import parse_ts
 
 __all__ = [
-    "IMAGING_REPORT_KEYS", "IMAGING_SECTIONS", "is_imaging_oru", "map_imaging_oru", "map_mdm_t02",
-    "map_oru",
+    "IMAGING_REPORT_KEYS", "IMAGING_SECTIONS", "is_imaging_mdm", "is_imaging_oru",
+    "map_imaging_oru", "map_mdm_t02", "map_oru",
 ]
 
 #: Every key of an imaging-report event: the ADR 0001 header, then schemas/imaging-report.avsc.
@@ -332,6 +332,29 @@ def map_oru(
     return mapper(msg, facility_id=facility_id, received_at=received_at, profile=profile)
 
 
+#: HL7 table 0270 document types that are not imaging reports.
+_OTHER_DOCUMENTS = frozenset({"AR", "CD", "CN", "DS", "ED", "HP", "OP", "PC", "PH", "PN", "PR",
+                              "SP", "TS"})
+
+
+def is_imaging_mdm(msg: Message) -> bool:
+    """Whether an MDM^T02 carries an imaging report, decided by TXA-2 first.
+
+    TXA-2 ``DI`` (table 0270, diagnostic imaging) or an imaging section or modality
+    (:data:`IMAGING_SECTIONS`) says yes; another table 0270 type (DS discharge
+    summary, OP operative note, ...) says no. An empty or local TXA-2 is an imaging
+    report when anything else in the message says so (OBR-24, a report-section OBX,
+    ZDS, or an IPC segment, which only imaging orders carry).
+    """
+    txa = msg.segment("TXA")
+    kind = txa.get(2).strip().upper() if txa is not None else ""
+    if kind == "DI" or kind in IMAGING_SECTIONS:
+        return True
+    if kind in _OTHER_DOCUMENTS:
+        return False
+    return msg.segment("IPC") is not None or is_imaging_oru(msg)
+
+
 def map_mdm_t02(
     msg: Message, *, facility_id: str, received_at: datetime,
     profile: PatientProfile = DEFAULT_PROFILE,
@@ -339,7 +362,9 @@ def map_mdm_t02(
     """The ``imaging-report`` event of an MDM^T02 (document notification and content).
 
     Needs PID, TXA and at least one OBX; ORC, OBR, IPC and ZDS are read when present
-    (the first of each). Raises ValidationError like :func:`map_imaging_oru`.
+    (the first of each). Raises ValidationError like :func:`map_imaging_oru`, and
+    for a document that is not an imaging report (:func:`is_imaging_mdm`): TXA-2,
+    HL7 error 103, so it goes to the dead letters with that reason.
     """
     control_id_of(msg, received_at)
     pid, txa, obxs = msg.segment("PID"), msg.segment("TXA"), msg.segments("OBX")
@@ -350,6 +375,12 @@ def map_mdm_t02(
     if not obxs:
         raise ValidationError("MDM^T02 has no OBX segment (the document content)",
                               location="OBX", code="100")
+    if not is_imaging_mdm(msg):
+        kind = txa.get(2).strip().upper()
+        raise ValidationError(
+            f"MDM^T02 document type {kind or '(empty)'} is not an imaging report; hutong "
+            "takes other clinical documents as CDA (POST /api/v1/ingest/cda)",
+            location=txa.location(2), code="103")
     patient = map_patient(pid, profile)
     warnings: list[str] = []
     extra = [s for s in (msg.segment("IPC"), msg.segment("ZDS")) if s is not None]

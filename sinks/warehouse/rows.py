@@ -285,6 +285,7 @@ DOCUMENT_COLUMNS: tuple[Column, ...] = (
     field("confidentiality_code"),
     field("set_id"),
     field("version_number"),
+    field("replaces_document_id"),
     field("author_id"),
     field("custodian_id"),
     field("custodian_name"),

@@ -266,6 +266,9 @@ def test_http_hl7v2_needs_the_facility_key(stack: RunningHub) -> None:
     assert bad.status_code == 422 and bad.json()["location"] == "OBX[1]-5"
     too_big = api(stack, "hl7v2", b"MSH|" + b"x" * (stack.settings.http_max_body_bytes + 1))
     assert too_big.status_code == 413
+    assert api(stack, "hl7v2", b"").status_code == 400
+    kept = [e for e in audit(stack) if e.get("facility") == "ITHOSP" and "status" in e]
+    assert [e["status"] for e in kept[-2:]] == [413, 400]
 
 
 def test_http_json_events_land_in_the_warehouse(stack: RunningHub) -> None:

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext, SerializationError
 
 from connectors.mllp.client import MLLPClient
+from connectors.mllp.framing import frame
 from hutong.config import Settings
 from hutong.errors import HutongError
 from hutong.query import run_query
@@ -241,6 +242,25 @@ def test_gb18030_names_round_trip_and_the_ack_speaks_the_senders_charset(
     event = wire.decode(msg.value())[1]
     assert event["patient"]["name"] == "欧阳测试"
     assert event["test_name"] == "钾"
+
+
+def test_each_pipelined_frame_gets_its_own_deadline(hub: RunningHub) -> None:
+    """A frame that began in the same read as the end of a slow one is not cut off by the
+    slow one's deadline (the hub's frame timeout is 2 s here)."""
+    first, second = frame(oru("PIPE0001")), frame(oru("PIPE0002"))
+
+    async def go() -> list[bytes]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", hub.settings.mllp_port)
+        writer.write(first[:40])  # the first frame's deadline starts
+        await asyncio.sleep(1.5)
+        writer.write(first[40:] + second[:40])  # its end and the second frame's start
+        await asyncio.sleep(1.5)  # past the first frame's deadline, within the second's
+        writer.write(second[40:])
+        answers = [await asyncio.wait_for(reader.readuntil(b"\x1c\r"), 20) for _ in range(2)]
+        writer.close()
+        return answers
+
+    assert [ack_summary(a.strip(b"\x0b\x1c\r"))[0] for a in asyncio.run(go())] == ["AA", "AA"]
 
 
 def test_a_sender_stalling_mid_frame_is_cut_off_answered_and_recorded(hub: RunningHub) -> None:

@@ -121,7 +121,8 @@ def count(wh: Warehouse, table: str = "lab_results") -> int:
 
 
 MIGRATIONS = ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters",
-              "0003_imaging_orders_medications_diagnoses_documents"]
+              "0003_imaging_orders_medications_diagnoses_documents",
+              "0004_document_replacements"]
 
 
 def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
@@ -144,7 +145,9 @@ def test_a_half_applied_migration_applies_again(tmp_path: Path) -> None:
         wh.command("DROP TABLE orders")
         wh.command("ALTER TABLE schema_migrations DELETE WHERE version = 3 "
                    "SETTINGS mutations_sync = 1")
-        assert migrate(wh) == MIGRATIONS[2:]
+        wh.command("ALTER TABLE schema_migrations DELETE WHERE version = 4 "
+                   "SETTINGS mutations_sync = 1")
+        assert migrate(wh) == MIGRATIONS[2:]  # 0004's ADD COLUMN IF NOT EXISTS runs again too
         assert count(wh, "orders") == 0
 
 
@@ -199,10 +202,10 @@ def test_new_tables_read_back_what_was_written(warehouse: Warehouse) -> None:
         "FROM diagnoses"
     ) == (1, "J06.9", "急性上呼吸道感染", 1, "D-1", "MZ-0001")
     assert one(
-        "SELECT document_type_code, set_id, version_number, content_type, content_size, "
-        "quality_warnings, effective_time FROM documents"
-    ) == ("C0003", "2.16.156.10011.1.1^SET-1", 2, "text/xml", len(DOCUMENT_CONTENT),
-          ["PID-19: bad check digit"], OBSERVED)
+        "SELECT document_type_code, set_id, version_number, replaces_document_id, "
+        "content_type, content_size, quality_warnings, effective_time FROM documents"
+    ) == ("C0003", "2.16.156.10011.1.1^SET-1", 2, "2.16.156.10011.1.1^DOC-0", "text/xml",
+          len(DOCUMENT_CONTENT), ["PID-19: bad check digit"], OBSERVED)
 
 
 def encounter(event_id: str, facility_id: str, visit_number: str, patient_class: str

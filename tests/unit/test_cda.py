@@ -107,6 +107,7 @@ def test_outpatient_record_every_field() -> None:
         "confidentiality_code": "N",
         "set_id": OUTPATIENT_ID,
         "version_number": 1,
+        "replaces_document_id": None,
         "author_id": "D0457",
         "author_name": "赵医生",
         "custodian_id": "121101054000011172",
@@ -161,6 +162,7 @@ def test_lab_report_every_field() -> None:
         "confidentiality_code": "R",
         "set_id": "2.16.156.10011.1.1^HXQYY-JY-20240520-SET42",
         "version_number": 1,
+        "replaces_document_id": None,
         "author_id": "JY0031",
         "author_name": "孙检验",
         "custodian_id": "12120109400002224L",
@@ -176,6 +178,7 @@ def test_replacement_version_shares_the_set_and_gets_its_own_event() -> None:
     first, second = one(LAB), one(LAB_V2)
     assert second["document_id"] == LAB_ID + "-V2"
     assert (second["set_id"], second["version_number"]) == (first["set_id"], 2)
+    assert second["replaces_document_id"] == first["document_id"]
     assert second["event_id"] == event_id("CYYY", LAB_ID + "-V2", "DOC") != first["event_id"]
     assert second["effective_time"] == datetime(2024, 5, 20, 16, 10, 0, 250000, tzinfo=PLUS8)
     assert second["patient"] == first["patient"]

@@ -15,6 +15,7 @@ from hutong.errors import ValidationError
 from producers.hl7v2.adapter import MAPPERS, Arrival, adapt
 from producers.hl7v2.imaging import (
     IMAGING_REPORT_KEYS,
+    is_imaging_mdm,
     is_imaging_oru,
     map_imaging_oru,
     map_mdm_t02,
@@ -467,3 +468,31 @@ def test_content_error_through_adapt_is_ae_with_the_place() -> None:
 def test_naive_received_at_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone aware"):
         map_mdm_t02(Message.parse(MDM_V251), facility_id="X", received_at=datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize(("txa2", "extra", "imaging"), [
+    ("DI", [], True),  # table 0270 diagnostic imaging
+    ("CT", [], True),
+    ("DS", [], False),  # discharge summary
+    ("OP", [], False),  # operative note
+    ("", [], True),  # empty: the OBR and the LOINC report-section OBX say imaging
+    ("XYZ", [], True),
+])
+def test_mdm_is_routed_by_its_document_type(txa2: str, extra: list[str], imaging: bool) -> None:
+    text = MDM_V251.replace("|1|MR|TX|", f"|1|{txa2}|TX|")
+    assert is_imaging_mdm(Message.parse(text)) is imaging
+    if imaging:
+        assert mdm(text)
+    else:
+        with pytest.raises(ValidationError) as caught:
+            mdm(text)
+        assert (caught.value.location, caught.value.code) == ("TXA[1]-2", "103")
+        assert "not an imaging report" in caught.value.reason
+
+
+def test_mdm_with_no_imaging_cue_at_all_is_not_an_imaging_report() -> None:
+    plain = "\r".join(s for s in MDM_V251.replace("|1|MR|TX|", "|1||TX|").split("\r")
+                      if s[:3] not in ("ORC", "OBR")).replace("18782-3^检查所见^LN", "NOTE^记录^L"
+                                                               ).replace("19005-8^诊断意见^LN",
+                                                                         "NOTE2^附注^L")
+    assert not is_imaging_mdm(Message.parse(plain))

@@ -18,6 +18,7 @@ from connectors.facilities import Facility, FacilityRegistry, Peer
 from hutong.audit import AuditLog
 from hutong.errors import DeliveryError, HL7Error
 from hutong.metrics import Metrics
+from hutong.ratelimit import KeyedLimiter
 from producers.hl7v2.adapter import Arrival, adapt
 from producers.hl7v2.message import Message
 from producers.intake import Intake, Receipt
@@ -188,3 +189,37 @@ def test_a_commit_ack_from_the_sender_is_swallowed(tmp_path: Path) -> None:
     ack = "MSH|^~\\&|LIS|FAC1|HUTONG|R|20261120||ACK|A9|P|2.4\rMSA|CA|ACK0000000002\r"
     receipt = asyncio.run(intake.receive(ack.encode(), Peer("mllp", "10.0.0.1")))
     assert receipt.acks == () and recorder.sent == []
+
+
+def test_an_ack_from_an_unknown_facility_is_refused_audited_and_not_answered(
+        tmp_path: Path) -> None:
+    recorder = Recorder()
+    registry = FacilityRegistry([Facility(id="OTHER", mllp_sources=["10.0.0.0/8"])])
+    intake, audit = make_intake(tmp_path, recorder, registry)
+    ack = "MSH|^~\\&|LIS|FAC1|HUTONG|R|20261120||ACK|A9|P|2.4\rMSA|CA|ACK0000000002\r"
+    receipt = asyncio.run(intake.receive(ack.encode(), Peer("mllp", "10.0.0.1")))
+    assert receipt.unauthorised and receipt.acks == () and recorder.sent == []
+    assert [e["action"] for e in audit.records()] == ["intake.refused"]
+
+
+def test_refusals_from_one_address_are_audited_at_a_bounded_rate(tmp_path: Path) -> None:
+    registry = FacilityRegistry([Facility(id="OTHER", mllp_sources=["10.0.0.0/8"])])
+    clock = [0.0]
+    metrics = Metrics()
+    audit = AuditLog(tmp_path / "audit")
+    intake = Intake(Recorder(), metrics, registry=registry, audit=audit,  # type: ignore[arg-type]
+                    audit_limit=KeyedLimiter(rate=1.0, burst=3, clock=lambda: clock[0]),
+                    clock=lambda: NOW)
+
+    async def flood(address: str, times: int) -> None:
+        for _ in range(times):
+            assert (await intake.receive(b"\x00garbage", Peer("mllp", address))).code == "AR"
+
+    asyncio.run(flood("192.0.2.9", 50))  # every one answered, three recorded
+    asyncio.run(flood("192.0.2.10", 1))  # another address is not held back
+    clock[0] = 1.0
+    asyncio.run(flood("192.0.2.9", 1))  # a second later: recorded, counting what was left out
+    entries = list(audit.records())
+    assert [e["address"] for e in entries] == ["192.0.2.9"] * 3 + ["192.0.2.10", "192.0.2.9"]
+    assert entries[-1]["left_out"] == 47
+    assert metrics.audit_suppressed.labels("intake.refused")._value.get() == 47
