@@ -34,8 +34,9 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP) ## MLLP intake msg/s and ACK latency vs python-hl7 and raw librdkafka
+bench: $(STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI precision and recall on a synthetic population
 	$(BIN)/python -m tests.bench.mllp_intake
+	$(BIN)/python -m tests.bench.empi_population
 
 clean: ## remove the virtualenv and embedded state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,489 @@
+"""The resident master index: source records linked to EMPI ids, as records arrive.
+
+:class:`MasterIndex` holds every source record (facility + patient id), the
+EMPI id each is linked to, the blocking index, the review queue and the merge
+history, and decides, for each record it is given (:meth:`MasterIndex.link`):
+
+1. **Deterministic rules.** A valid GB 11643 ID-card number or a health card
+   number already in the index links to its EMPI id, provided the name and
+   birth date do not contradict it (a newborn registered under the mother's ID
+   card is common: that case goes to review instead). A record already known
+   (same facility and patient id) keeps its EMPI id; if it now carries an ID or
+   health card of another EMPI id, the two are merged by that rule.
+2. **Fellegi-Sunter scoring** against the records sharing a blocking key, best
+   per EMPI id. Records whose valid ID cards differ are never linked, nor an
+   EMPI id holding another valid ID card, nor two EMPI ids a reviewer or an
+   unmerge separated.
+3. **Two thresholds.** At or above ``upper``: link. Between ``lower`` and
+   ``upper``: a new EMPI id, and the pair goes to review. Below: a new EMPI id.
+
+Every change is a :class:`LinkChange` (the ``hutong.empi.links`` event) with
+its reason and who or what decided; merges keep their history so that
+:meth:`MasterIndex.unmerge` can split them again. Precision comes first: in a
+clinical record a false merge is worse than a missed link, so the defaults
+link only on overwhelming evidence and send the doubtful to a person.
+
+EMPI ids are deterministic (UUIDv5 of the founding record), so replaying the
+same records in the same order gives the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from streams.empi.blocking import blocking_keys
+from streams.empi.compare import compare, compare_birth_dates, compare_names
+from streams.empi.model import DEFAULT_MODEL, Model, probability
+from streams.empi.person import Person, RecordKey
+
+__all__ = ["LinkChange", "MasterIndex", "ReviewPair", "Thresholds", "empi_id_for",
+           "pair_id_for"]
+
+log = logging.getLogger(__name__)
+
+_NAMESPACE = uuid.UUID("6a1f3c52-5e0b-4d0e-9a57-2f1b8c0d4e71")
+_NAME_CLOSE = 3
+_NAME_OTHER = 4
+_BIRTH_OTHER = 3
+
+
+def empi_id_for(key: RecordKey) -> str:
+    """The EMPI id founded by a record: deterministic, so a replay gives the same ids."""
+    return str(uuid.uuid5(_NAMESPACE, f"empi|{key[0]}|{key[1]}"))
+
+
+def pair_id_for(a: RecordKey, b: RecordKey) -> str:
+    """The same id for (a, b) and (b, a)."""
+    first, second = sorted((a, b))
+    text = f"{first[0]}|{first[1]}|{second[0]}|{second[1]}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Match probabilities: link at ``upper`` and above, review from ``lower``."""
+
+    upper: float = 0.999
+    lower: float = 0.90
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.lower <= self.upper < 1.0:
+            raise ValueError("thresholds must satisfy 0 < lower <= upper < 1")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkChange:
+    """One change of one source record's link (schemas/empi-link.avsc)."""
+
+    facility_id: str
+    source_patient_id: str
+    empi_id: str
+    #: link, merge, unmerge or review.
+    action: str
+    reason: str
+    decided_by: str
+    linked_at: datetime
+    score: float | None = None
+    previous_empi_id: str | None = None
+
+    def to_event(self) -> dict[str, Any]:
+        return {"facility_id": self.facility_id, "source_patient_id": self.source_patient_id,
+                "empi_id": self.empi_id, "action": self.action, "score": self.score,
+                "reason": self.reason, "decided_by": self.decided_by,
+                "previous_empi_id": self.previous_empi_id, "linked_at": self.linked_at}
+
+
+@dataclass(slots=True)
+class ReviewPair:
+    """Two records that may be one person (schemas/empi-review.avsc)."""
+
+    pair_id: str
+    left: RecordKey
+    right: RecordKey
+    left_empi_id: str
+    right_empi_id: str
+    score: float
+    comparison: dict[str, float]
+    created_at: datetime
+    status: str = "open"
+    decided_by: str | None = None
+
+    def to_event(self) -> dict[str, Any]:
+        return {"pair_id": self.pair_id, "left_facility_id": self.left[0],
+                "left_source_patient_id": self.left[1], "right_facility_id": self.right[0],
+                "right_source_patient_id": self.right[1], "left_empi_id": self.left_empi_id,
+                "right_empi_id": self.right_empi_id, "score": self.score,
+                "comparison": self.comparison, "status": self.status,
+                "created_at": self.created_at}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one :meth:`MasterIndex.link` call decided."""
+
+    empi_id: str
+    changes: list[LinkChange] = field(default_factory=list)
+    reviews: list[ReviewPair] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Merge:
+    survivor: str
+    loser: str
+    moved: tuple[RecordKey, ...]
+
+
+@dataclass(slots=True)
+class _Candidate:
+    empi_id: str
+    key: RecordKey
+    probability: float
+    weights: dict[str, float]
+
+
+class MasterIndex:
+    """Records, links, blocks, reviews and merge history, in memory."""
+
+    def __init__(self, model: Model = DEFAULT_MODEL, thresholds: Thresholds | None = None,
+                 *, max_block: int = 200, population_floor: int = 10_000,
+                 expected_matches: float = 1.0) -> None:
+        self.model = model
+        self.expected_matches = expected_matches
+        #: Name frequencies are counted over at least this many records, so that a
+        #: small index does not take every name for a common one.
+        self.population_floor = population_floor
+        self.name_counts: Counter[str] = Counter()
+        self.thresholds = thresholds or Thresholds()
+        self.max_block = max_block
+        self.records: dict[RecordKey, Person] = {}
+        self.links: dict[RecordKey, str] = {}
+        self.members: dict[str, set[RecordKey]] = defaultdict(set)
+        self.blocks: dict[str, set[RecordKey]] = defaultdict(set)
+        self.reviews: dict[str, ReviewPair] = {}
+        self.merges: list[_Merge] = []
+        #: EMPI ids a person said are different people (unmerge, rejected review).
+        self.separated: set[frozenset[str]] = set()
+        self._founded: dict[str, int] = {}
+
+    # --- reading --------------------------------------------------------------------
+
+    def empi_of(self, key: RecordKey) -> str | None:
+        return self.links.get(key)
+
+    def open_reviews(self) -> list[ReviewPair]:
+        return sorted((r for r in self.reviews.values() if r.status == "open"),
+                      key=lambda r: (-r.score, r.created_at))
+
+    # --- linking --------------------------------------------------------------------
+
+    def link(self, person: Person, at: datetime) -> Outcome:
+        """Link one record (new, or an update of a known one) and say what changed."""
+        key = person.key
+        known = self.links.get(key)
+        self._store(person)
+        if known is not None:
+            return self._relink_known(person, known, at)
+        empi_id, rule, contradicted = self._deterministic(person)
+        if empi_id is not None:
+            return self._attach(person, empi_id, at, reason=f"same {rule.replace('_', ' ')} "
+                                "number", decided_by=rule, score=None)
+        best = self._best(person)
+        sure = [c for c in best if c.probability >= self.thresholds.upper]
+        if sure:
+            top = sure[0]
+            outcome = self._attach(person, top.empi_id, at, score=top.probability,
+                                   reason=f"match probability {top.probability:.6f} at or "
+                                          f"above {self.thresholds.upper}",
+                                   decided_by="fellegi-sunter")
+            for other in sure[1:]:  # the record is surely each of them: they are one person
+                current = self.links[person.key]
+                if frozenset((current, other.empi_id)) in self.separated:
+                    continue
+                survivor = self._survivor(current, other.empi_id)
+                outcome.changes += self.merge(
+                    survivor, other.empi_id if survivor == current else current,
+                    reason=f"a new record matches both (probability {other.probability:.6f})",
+                    decided_by="fellegi-sunter", at=at)
+            outcome.empi_id = self.links[person.key]
+            return outcome
+        outcome = self._found(person, at)
+        doubtful = [*contradicted, *(c for c in best if c.probability >= self.thresholds.lower)]
+        for candidate in doubtful:
+            pair = self._raise(key, candidate, at)
+            if pair not in outcome.reviews:
+                outcome.reviews.append(pair)
+        if outcome.reviews:
+            outcome.changes[0] = _replace_action(
+                outcome.changes[0], "review",
+                f"new EMPI id; {len(outcome.reviews)} possible match(es) sent to review")
+        return outcome
+
+    def _relink_known(self, person: Person, empi_id: str, at: datetime) -> Outcome:
+        """A known record keeps its EMPI id; a card it now shares with another id merges."""
+        outcome = Outcome(empi_id)
+        for other, rule in self._card_holders(person):
+            other_id = self.links[other]
+            if other_id == empi_id or frozenset((empi_id, other_id)) in self.separated:
+                continue
+            if not self._consistent(person, self.records[other]):
+                outcome.reviews.append(self._raise(person.key, self._candidate(person, other),
+                                                   at))
+                continue
+            survivor = self._survivor(empi_id, other_id)
+            outcome.changes += self.merge(survivor, other_id if survivor == empi_id else empi_id,
+                                          reason=f"same {rule.replace('_', ' ')} number",
+                                          decided_by=rule, at=at)
+            empi_id = survivor
+        outcome.empi_id = self.links[person.key]
+        return outcome
+
+    def _deterministic(self, person: Person) -> tuple[str | None, str, list[_Candidate]]:
+        """An EMPI id proved by a card, or None and the card holders that contradict."""
+        contradicted: list[_Candidate] = []
+        found: list[tuple[str, str]] = []
+        for other, rule in self._card_holders(person):
+            if self._consistent(person, self.records[other]):
+                found.append((self.links[other], rule))
+            else:
+                contradicted.append(self._candidate(person, other))
+        if not found:
+            return None, "", contradicted
+        ids = sorted({empi for empi, _ in found}, key=self._founded.__getitem__)
+        return ids[0], found[0][1], contradicted
+
+    def _card_holders(self, person: Person) -> Iterable[tuple[RecordKey, str]]:
+        for prefix, value, rule in (("id", person.id_card, "id_card"),
+                                    ("hc", person.health_card, "health_card")):
+            if not value:
+                continue
+            for other in self.blocks.get(f"{prefix}:{value}", ()):
+                if other == person.key:
+                    continue
+                held = self.records[other]
+                if (held.id_card if rule == "id_card" else held.health_card) == value:
+                    yield other, rule
+
+    @staticmethod
+    def _consistent(a: Person, b: Person) -> bool:
+        """Whether name and birth date allow two card holders to be one person."""
+        return (compare_names(a.name, b.name) != _NAME_OTHER
+                and compare_birth_dates(a.birth_date, b.birth_date) != _BIRTH_OTHER)
+
+    def _best(self, person: Person) -> list[_Candidate]:
+        """The best-scoring record of each EMPI id sharing a blocking key, best first."""
+        seen: set[RecordKey] = set()
+        best: dict[str, _Candidate] = {}
+        for block in blocking_keys(person):
+            members = self.blocks.get(block, ())
+            if len(members) > self.max_block:
+                continue
+            for other in members:
+                if other == person.key or other in seen:
+                    continue
+                seen.add(other)
+                empi_id = self.links[other]
+                if not self._may_join(person, empi_id):
+                    continue
+                candidate = self._candidate(person, other)
+                if empi_id not in best or candidate.probability > best[empi_id].probability:
+                    best[empi_id] = candidate
+        return sorted(best.values(), key=lambda c: -c.probability)
+
+    def _may_join(self, person: Person, empi_id: str) -> bool:
+        """No EMPI id holding a different valid ID card or health card."""
+        for member in self.members[empi_id]:
+            held = self.records[member]
+            if person.id_card and held.id_card and held.id_card != person.id_card:
+                return False
+            if person.health_card and held.health_card and held.health_card != \
+                    person.health_card:
+                return False
+        return True
+
+    def _candidate(self, person: Person, other: RecordKey) -> _Candidate:
+        vector = compare(person, self.records[other])
+        term_u = None
+        if person.name is not None and vector[0] == 0:  # an exact name: how common is it?
+            term_u = {"name": self.name_counts[person.name.text] / max(
+                len(self.records), self.population_floor)}
+        weights = self.model.level_weights(vector, term_u)
+        if vector[0] is not None and vector[0] >= _NAME_CLOSE:
+            # The names differ: a shared phone or address is the household's (twins,
+            # siblings, a child on the parent's phone), not evidence of one person.
+            for shared in ("phone", "address"):
+                weights[shared] = min(weights.get(shared, 0.0), 0.0)
+        chance = probability(self.prior_weight() + sum(weights.values()))
+        if vector[1] == _BIRTH_OTHER:
+            # Birth dates years apart: mother and daughter of one name at one address.
+            # Never linked on a score; at most a person looks at it.
+            chance = min(chance, self.thresholds.lower)
+        return _Candidate(self.links[other], other, chance,
+                          {k: round(v, 3) for k, v in weights.items()})
+
+    def prior_weight(self) -> float:
+        """log2 of the prior odds that a new record and one given record are one person.
+
+        About ``expected_matches`` of the ``N`` records in the index are the new
+        record's person, so the prior is ``expected_matches / N``, counting at
+        least ``population_floor`` records: the bigger the index, the more
+        evidence a link needs, because coincidences grow with the population.
+        """
+        size = max(len(self.records), self.population_floor)
+        return math.log2(self.expected_matches / size)
+
+    # --- changing links -------------------------------------------------------------
+
+    def _store(self, person: Person) -> None:
+        old = self.records.get(person.key)
+        if old is not None:
+            for block in blocking_keys(old):
+                self.blocks[block].discard(person.key)
+            if old.name is not None:
+                self.name_counts[old.name.text] -= 1
+        self.records[person.key] = person
+        for block in blocking_keys(person):
+            self.blocks[block].add(person.key)
+        if person.name is not None:
+            self.name_counts[person.name.text] += 1
+
+    def _set_link(self, key: RecordKey, empi_id: str) -> None:
+        previous = self.links.get(key)
+        if previous is not None:
+            self.members[previous].discard(key)
+            if not self.members[previous]:
+                del self.members[previous]
+        self.links[key] = empi_id
+        self.members[empi_id].add(key)
+
+    def _attach(self, person: Person, empi_id: str, at: datetime, *, reason: str,
+                decided_by: str, score: float | None) -> Outcome:
+        self._set_link(person.key, empi_id)
+        change = LinkChange(person.facility_id, person.source_patient_id, empi_id, "link",
+                            reason, decided_by, at, score)
+        return Outcome(empi_id, [change])
+
+    def _found(self, person: Person, at: datetime) -> Outcome:
+        empi_id = empi_id_for(person.key)
+        self._founded.setdefault(empi_id, len(self._founded))
+        return self._attach(person, empi_id, at, reason="no matching record: new EMPI id",
+                            decided_by="fellegi-sunter", score=None)
+
+    def _raise(self, key: RecordKey, candidate: _Candidate, at: datetime) -> ReviewPair:
+        pair_id = pair_id_for(key, candidate.key)
+        existing = self.reviews.get(pair_id)
+        if existing is not None:
+            return existing
+        pair = ReviewPair(pair_id, key, candidate.key, self.links[key], candidate.empi_id,
+                          candidate.probability, candidate.weights, at)
+        self.reviews[pair_id] = pair
+        return pair
+
+    def _survivor(self, a: str, b: str) -> str:
+        """The EMPI id that stays: more records, then the older one."""
+        return min((a, b), key=lambda e: (-len(self.members[e]), self._founded.get(e, 0)))
+
+    def merge(self, survivor: str, loser: str, *, reason: str, decided_by: str,
+              at: datetime) -> list[LinkChange]:
+        """Move every record of ``loser`` to ``survivor``; kept in history for unmerge."""
+        if survivor == loser or loser not in self.members:
+            return []
+        moved = tuple(sorted(self.members[loser]))
+        for key in moved:
+            self._set_link(key, survivor)
+        self.merges.append(_Merge(survivor, loser, moved))
+        self.separated.discard(frozenset((survivor, loser)))
+        log.info("EMPI %s merged into %s (%d records): %s", loser, survivor, len(moved), reason)
+        return [LinkChange(k[0], k[1], survivor, "merge", reason, decided_by, at,
+                           previous_empi_id=loser) for k in moved]
+
+    def unmerge(self, survivor: str, loser: str, *, reason: str, decided_by: str,
+                at: datetime) -> list[LinkChange]:
+        """Split ``loser`` off ``survivor`` again: the records it brought go back to it."""
+        for index in range(len(self.merges) - 1, -1, -1):
+            done = self.merges[index]
+            if (done.survivor, done.loser) == (survivor, loser):
+                break
+        else:
+            raise KeyError(f"no merge of {loser} into {survivor} in the history")
+        del self.merges[index]
+        back = [k for k in done.moved if self.links.get(k) == survivor]
+        for key in back:
+            self._set_link(key, loser)
+        self.separated.add(frozenset((survivor, loser)))
+        return [LinkChange(k[0], k[1], loser, "unmerge", reason, decided_by, at,
+                           previous_empi_id=survivor) for k in back]
+
+    def merge_records(self, survivor: RecordKey, merged: RecordKey, *, reason: str,
+                      decided_by: str, at: datetime) -> list[LinkChange]:
+        """ADT^A40: the facility merged ``merged`` into ``survivor``; merge their EMPI ids."""
+        keep, drop = self.links.get(survivor), self.links.get(merged)
+        if keep is None or drop is None or keep == drop:
+            return []
+        return self.merge(keep, drop, reason=reason, decided_by=decided_by, at=at)
+
+    def decide(self, pair_id: str, accept: bool, *, by: str, at: datetime) -> list[LinkChange]:
+        """A reviewer's decision: accept merges the two EMPI ids, reject keeps them apart."""
+        pair = self.reviews[pair_id]
+        if pair.status != "open":
+            raise ValueError(f"pair {pair_id} is already {pair.status}")
+        pair.status, pair.decided_by = ("linked" if accept else "rejected"), by
+        left, right = self.links[pair.left], self.links[pair.right]
+        if not accept:
+            self.separated.add(frozenset((left, right)))
+            return []
+        return self.merge(self._survivor(left, right), right if self._survivor(
+            left, right) == left else left, reason="reviewer accepted the pair",
+            decided_by=by, at=at)
+
+    # --- golden record --------------------------------------------------------------
+
+    def golden(self, empi_id: str, trust: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """The best value of each field across the EMPI id's records (survivorship).
+
+        Records are ranked by the facility's trust (higher first; unknown 0), then
+        the most recent, then the most complete; each field takes the first
+        non-empty value, a valid ID card before an unchecked one.
+        """
+        trust = trust or {}
+        records = sorted((self.records[k] for k in self.members.get(empi_id, ())),
+                         key=lambda p: (-trust.get(p.facility_id, 0),
+                                        -(p.observed_at.timestamp() if p.observed_at else 0),
+                                        -_completeness(p)))
+
+        def first(attribute: str) -> Any:
+            return next((getattr(p, attribute) for p in records
+                         if getattr(p, attribute) is not None), None)
+
+        name, address = first("name"), first("address")
+        return {
+            "empi_id": empi_id,
+            "records": len(records),
+            "id_card": first("id_card") or first("id_card_unchecked"),
+            "health_card": first("health_card"),
+            "name": name.text if name else None,
+            "sex": first("sex"),
+            "birth_date": first("birth_date"),
+            "phone": first("phone"),
+            "address": "".join(filter(None, (address.province, address.city,
+                                             address.district, address.rest)))
+            if address else None,
+        }
+
+
+def _completeness(person: Person) -> int:
+    return sum(getattr(person, f) is not None for f in (
+        "id_card", "health_card", "name", "sex", "birth_date", "phone", "address"))
+
+
+def _replace_action(change: LinkChange, action: str, reason: str) -> LinkChange:
+    return LinkChange(change.facility_id, change.source_patient_id, change.empi_id, action,
+                      reason, change.decided_by, change.linked_at, change.score,
+                      change.previous_empi_id)
