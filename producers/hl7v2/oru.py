@@ -27,9 +27,10 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
-from producers.hl7v2.header import control_id_of, event_header
+from producers.hl7v2.common import Patients, make_event
+from producers.hl7v2.header import control_id_of
 from producers.hl7v2.message import Message, Segment
-from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, map_patient
+from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
 from producers.hl7v2.types import parse_nm, parse_ts
 
 __all__ = ["LAB_RESULT_KEYS", "OrderGroup", "map_oru_r01", "obx_value", "order_groups"]
@@ -209,21 +210,17 @@ def map_oru_r01(
     """
     control_id_of(msg, received_at)
     events: list[dict[str, Any]] = []
-    patients: dict[int, tuple[dict[str, Any], list[str]]] = {}
+    patients = Patients(profile)
     for order in order_groups(msg):
-        if order.pid.index not in patients:
-            patients[order.pid.index] = map_patient(order.pid, profile)
-        patient, patient_warnings = patients[order.pid.index]
+        patient = patients(order.pid)
         obr_time = parse_ts(order.obr.get(7, 1), order.obr.location(7))
         shared = _order_fields(order, obr_time)
         for position, obx in enumerate(order.results, start=1):
-            warnings = list(patient_warnings)
+            warnings: list[str] = []
             result = _result(obx, position, warnings)
-            event = event_header(
-                msg, facility_id=facility_id, position=f"OBX{obx.index}",
-                event_type="lab-result", patient=patient, warnings=warnings,
-                occurred_at=result["observed_at"] or obr_time, received_at=received_at)
-            event.update(shared)
-            event.update(result)
-            events.append({key: event[key] for key in LAB_RESULT_KEYS})
+            events.append(make_event(
+                msg, LAB_RESULT_KEYS, {**shared, **result}, facility_id=facility_id,
+                received_at=received_at, position=f"OBX{obx.index}", event_type="lab-result",
+                patient=patient, occurred_at=result["observed_at"] or obr_time,
+                warnings=warnings))
     return events

@@ -35,7 +35,7 @@ import math
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -204,12 +204,8 @@ class MasterIndex:
                                           f"above {self.thresholds.upper}",
                                    decided_by="fellegi-sunter")
             for other in sure[1:]:  # the record is surely each of them: they are one person
-                current = self.links[person.key]
-                if frozenset((current, other.empi_id)) in self.separated:
-                    continue
-                survivor = self._survivor(current, other.empi_id)
-                outcome.changes += self.merge(
-                    survivor, other.empi_id if survivor == current else current,
+                outcome.changes += self._join(
+                    self.links[person.key], other.empi_id,
                     reason=f"a new record matches both (probability {other.probability:.6f})",
                     decided_by="fellegi-sunter", at=at)
             outcome.empi_id = self.links[person.key]
@@ -221,9 +217,9 @@ class MasterIndex:
             if pair not in outcome.reviews:
                 outcome.reviews.append(pair)
         if outcome.reviews:
-            outcome.changes[0] = _replace_action(
-                outcome.changes[0], "review",
-                f"new EMPI id; {len(outcome.reviews)} possible match(es) sent to review")
+            outcome.changes[0] = replace(
+                outcome.changes[0], action="review",
+                reason=f"new EMPI id; {len(outcome.reviews)} possible match(es) sent to review")
         return outcome
 
     def _relink_known(self, person: Person, empi_id: str, at: datetime) -> Outcome:
@@ -231,17 +227,15 @@ class MasterIndex:
         outcome = Outcome(empi_id)
         for other, rule in self._card_holders(person):
             other_id = self.links[other]
-            if other_id == empi_id or frozenset((empi_id, other_id)) in self.separated:
+            if other_id == self.links[person.key]:
                 continue
             if not self._consistent(person, self.records[other]):
                 outcome.reviews.append(self._raise(person.key, self._candidate(person, other),
                                                    at))
                 continue
-            survivor = self._survivor(empi_id, other_id)
-            outcome.changes += self.merge(survivor, other_id if survivor == empi_id else empi_id,
+            outcome.changes += self._join(self.links[person.key], other_id,
                                           reason=f"same {rule.replace('_', ' ')} number",
                                           decided_by=rule, at=at)
-            empi_id = survivor
         outcome.empi_id = self.links[person.key]
         return outcome
 
@@ -390,6 +384,15 @@ class MasterIndex:
         """The EMPI id that stays: more records, then the older one."""
         return min((a, b), key=lambda e: (-len(self.members[e]), self._founded.get(e, 0)))
 
+    def _join(self, a: str, b: str, *, reason: str, decided_by: str,
+              at: datetime) -> list[LinkChange]:
+        """Merge two EMPI ids, the survivor chosen by rule, unless a person separated them."""
+        if a == b or frozenset((a, b)) in self.separated:
+            return []
+        survivor = self._survivor(a, b)
+        return self.merge(survivor, b if survivor == a else a, reason=reason,
+                          decided_by=decided_by, at=at)
+
     def merge(self, survivor: str, loser: str, *, reason: str, decided_by: str,
               at: datetime) -> list[LinkChange]:
         """Move every record of ``loser`` to ``survivor``; kept in history for unmerge."""
@@ -439,9 +442,9 @@ class MasterIndex:
         if not accept:
             self.separated.add(frozenset((left, right)))
             return []
-        return self.merge(self._survivor(left, right), right if self._survivor(
-            left, right) == left else left, reason="reviewer accepted the pair",
-            decided_by=by, at=at)
+        self.separated.discard(frozenset((left, right)))  # a person's word overrides
+        return self._join(left, right, reason="reviewer accepted the pair", decided_by=by,
+                          at=at)
 
     # --- golden record --------------------------------------------------------------
 
@@ -481,9 +484,3 @@ class MasterIndex:
 def _completeness(person: Person) -> int:
     return sum(getattr(person, f) is not None for f in (
         "id_card", "health_card", "name", "sex", "birth_date", "phone", "address"))
-
-
-def _replace_action(change: LinkChange, action: str, reason: str) -> LinkChange:
-    return LinkChange(change.facility_id, change.source_patient_id, change.empi_id, action,
-                      reason, change.decided_by, change.linked_at, change.score,
-                      change.previous_empi_id)

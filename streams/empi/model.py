@@ -90,13 +90,7 @@ class Model:
 
     def weight(self, vector: Vector, term_u: Mapping[str, float] | None = None) -> float:
         """The match weight of a comparison vector: log2 of the posterior odds."""
-        if term_u:
-            return self.prior_weight + sum(self.level_weights(vector, term_u).values())
-        total = self.prior_weight
-        for weights, level in zip(self._weights, vector, strict=True):
-            if level is not None:
-                total += weights[level]
-        return total
+        return self.prior_weight + sum(self.level_weights(vector, term_u).values())
 
     def probability(self, vector: Vector, term_u: Mapping[str, float] | None = None) -> float:
         return probability(self.weight(vector, term_u))

@@ -25,7 +25,9 @@ from functools import lru_cache
 import opencc
 from pypinyin import Style, lazy_pinyin
 
-__all__ = ["COMPOUND_SURNAMES", "Name", "is_hanzi_text", "parse_name", "to_simplified"]
+from producers.hl7v2.patient import is_hanzi
+
+__all__ = ["COMPOUND_SURNAMES", "Name", "parse_name", "to_simplified"]
 
 #: Two-character surnames (复姓) common enough to meet in a regional registry.
 COMPOUND_SURNAMES = frozenset({
@@ -80,12 +82,6 @@ def to_simplified(text: str) -> str:
     return str(_converter().convert(text))
 
 
-def is_hanzi_text(text: str) -> bool:
-    """Whether every character of ``text`` is a CJK ideograph."""
-    return bool(text) and all("\u3400" <= c <= "\u9fff" or "\U00020000" <= c <= "\U0002ffff"
-                              for c in text)
-
-
 def _pinyin(hanzi: str) -> str:
     return "".join(lazy_pinyin(hanzi, style=Style.NORMAL, v_to_u=False, errors="ignore"))
 
@@ -106,7 +102,7 @@ def parse_name(raw: str | None) -> Name | None:
     if not parts:
         return None
     joined = to_simplified("".join(parts))
-    if is_hanzi_text(joined):
+    if is_hanzi(joined):
         surname, given = _split_surname(joined)
         surname_py = SURNAME_READINGS.get(surname) or _pinyin(surname)
         return Name(joined, True, surname_py, _pinyin(given))
