@@ -140,6 +140,86 @@ def facility_key() -> None:
                   soft_wrap=True)
 
 
+empi_app = typer.Typer(help="The resident master index (EMPI): review, merge, unmerge.",
+                       no_args_is_help=True)
+app.add_typer(empi_app, name="empi")
+Reviewer = Annotated[str, typer.Option("--by", help="Your user id: recorded with every change.")]
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (no patient data).")]
+
+
+@empi_app.command("review")
+def empi_review(
+    pair_id: Annotated[str | None, typer.Argument(help="A pair to decide; none lists them.")]
+    = None,
+    accept: Annotated[bool, typer.Option("--accept", help="The two records are one person: "
+                                         "merge their EMPI ids.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="They are two people: keep them "
+                                         "apart.")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="Your user id (to decide).")] = None,
+    reason: ReasonOption = None,
+    status: Annotated[str, typer.Option("--status", help="open, linked, rejected or all "
+                                        "(to list).")] = "open",
+    limit: Annotated[int, typer.Option("--limit", help="At most this many pairs.")] = 100,
+    config: ConfigOption = None,
+) -> None:
+    """List the pairs that may be one person, or decide one: --accept or --reject, --by you."""
+    from hutong.hubclient import HubClient
+    from hutong.query import print_result
+
+    client = HubClient(_settings(config))
+    if pair_id is None:
+        rows = client.get("/api/v1/empi/reviews", status=status, limit=limit)
+        columns = ["pair_id", "score", "left_facility_id", "left_source_patient_id",
+                   "right_facility_id", "right_source_patient_id", "status", "created_at"]
+        print_result(columns, [[row[c] for c in columns] for row in rows], "pretty")
+        return
+    if accept == reject or not by:
+        raise typer.BadParameter("to decide a pair give exactly one of --accept or --reject, "
+                                 "and --by with your user id")
+    answer = client.post(f"/api/v1/empi/reviews/{pair_id}",
+                         {"decision": "accept" if accept else "reject", "reviewer": by,
+                          "reason": reason})
+    console.print(f"decision {answer['decision_id']} ({answer['action']}) sent to the index")
+
+
+def _merge_command(action: str, survivor: str, loser: str, by: str, reason: str | None,
+                   config: Path | None) -> None:
+    from hutong.hubclient import HubClient
+
+    answer = HubClient(_settings(config)).post(
+        f"/api/v1/empi/{action}s", {"survivor_empi_id": survivor, "loser_empi_id": loser,
+                                    "reviewer": by, "reason": reason})
+    console.print(f"decision {answer['decision_id']} ({action}) sent to the index")
+
+
+@empi_app.command("merge")
+def empi_merge(survivor: Annotated[str, typer.Argument(help="The EMPI id that stays.")],
+               loser: Annotated[str, typer.Argument(help="The EMPI id merged into it.")],
+               by: Reviewer, reason: ReasonOption = None, config: ConfigOption = None) -> None:
+    """Merge two EMPI ids that are one person; the history is kept for unmerge."""
+    _merge_command("merge", survivor, loser, by, reason, config)
+
+
+@empi_app.command("unmerge")
+def empi_unmerge(survivor: Annotated[str, typer.Argument(help="The EMPI id merged into.")],
+                 loser: Annotated[str, typer.Argument(help="The EMPI id to split off again.")],
+                 by: Reviewer, reason: ReasonOption = None, config: ConfigOption = None) -> None:
+    """Undo the last merge of LOSER into SURVIVOR: its records get their own id back."""
+    _merge_command("unmerge", survivor, loser, by, reason, config)
+
+
+@empi_app.command("links")
+def empi_links(empi_id: Annotated[str, typer.Argument(help="An EMPI id.")],
+               config: ConfigOption = None) -> None:
+    """The facility records linked to an EMPI id now."""
+    from hutong.hubclient import HubClient
+    from hutong.query import print_result
+
+    rows = HubClient(_settings(config)).get(f"/api/v1/empi/patients/{empi_id}/links")
+    columns = ["facility_id", "source_patient_id", "action", "decided_by", "linked_at"]
+    print_result(columns, [[row[c] for c in columns] for row in rows], "pretty")
+
+
 @app.command("audit-verify")
 def audit_verify(config: ConfigOption = None) -> None:
     """Check the audit log's hash chain under <data_dir>/audit; exit 2 if it is broken."""

@@ -45,7 +45,7 @@ __all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment"]
 log = logging.getLogger(__name__)
 
 SINK_GROUP = "hutong-sink-warehouse"
-SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.dlq"]
+SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.empi.links", "hutong.empi.review", "hutong.dlq"]
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
@@ -178,7 +178,8 @@ class Hub:
     def _start_streams(self) -> None:
         env = child_environment(self.settings)
         for n in range(self.settings.streams_workers):
-            child = Child(f"stream worker {n}", [sys.executable, "-m", "streams"],
+            child = Child(f"stream worker {n}",
+                          [sys.executable, "-m", "streams", "--worker", str(n)],
                           self.settings.data_dir / "logs" / f"streams-{n}.log", env=env)
             child.start()
             self.streams.append(child)
@@ -188,7 +189,8 @@ class Hub:
         api = create_api(self.metrics, warehouse=self.warehouse, health=self.health,
                          api_token=s.api_token.get_secret_value() if s.api_token else None,
                          serve_registry=s.schema_registry_url is None, intake=self.intake,
-                         facilities=self.registry, max_body_bytes=s.http_max_body_bytes)
+                         facilities=self.registry, max_body_bytes=s.http_max_body_bytes,
+                         producer=self.producer, ids=self.ids)
         config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=5)
         self._api = _ApiServer(config)

@@ -38,6 +38,9 @@ def producer_config(base: dict[str, Any]) -> dict[str, Any]:
         "queue.buffering.max.messages": 200_000,
         "message.max.bytes": 8 * 1024 * 1024,  # the broker's own limit still applies
         "message.timeout.ms": 30_000,
+        # Java's partitioner, as Faust (aiokafka) uses: a key lands in the same partition
+        # number on every topic, so the stream worker's tables line up with the events.
+        "partitioner": "murmur2_random",
         **base,
     }
 

@@ -63,6 +63,8 @@ SCHEMA_IDS: dict[str, int] = {
     "unmapped-code": 14,
     "critical-alert": 15,
     "alert-ack": 16,
+    "empi-decision": 17,
+    "empi-golden": 18,
 }
 
 _SCHEMA_DIR = Path(__file__).parent
@@ -92,6 +94,9 @@ class TopicSpec:
     key: str
     what: str
     partitions: int = 3
+    #: A topic whose order is global (one partition) keeps its count whatever the
+    #: hub's default (``HUTONG_KAFKA_PARTITIONS``) says.
+    fixed_partitions: bool = False
     cleanup_policy: str = "delete"
     #: ``retention.ms``; None leaves it unset (compacted topics keep the latest value per key).
     retention_ms: int | None = 7 * _DAY_MS
@@ -139,7 +144,22 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "hutong.empi.review",
         "empi-review",
         "candidate pair id",
-        "uncertain matches for a person to decide",
+        "uncertain matches for a person to decide, and the decisions taken on them",
+    ),
+    _compacted(
+        "hutong.empi.golden",
+        "empi-golden",
+        "EMPI id",
+        "the golden record of each resident (survivorship across the linked records)",
+    ),
+    TopicSpec(
+        "hutong.empi.decisions",
+        "empi-decision",
+        "decision id",
+        "reviewers' decisions: accept or reject a pair, merge or unmerge two EMPI ids",
+        partitions=1,
+        fixed_partitions=True,
+        retention_ms=30 * _DAY_MS,
     ),
     _compacted(
         "hutong.terminology.maps",

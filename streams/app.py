@@ -1,9 +1,30 @@
-"""The Faust application: events in, standard events out.
+"""The Faust application: events in, linked standard events out.
 
-Agents stay thin: decode, call the pure step, send, and wait for the delivery
-reports of a batch before Faust may commit its offsets (at least once; the
-deterministic ``event_id`` lets sinks collapse repeats). Anything that cannot be
-decoded goes to ``hutong.dlq`` with stage ``stream`` and the reason.
+Three agents, thin around pure steps (ADR 0004):
+
+``standardize``
+    reads ``hutong.events.*`` in batches; an event whose patient the
+    ``empi-links`` table knows, with the identity last sent to the resolver, is
+    stamped with its EMPI id and written to ``hutong.std.<type>`` at once; any
+    other goes to ``hutong.empi.resolve`` (:mod:`streams.empi.routing`).
+``empi-resolve``
+    the one resolver: reads ``hutong.empi.resolve`` and
+    ``hutong.empi.decisions`` (one partition each, so one worker owns them),
+    links or decides (:mod:`streams.empi.resolution`), then writes, in this
+    order, the stamped events to ``hutong.std.*``, the link changes to
+    ``hutong.empi.links``, the review pairs to ``hutong.empi.review``, the
+    golden records of the EMPI ids that changed to ``hutong.empi.golden``, and
+    last its state to the ``empi-index`` table. A crash anywhere before the
+    offsets are committed replays the batch; the index decides the same way
+    again, and every sink collapses repeats.
+``empi-links``
+    follows ``hutong.empi.links`` into the ``empi-links`` table, partitioned
+    like the events (same key, same murmur2 partitioner as the producers).
+
+Each batch's sends are confirmed by Kafka before Faust may commit its offsets
+(at least once); anything that cannot be decoded or applied goes to
+``hutong.dlq`` with stage ``stream`` and the reason. Tables are RocksDB
+(rocksdict) with compacted changelogs, so a restarted worker recovers them.
 
 Tansu needs short group timeouts: with Kafka's defaults a new member waits
 about 23 s for its first assignment, with a 6 s session about 3 s.
@@ -12,28 +33,38 @@ about 23 s for its first assignment, with a 6 s session about 3 s.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import weakref
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 
 from hutong.config import Settings
 from hutong.errors import SchemaError, WireFormatError
-from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
+from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers, event_key
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
 from schemas.registry import EMBEDDED, Resolver
-from streams.standardize import standardize, std_key, std_topic
+from streams.empi.resolution import IdentityResolver, Resolution
+from streams.empi.routing import Router
+from streams.standardize import standardize, std_key
+from streams.topology import INDEX_TABLE, LINKS_TABLE, RESOLVE_TOPIC, STREAMS_GROUP
 
 __all__ = ["STREAMS_GROUP", "create_app"]
 
 log = logging.getLogger(__name__)
 
-STREAMS_GROUP = "hutong-streams"
 _BATCH = 500
 _BATCH_WITHIN_S = 0.05
+_LINKS_TOPIC = "hutong.empi.links"
+_REVIEW_TOPIC = "hutong.empi.review"
+_DECISIONS_TOPIC = "hutong.empi.decisions"
+_GOLDEN_TOPIC = "hutong.empi.golden"
 
 
 def _faust_kafka_settings(settings: Settings) -> dict[str, Any]:
@@ -47,8 +78,15 @@ def _faust_kafka_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings, ids: Resolver = EMBEDDED) -> faust.App:
-    """Build the Faust app with its agents; nothing connects until it runs."""
+def worker_datadir(settings: Settings, worker: int) -> Path:
+    """Each worker's own RocksDB files (two workers cannot share one)."""
+    return settings.data_dir / "streams" / f"worker-{worker}"
+
+
+def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0) -> faust.App:
+    """Build the Faust app with its agents and tables; nothing connects until it runs."""
+    datadir = worker_datadir(settings, worker)
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         STREAMS_GROUP,
         value_serializer="raw",
@@ -56,42 +94,170 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED) -> faust.App:
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
-        store="memory://",
-        datadir=str(settings.data_dir / "streams"),
+        store="rocksdb://",
+        datadir=str(datadir),
         **_faust_kafka_settings(settings),
     )
-    sources = [f"hutong.events.{t}" for t in EVENT_TYPES]
-    source = app.topic(*sources, value_type=bytes, key_type=bytes)
-    outputs = {name: app.topic(std_topic(name), value_type=bytes, key_type=bytes)
-               for name in sources}
-    dlq = app.topic(DLQ_TOPIC, value_type=bytes, key_type=bytes)
+    topic = _Topics(app)
+    links = app.Table(LINKS_TABLE, partitions=settings.kafka_partitions, use_partitioner=True,
+                      key_type=bytes, value_type=bytes)
+    state = app.Table(INDEX_TABLE, partitions=1, key_type=bytes, value_type=bytes)
+    router = Router()
+    resolver: list[IdentityResolver] = []  # built from the table after recovery
 
-    @app.agent(source, name="standardize")
+    @app.on_partitions_revoked.connect
+    async def _forget(*_: Any, **__: Any) -> None:
+        resolver.clear()  # whoever owns the index next rebuilds it from the table
+
+    @app.agent(topic.events, name="standardize")
     async def standardize_agent(stream: Any) -> None:
         async for batch in stream.take_events(_BATCH, within=_BATCH_WITHIN_S):
-            await _durably(_process(batch))
+            await _durably(_route(batch))
 
-    async def _process(batch: list[Any]) -> None:
-        pending = []
+    async def _route(batch: list[Any]) -> None:
+        pending: list[Any] = []
         for event in batch:
-            target = outputs[event.message.topic]
-            try:
-                _, record = wire.decode(event.value, ids.by_id)
-                out = standardize(record)
-                value = wire.encode(ids.for_topic(target.get_topic_name()), out)
-            except (WireFormatError, SchemaError) as exc:
-                pending.append(await _dead_letter(dlq, ids, event, str(exc)))
+            record = await _decoded(event, pending)
+            if record is None:
                 continue
-            except Exception as exc:
-                reason = f"internal error in standardize ({type(exc).__name__})"
-                log.error("event at %s[%d]@%d failed: %s", event.message.topic,
-                          event.message.partition, event.message.offset, reason)
-                pending.append(await _dead_letter(dlq, ids, event, reason))
-                continue
-            pending.append(await target.send(key=std_key(out), value=value))
+            key = event_key(record)
+            held = links.get(key)
+            linked = json.loads(held)["empi_id"] if held else None
+            if router.local_link(key, record, linked):
+                pending.append(await topic.send_std({**record, "empi_id": linked}))
+            else:
+                pending.append(await topic.resolve.send(key=key, value=event.value))
         await asyncio.gather(*pending)
 
+    @app.agent(topic.resolver_input, name="empi-resolve")
+    async def resolve_agent(stream: Any) -> None:
+        async for batch in stream.take_events(_BATCH, within=_BATCH_WITHIN_S):
+            await _durably(_resolve(batch))
+
+    async def _resolve(batch: list[Any]) -> None:
+        if not resolver:
+            resolver.append(IdentityResolver.restored(
+                (key.decode(), value) for key, value in state.items()))
+            log.info("EMPI index loaded: %d records", len(resolver[0].index.records))
+        index = resolver[0]
+        pending: list[Any] = []
+        results: list[Resolution] = []
+        for event in batch:
+            record = await _decoded(event, pending)
+            if record is None:
+                continue
+            try:
+                if event.message.topic == _DECISIONS_TOPIC:
+                    result = index.decide(record)
+                else:
+                    result = index.resolve(record)
+                    pending.append(await topic.send_std(result.event or {}))
+            except (KeyError, TypeError, ValueError) as exc:  # a record the step cannot use
+                reason = f"internal error in empi-resolve ({type(exc).__name__})"
+                log.error("event at %s[%d]@%d failed: %s", event.message.topic,
+                          event.message.partition, event.message.offset, reason, exc_info=True)
+                pending.append(await _dead_letter(topic.dlq, ids, event, reason))
+                continue
+            if result.refused is not None:
+                log.warning("EMPI decision at %s[%d]@%d not applied: %s", event.message.topic,
+                            event.message.partition, event.message.offset, result.refused)
+                pending.append(await _dead_letter(topic.dlq, ids, event, result.refused))
+            results.append(result)
+        await asyncio.gather(*pending)  # the events first: a link never precedes its event
+        await asyncio.gather(*[await send for send in topic.index_changes(results)])
+        changes = [change for result in results for change in result.changes]
+        if changes:
+            goldens = index.golden_records(changes, max(c.linked_at for c in changes))
+            await asyncio.gather(*[await send for send in topic.golden(goldens)])
+        _as_current(batch[-1])  # the table's partition (0) is taken from the current event
+        for key, value in index.take_entries().items():
+            if value is None:
+                state.pop(key.encode(), None)
+            else:
+                state[key.encode()] = value
+        await app.producer.flush()
+
+    @app.agent(topic.links, name="empi-links")
+    async def follow_links(stream: Any) -> None:
+        async for event in stream.events():  # one by one: a table write needs its partition
+            try:
+                _, change = wire.decode(event.value, ids.by_id)
+            except (WireFormatError, SchemaError) as exc:
+                await (await _dead_letter(topic.dlq, ids, event, str(exc)))
+                continue
+            key = f"{change['facility_id']}|{change['source_patient_id']}".encode()
+            held = links.get(key)
+            if held and json.loads(held)["sequence"] > change["sequence"]:
+                continue  # an older change read again: the table has a newer one
+            links[key] = json.dumps({"empi_id": change["empi_id"],
+                                     "sequence": change["sequence"]}).encode()
+
+    async def _decoded(event: Any, pending: list[Any]) -> dict[str, Any] | None:
+        """The event's record, or None with its dead letter on the way."""
+        try:
+            _, record = wire.decode(event.value, ids.by_id)
+            return record
+        except (WireFormatError, SchemaError) as exc:
+            pending.append(await _dead_letter(topic.dlq, ids, event, str(exc)))
+        return None
+
+    topic.ids = ids
     return app
+
+
+class _Topics:
+    """The app's topics, and how records are put on them."""
+
+    def __init__(self, app: faust.App) -> None:
+        def named(*names: str) -> Any:
+            return app.topic(*names, value_type=bytes, key_type=bytes)
+
+        self.ids: Resolver = EMBEDDED
+        self.events = named(*(f"hutong.events.{t}" for t in EVENT_TYPES))
+        self.std = {t: named(f"hutong.std.{t}") for t in EVENT_TYPES}
+        self.resolve = named(RESOLVE_TOPIC)
+        self.resolver_input = named(RESOLVE_TOPIC, _DECISIONS_TOPIC)
+        self.links = named(_LINKS_TOPIC)
+        self.review = named(_REVIEW_TOPIC)
+        self.golden_records = named(_GOLDEN_TOPIC)
+        self.dlq = named(DLQ_TOPIC)
+
+    async def send_std(self, record: dict[str, Any]) -> Any:
+        out = standardize(record)
+        target = self.std[out["event_type"]]
+        value = wire.encode(self.ids.for_topic(target.get_topic_name()), out)
+        return await target.send(key=std_key(out), value=value)
+
+    def index_changes(self, results: list[Resolution]) -> list[Awaitable[Any]]:
+        """The sends of the link changes and review pairs of a batch, in order."""
+        sends: list[Awaitable[Any]] = []
+        links, review = self.ids.for_topic(_LINKS_TOPIC), self.ids.for_topic(_REVIEW_TOPIC)
+        for result in results:
+            for change in result.changes:
+                key = f"{change.facility_id}|{change.source_patient_id}".encode()
+                sends.append(self.links.send(key=key,
+                                             value=wire.encode(links, change.to_event())))
+            for pair in result.reviews:
+                sends.append(self.review.send(key=pair.pair_id.encode(),
+                                              value=wire.encode(review, pair.to_event())))
+        return sends
+
+    def golden(self, records: dict[str, dict[str, Any] | None]) -> list[Awaitable[Any]]:
+        """The sends of golden records (None: a tombstone for a merged-away id)."""
+        schema = self.ids.for_topic(_GOLDEN_TOPIC)
+        return [self.golden_records.send(
+                    key=empi_id.encode(),
+                    value=None if record is None else wire.encode(schema, record))
+                for empi_id, record in records.items()]
+
+
+def _as_current(event: Any) -> None:
+    """Make ``event`` Faust's current event in this task.
+
+    A Faust table write goes to the partition of the current event; inside a
+    ``take_events`` batch Faust does not always set one, so the resolver names it.
+    """
+    faust_streams._current_event.set(weakref.ref(event))
 
 
 async def _durably(work: Awaitable[None]) -> None:
@@ -104,7 +270,7 @@ async def _durably(work: Awaitable[None]) -> None:
     try:
         await work
     except Exception:
-        log.critical("Kafka did not confirm a batch of standard events; exiting so that "
+        log.critical("Kafka did not confirm a batch of stream output; exiting so that "
                      "its offsets are not committed", exc_info=True)
         logging.shutdown()
         os._exit(70)
@@ -114,6 +280,6 @@ async def _dead_letter(dlq: Any, ids: Resolver, event: Any, reason: str) -> Any:
     msg = event.message
     letter = consumed_dead_letter("stream", msg.topic, msg.partition, msg.offset, msg.key,
                                   event.value or b"", reason)
-    log.warning("undecodable event at %s: %s", letter["location"], reason)
+    log.warning("event at %s not used: %s", letter["location"], reason)
     return await dlq.send(key=msg.key, value=wire.encode(ids.for_topic(DLQ_TOPIC), letter),
                           headers=dead_letter_headers(letter))

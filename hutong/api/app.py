@@ -9,9 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.facilities import FacilityRegistry
 from connectors.http import ingest
-from hutong.api import registry, sql
+from hutong.api import empi, registry, sql
 from hutong.metrics import Metrics
 from producers.intake import Intake
+from producers.kafka import AsyncProducer
+from schemas.registry import EMBEDDED, Resolver
 from sinks.warehouse import Warehouse
 
 __all__ = ["create_api"]
@@ -23,11 +25,13 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                health: HealthCheck | None = None, api_token: str | None = None,
                serve_registry: bool = True, intake: Intake | None = None,
                facilities: FacilityRegistry | None = None,
-               max_body_bytes: int = 16 * 1024 * 1024) -> FastAPI:
+               max_body_bytes: int = 16 * 1024 * 1024, producer: AsyncProducer | None = None,
+               ids: Resolver = EMBEDDED) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
-    ingest routes take HL7 v2, CDA, JSON and batch files.
+    ingest routes take HL7 v2, CDA, JSON and batch files; with a ``producer``
+    the EMPI routes take reviewers' decisions.
     """
     app = FastAPI(title="hutong", summary="Regional health data-exchange hub",
                   version="0.1.0")
@@ -36,6 +40,8 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.intake = intake
     app.state.registry = facilities if facilities is not None else FacilityRegistry()
     app.state.max_body_bytes = max_body_bytes
+    app.state.producer = producer
+    app.state.ids = ids
 
     @app.get("/healthz", tags=["operations"])
     def healthz(response: Response) -> dict[str, object]:
@@ -54,4 +60,5 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
         app.include_router(registry.router)
     app.include_router(sql.router)
     app.include_router(ingest.router)
+    app.include_router(empi.router)
     return app

@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 from hutong.errors import WarehouseError
 from sinks.warehouse import Warehouse
 
-__all__ = ["READ_ONLY_STATEMENTS", "SqlRequest", "SqlResult", "is_read_only", "jsonable", "refusal",
-           "router"]
+__all__ = ["READ_ONLY_STATEMENTS", "SqlRequest", "SqlResult", "authorised", "is_read_only",
+           "jsonable", "refusal", "router", "warehouse_of"]
 
 READ_ONLY_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 
@@ -76,7 +76,8 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _warehouse(request: Request) -> Warehouse:
+def warehouse_of(request: Request) -> Warehouse:
+    """The warehouse this process owns, or 503."""
     warehouse: Warehouse | None = request.app.state.warehouse
     if warehouse is None:
         raise HTTPException(503, "the warehouse is not open in this process")
@@ -86,7 +87,7 @@ def _warehouse(request: Request) -> Warehouse:
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-def _authorised(request: Request) -> None:
+def authorised(request: Request) -> None:
     """With ``api_token`` set, require it; without, answer only this machine."""
     token = request.app.state.api_token
     if token:
@@ -94,15 +95,15 @@ def _authorised(request: Request) -> None:
                                       f"Bearer {token}"):
             raise HTTPException(401, "a valid bearer token is required")
     elif request.client is None or request.client.host not in _LOOPBACK:
-        raise HTTPException(403, "SQL from other hosts needs HUTONG_API_TOKEN to be set")
+        raise HTTPException(403, "requests from other hosts need HUTONG_API_TOKEN to be set")
 
 
 router = APIRouter(prefix="/api/v1", tags=["warehouse"])
 
 
-@router.post("/sql", response_model=SqlResult, dependencies=[Depends(_authorised)])
+@router.post("/sql", response_model=SqlResult, dependencies=[Depends(authorised)])
 def run_sql(body: SqlRequest,
-            warehouse: Annotated[Warehouse, Depends(_warehouse)]) -> SqlResult:
+            warehouse: Annotated[Warehouse, Depends(warehouse_of)]) -> SqlResult:
     """Run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)."""
     reason = refusal(body.query)
     if reason is not None:

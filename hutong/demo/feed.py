@@ -5,6 +5,11 @@ numbers are built on a made-up sequence with a correct GB 11643 check
 character (one deliberately wrong, to show the data-quality warning), and one
 message per facility is broken on purpose to show a NAK and a dead letter.
 
+The three facilities serve one county, so some residents have results at two
+or three of them, each under that facility's own patient number; the township
+clinic often leaves the ID card out. The master index links them to one
+person each (the demo's summary counts them).
+
 Regenerate with ``python -m hutong.demo.feed`` (deterministic).
 """
 
@@ -59,23 +64,43 @@ def _id_card(rng: random.Random, birth: datetime, male: bool) -> str:
     return body + _CHECK[total % 11]
 
 
+@dataclass(frozen=True)
+class Resident:
+    name: str
+    male: bool
+    birth: datetime
+    id_card: str
+    village: int
+    phone: str
+
+
+def _residents(rng: random.Random, count: int) -> list[Resident]:
+    people = []
+    for _ in range(count):
+        male = rng.random() < 0.5
+        birth = datetime(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 80))
+        name = rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN)
+                                               for _ in range(rng.choice((1, 2))))
+        people.append(Resident(name, male, birth, _id_card(rng, birth, male),
+                               rng.randrange(1, 40), f"1390000{rng.randrange(1000, 9999)}"))
+    return people
+
+
 def _oru(rng: random.Random, fac: Facility, n: int, when: datetime, broken: bool,
-         bad_checksum: bool) -> str:
-    male = rng.random() < 0.5
-    birth = datetime(1940, 1, 1) + timedelta(days=rng.randrange(0, 365 * 80))
-    name = rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(rng.choice((1, 2))))
-    id_card = _id_card(rng, birth, male)
+         bad_checksum: bool, person: Resident, number: int) -> str:
+    id_card = person.id_card
     if bad_checksum:
         id_card = id_card[:-1] + ("0" if id_card[-1] != "0" else "1")
-    mrn = f"{fac.facility_id[:2]}{rng.randrange(100000, 999999)}"
+    ids = f"{fac.facility_id[:2]}{100000 + number * 7919 % 900000}^^^{fac.facility_id}^MR"
+    if fac.facility_id != "HHXWSY" or rng.random() < 0.5:  # the clinic often omits it
+        ids += f"~{id_card}^^^^SFZH"
     ts = f"{when:%Y%m%d%H%M%S}"
     control = f"{fac.facility_id}{n:05d}"
     segs = [
         f"MSH|^~\\&|{fac.application}|{fac.facility_id}|HUTONG|REGION|{ts}||ORU^R01^ORU_R01|"
         f"{control}|P|{fac.version}|||AL|NE||{fac.charset}",
-        f"PID|1||{mrn}^^^{fac.facility_id}^MR~{id_card}^^^^SFZH||{name}||{birth:%Y%m%d}|"
-        f"{'M' if male else 'F'}|||清水县河湖乡{rng.randrange(1, 40)}号||"
-        f"1390000{rng.randrange(1000, 9999)}",
+        f"PID|1||{ids}||{person.name}||{person.birth:%Y%m%d}|"
+        f"{'M' if person.male else 'F'}|||清水县河湖乡{person.village}号||{person.phone}",
         f"OBR|1|{control}P|{control}F|BCP^生化检验^L|||{ts}|||||||{ts}|血清",
     ]
     for i, (code, label, unit, ref, low, high, dec) in enumerate(rng.sample(_TESTS, 3), 1):
@@ -89,16 +114,20 @@ def _oru(rng: random.Random, fac: Facility, n: int, when: datetime, broken: bool
     return "\r".join(segs) + "\r"
 
 
-def generate(seed: int = 2575, per_facility: int = 12) -> dict[Facility, list[str]]:
-    """The feed: ``per_facility`` ORU^R01 messages for each facility."""
+def generate(seed: int = 2575, per_facility: int = 12,
+             residents: int = 24) -> dict[Facility, list[str]]:
+    """The feed: ``per_facility`` ORU^R01 messages for each facility, about a county's
+    ``residents`` (so some have results at more than one facility)."""
     rng = random.Random(seed)  # noqa: S311 - sample data, not secrets
+    county = _residents(rng, residents)
     start = datetime(2026, 11, 2, 8, 0)
     feeds: dict[Facility, list[str]] = {}
     for fac in FACILITIES:
+        visitors = rng.sample(range(residents), per_facility)
         feeds[fac] = [
             _oru(rng, fac, n, start + timedelta(minutes=7 * n), broken=(n == per_facility - 1),
-                 bad_checksum=(n == 3))
-            for n in range(per_facility)
+                 bad_checksum=(n == 3), person=county[who], number=who)
+            for n, who in enumerate(visitors)
         ]
     return feeds
 

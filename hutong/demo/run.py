@@ -82,6 +82,31 @@ async def _wait_for_rows(hub: Hub, expected_letters: int, console: Console) -> t
             await asyncio.sleep(0.5)
 
 
+_PEOPLE = """
+SELECT count() AS records, uniqExact(empi_id) AS people,
+       uniqExactIf(empi_id, facilities > 1) AS across
+FROM (SELECT facility_id, source_patient_id, empi_id,
+             uniqExact(facility_id) OVER (PARTITION BY empi_id) AS facilities
+      FROM hutong.current_patient_links
+      WHERE (facility_id, source_patient_id) IN (
+          SELECT facility_id, source_patient_id FROM hutong.lab_results))
+"""
+
+
+async def _wait_for_links(hub: Hub, console: Console) -> tuple[int, int, int]:
+    """Wait until every patient with results has a link; (records, people, across)."""
+    assert hub.warehouse is not None  # noqa: S101
+    deadline = time.monotonic() + _WAIT_S
+    patients = _count(hub, "SELECT uniqExact(facility_id, source_patient_id) "
+                           "FROM hutong.lab_results")
+    with console.status("waiting for the master index …"):
+        while True:
+            records, people, across = hub.warehouse.query_rows(_PEOPLE)[1][0]
+            if records >= patients or time.monotonic() > deadline:
+                return int(records), int(people), int(across)
+            await asyncio.sleep(0.5)
+
+
 DEMO_FACILITIES = Path(__file__).with_name("facilities.yaml")
 
 
@@ -100,6 +125,7 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         await hub.wait_ready()
         codes, per_file = await _send_all(hub, console)
         rows, letters = await _wait_for_rows(hub, codes["AE"] + codes["AR"], console)
+        records, people, across = await _wait_for_links(hub, console)
         table = Table(title="hutong demo", show_header=False)
         table.add_row("messages sent (MLLP)", str(sum(codes.values())))
         for code, n in sorted(codes.items()):
@@ -107,6 +133,9 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         for name, n in sorted(per_file.items()):
             table.add_row(f"  from {name}", str(n))
         table.add_row("lab results in warehouse", str(rows))
+        table.add_row("patient records linked (EMPI)", str(records))
+        table.add_row("  people they are", str(people))
+        table.add_row("  people seen at 2+ facilities", str(across))
         table.add_row("dead letters in warehouse", str(letters))
         console.print(table)
         console.print("Try a query:")

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from hutong.errors import StackError
 from schemas.catalog import TOPIC_SPECS, TopicSpec
+from streams.topology import INTERNAL_TOPIC_SPECS
 
 __all__ = ["ensure_topics", "topic_config"]
 
@@ -24,14 +25,22 @@ def topic_config(spec: TopicSpec) -> dict[str, str]:
     return config
 
 
+def _partitions(spec: TopicSpec, default: int | None) -> int:
+    if spec.fixed_partitions or default is None:
+        return spec.partitions
+    return default
+
+
 def ensure_topics(client_config: dict[str, Any], *, partitions: int | None = None,
                   replication: int = 1, timeout: float = 15.0) -> list[str]:
-    """Create the contract's topics that do not exist yet; return those created."""
+    """Create the contract's topics and the stream worker's own that do not exist yet;
+    return those created."""
     admin = AdminClient(dict(client_config))
     existing = set(admin.list_topics(timeout=timeout).topics)
     wanted = [
-        NewTopic(spec.name, partitions or spec.partitions, replication, config=topic_config(spec))
-        for spec in TOPIC_SPECS
+        NewTopic(spec.name, _partitions(spec, partitions), replication,
+                 config=topic_config(spec))
+        for spec in (*TOPIC_SPECS, *INTERNAL_TOPIC_SPECS)
         if spec.name not in existing
     ]
     if not wanted:

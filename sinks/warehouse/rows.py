@@ -20,6 +20,7 @@ than guessed at, since ClickHouse would read it in the server's zone.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -312,6 +313,45 @@ DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
 )
 
 #: Event schema name -> the table it lands in.
+def _link_id(change: Event) -> str:
+    text = "|".join(str(change[k]) for k in ("facility_id", "source_patient_id", "sequence",
+                                              "empi_id", "action"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+#: A link change (hutong.empi.links): the id is derived, so a replay collapses.
+PATIENT_LINK_COLUMNS: tuple[Column, ...] = (
+    Column("link_id", _link_id),
+    field("facility_id"),
+    field("source_patient_id"),
+    field("empi_id"),
+    field("action"),
+    field("score"),
+    field("reason"),
+    field("decided_by"),
+    field("previous_empi_id"),
+    timestamp("linked_at"),
+    field("sequence"),
+)
+
+#: A review pair (hutong.empi.review), one row per status it reaches.
+EMPI_REVIEW_COLUMNS: tuple[Column, ...] = (
+    Column("review_row_id", lambda pair: f"{pair['pair_id']}:{pair['status']}"),
+    field("pair_id"),
+    field("left_facility_id"),
+    field("left_source_patient_id"),
+    field("right_facility_id"),
+    field("right_source_patient_id"),
+    field("left_empi_id"),
+    field("right_empi_id"),
+    field("score"),
+    field("comparison"),
+    field("status"),
+    timestamp("created_at"),
+    field("decided_by"),
+    timestamp("decided_at"),
+)
+
 TABLES: dict[str, TableSpec] = {
     "patient": TableSpec("patients", "event_id", HEADER_COLUMNS + PATIENT_COLUMNS),
     "encounter": TableSpec("encounters", "event_id", HEADER_COLUMNS + ENCOUNTER_COLUMNS),
@@ -324,4 +364,6 @@ TABLES: dict[str, TableSpec] = {
     "diagnosis": TableSpec("diagnoses", "event_id", HEADER_COLUMNS + DIAGNOSIS_COLUMNS),
     "document": TableSpec("documents", "event_id", HEADER_COLUMNS + DOCUMENT_COLUMNS),
     "dead-letter": TableSpec("dead_letters", "dead_letter_id", DEAD_LETTER_COLUMNS),
+    "empi-link": TableSpec("patient_links", "link_id", PATIENT_LINK_COLUMNS),
+    "empi-review": TableSpec("empi_reviews", "review_row_id", EMPI_REVIEW_COLUMNS),
 }

@@ -42,10 +42,10 @@ from typing import Any
 from streams.empi.blocking import blocking_keys
 from streams.empi.compare import compare, compare_birth_dates, compare_names
 from streams.empi.model import DEFAULT_MODEL, Model, probability
-from streams.empi.person import Person, RecordKey
+from streams.empi.person import Person, RecordKey, updated
 
-__all__ = ["LinkChange", "MasterIndex", "ReviewPair", "Thresholds", "empi_id_for",
-           "pair_id_for"]
+__all__ = ["Journal", "LinkChange", "MasterIndex", "Outcome", "ReviewPair", "Thresholds",
+           "empi_id_for", "pair_id_for"]
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,15 @@ class LinkChange:
     linked_at: datetime
     score: float | None = None
     previous_empi_id: str | None = None
+    #: The index's change counter: the higher of two changes to a record is current.
+    sequence: int = 0
 
     def to_event(self) -> dict[str, Any]:
         return {"facility_id": self.facility_id, "source_patient_id": self.source_patient_id,
                 "empi_id": self.empi_id, "action": self.action, "score": self.score,
                 "reason": self.reason, "decided_by": self.decided_by,
-                "previous_empi_id": self.previous_empi_id, "linked_at": self.linked_at}
+                "previous_empi_id": self.previous_empi_id, "linked_at": self.linked_at,
+                "sequence": self.sequence}
 
 
 @dataclass(slots=True)
@@ -115,6 +118,7 @@ class ReviewPair:
     created_at: datetime
     status: str = "open"
     decided_by: str | None = None
+    decided_at: datetime | None = None
 
     def to_event(self) -> dict[str, Any]:
         return {"pair_id": self.pair_id, "left_facility_id": self.left[0],
@@ -122,7 +126,8 @@ class ReviewPair:
                 "right_source_patient_id": self.right[1], "left_empi_id": self.left_empi_id,
                 "right_empi_id": self.right_empi_id, "score": self.score,
                 "comparison": self.comparison, "status": self.status,
-                "created_at": self.created_at}
+                "created_at": self.created_at, "decided_by": self.decided_by,
+                "decided_at": self.decided_at}
 
 
 @dataclass(slots=True)
@@ -135,10 +140,29 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _Merge:
+class Merge:
+    """One merge in the history, kept so that it can be undone."""
+
+    #: Order of the merge in the history (unmerge undoes the latest of a pair).
+    seq: int
     survivor: str
     loser: str
     moved: tuple[RecordKey, ...]
+
+
+@dataclass(slots=True)
+class Journal:
+    """What changed since :meth:`MasterIndex.take_journal`: the state to write back."""
+
+    records: set[RecordKey] = field(default_factory=set)
+    reviews: set[str] = field(default_factory=set)
+    merges: set[int] = field(default_factory=set)
+    separated: set[frozenset[str]] = field(default_factory=set)
+    founded: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.records or self.reviews or self.merges or self.separated
+                    or self.founded)
 
 
 @dataclass(slots=True)
@@ -168,12 +192,31 @@ class MasterIndex:
         self.members: dict[str, set[RecordKey]] = defaultdict(set)
         self.blocks: dict[str, set[RecordKey]] = defaultdict(set)
         self.reviews: dict[str, ReviewPair] = {}
-        self.merges: list[_Merge] = []
+        self.merges: list[Merge] = []
         #: EMPI ids a person said are different people (unmerge, rejected review).
         self.separated: set[frozenset[str]] = set()
-        self._founded: dict[str, int] = {}
+        #: EMPI id -> the order it was founded in (older ids survive merges).
+        self.founded: dict[str, int] = {}
+        #: The last change and merge numbers handed out.
+        self.sequence = 0
+        self.merge_seq = 0
+        self.journal = Journal()
+
+    def take_journal(self) -> Journal:
+        """What changed since the last call, and a fresh journal for what comes next."""
+        journal, self.journal = self.journal, Journal()
+        return journal
+
+    def _next(self) -> int:
+        self.sequence += 1
+        return self.sequence
 
     # --- reading --------------------------------------------------------------------
+
+    def load(self, person: Person, empi_id: str) -> None:
+        """Put back a record and its link as they were stored (a restart)."""
+        self._store(person)
+        self._set_link(person.key, empi_id)
 
     def empi_of(self, key: RecordKey) -> str | None:
         return self.links.get(key)
@@ -188,6 +231,13 @@ class MasterIndex:
         """Link one record (new, or an update of a known one) and say what changed."""
         key = person.key
         known = self.links.get(key)
+        if known is not None:  # what this message leaves out, the record still says
+            old = self.records[key]
+            person = updated(old, person)
+            if replace(person, observed_at=old.observed_at) == old:
+                # Nothing new but the time: no change to decide or to store.
+                self.records[key] = person
+                return Outcome(known)
         self._store(person)
         if known is not None:
             return self._relink_known(person, known, at)
@@ -250,7 +300,7 @@ class MasterIndex:
                 contradicted.append(self._candidate(person, other))
         if not found:
             return None, "", contradicted
-        ids = sorted({empi for empi, _ in found}, key=self._founded.__getitem__)
+        ids = sorted({empi for empi, _ in found}, key=self.founded.__getitem__)
         return ids[0], found[0][1], contradicted
 
     def _card_holders(self, person: Person) -> Iterable[tuple[RecordKey, str]]:
@@ -336,6 +386,7 @@ class MasterIndex:
     # --- changing links -------------------------------------------------------------
 
     def _store(self, person: Person) -> None:
+        self.journal.records.add(person.key)
         old = self.records.get(person.key)
         if old is not None:
             for block in blocking_keys(old):
@@ -349,6 +400,7 @@ class MasterIndex:
             self.name_counts[person.name.text] += 1
 
     def _set_link(self, key: RecordKey, empi_id: str) -> None:
+        self.journal.records.add(key)
         previous = self.links.get(key)
         if previous is not None:
             self.members[previous].discard(key)
@@ -361,12 +413,14 @@ class MasterIndex:
                 decided_by: str, score: float | None) -> Outcome:
         self._set_link(person.key, empi_id)
         change = LinkChange(person.facility_id, person.source_patient_id, empi_id, "link",
-                            reason, decided_by, at, score)
+                            reason, decided_by, at, score, sequence=self._next())
         return Outcome(empi_id, [change])
 
     def _found(self, person: Person, at: datetime) -> Outcome:
         empi_id = empi_id_for(person.key)
-        self._founded.setdefault(empi_id, len(self._founded))
+        if empi_id not in self.founded:
+            self.founded[empi_id] = len(self.founded)
+            self.journal.founded.add(empi_id)
         return self._attach(person, empi_id, at, reason="no matching record: new EMPI id",
                             decided_by="fellegi-sunter", score=None)
 
@@ -378,11 +432,12 @@ class MasterIndex:
         pair = ReviewPair(pair_id, key, candidate.key, self.links[key], candidate.empi_id,
                           candidate.probability, candidate.weights, at)
         self.reviews[pair_id] = pair
+        self.journal.reviews.add(pair_id)
         return pair
 
     def _survivor(self, a: str, b: str) -> str:
         """The EMPI id that stays: more records, then the older one."""
-        return min((a, b), key=lambda e: (-len(self.members[e]), self._founded.get(e, 0)))
+        return min((a, b), key=lambda e: (-len(self.members[e]), self.founded.get(e, 0)))
 
     def _join(self, a: str, b: str, *, reason: str, decided_by: str,
               at: datetime) -> list[LinkChange]:
@@ -401,11 +456,13 @@ class MasterIndex:
         moved = tuple(sorted(self.members[loser]))
         for key in moved:
             self._set_link(key, survivor)
-        self.merges.append(_Merge(survivor, loser, moved))
-        self.separated.discard(frozenset((survivor, loser)))
+        self.merge_seq += 1
+        self.merges.append(Merge(self.merge_seq, survivor, loser, moved))
+        self.journal.merges.add(self.merge_seq)
+        self._keep_apart(survivor, loser, False)
         log.info("EMPI %s merged into %s (%d records): %s", loser, survivor, len(moved), reason)
         return [LinkChange(k[0], k[1], survivor, "merge", reason, decided_by, at,
-                           previous_empi_id=loser) for k in moved]
+                           previous_empi_id=loser, sequence=self._next()) for k in moved]
 
     def unmerge(self, survivor: str, loser: str, *, reason: str, decided_by: str,
                 at: datetime) -> list[LinkChange]:
@@ -417,12 +474,19 @@ class MasterIndex:
         else:
             raise KeyError(f"no merge of {loser} into {survivor} in the history")
         del self.merges[index]
+        self.journal.merges.add(done.seq)
         back = [k for k in done.moved if self.links.get(k) == survivor]
         for key in back:
             self._set_link(key, loser)
-        self.separated.add(frozenset((survivor, loser)))
+        self._keep_apart(survivor, loser, True)
         return [LinkChange(k[0], k[1], loser, "unmerge", reason, decided_by, at,
-                           previous_empi_id=survivor) for k in back]
+                           previous_empi_id=survivor, sequence=self._next()) for k in back]
+
+    def _keep_apart(self, a: str, b: str, apart: bool) -> None:
+        pair = frozenset((a, b))
+        if (pair in self.separated) != apart:
+            (self.separated.add if apart else self.separated.discard)(pair)
+            self.journal.separated.add(pair)
 
     def merge_records(self, survivor: RecordKey, merged: RecordKey, *, reason: str,
                       decided_by: str, at: datetime) -> list[LinkChange]:
@@ -438,11 +502,13 @@ class MasterIndex:
         if pair.status != "open":
             raise ValueError(f"pair {pair_id} is already {pair.status}")
         pair.status, pair.decided_by = ("linked" if accept else "rejected"), by
+        pair.decided_at = at
+        self.journal.reviews.add(pair_id)
         left, right = self.links[pair.left], self.links[pair.right]
         if not accept:
-            self.separated.add(frozenset((left, right)))
+            self._keep_apart(left, right, True)
             return []
-        self.separated.discard(frozenset((left, right)))  # a person's word overrides
+        self._keep_apart(left, right, False)  # a person's word overrides
         return self._join(left, right, reason="reviewer accepted the pair", decided_by=by,
                           at=at)
 
@@ -452,14 +518,16 @@ class MasterIndex:
         """The best value of each field across the EMPI id's records (survivorship).
 
         Records are ranked by the facility's trust (higher first; unknown 0), then
-        the most recent, then the most complete; each field takes the first
-        non-empty value, a valid ID card before an unchecked one.
+        the most recent, then the most complete (then by record, so that the answer
+        does not depend on the order records arrived in); each field takes the first
+        non-empty value, a valid ID card before an unchecked one. The fields are
+        those of schemas/empi-golden.avsc but ``updated_at``.
         """
         trust = trust or {}
         records = sorted((self.records[k] for k in self.members.get(empi_id, ())),
                          key=lambda p: (-trust.get(p.facility_id, 0),
                                         -(p.observed_at.timestamp() if p.observed_at else 0),
-                                        -_completeness(p)))
+                                        -_completeness(p), p.key))
 
         def first(attribute: str) -> Any:
             return next((getattr(p, attribute) for p in records
@@ -469,8 +537,9 @@ class MasterIndex:
         return {
             "empi_id": empi_id,
             "records": len(records),
-            "id_card": first("id_card") or first("id_card_unchecked"),
-            "health_card": first("health_card"),
+            "facilities": sorted({p.facility_id for p in records}),
+            "id_card_number": first("id_card") or first("id_card_unchecked"),
+            "health_card_number": first("health_card"),
             "name": name.text if name else None,
             "sex": first("sex"),
             "birth_date": first("birth_date"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,7 +25,8 @@ from producers.idcard import validate_id_card
 from streams.empi.address import Address, parse_address
 from streams.empi.names import Name, parse_name
 
-__all__ = ["Person", "RecordKey", "normalise_phone", "normalise_sex", "person_from_event"]
+__all__ = ["Person", "RecordKey", "normalise_phone", "normalise_sex", "person_from_event",
+           "updated"]
 
 #: (facility id, the facility's patient id): one source record.
 RecordKey = tuple[str, str]
@@ -116,3 +117,17 @@ def person_from_event(facility_id: str, patient: Mapping[str, Any],
         identifiers=_identifiers(patient, facility_id),
         observed_at=observed_at,
     )
+
+
+def updated(known: Person, news: Person) -> Person:
+    """``known`` with what ``news`` says about the same record.
+
+    A lab result often carries only the patient id and name; it must not wipe the
+    ID card an admission gave. A value ``news`` has replaces the known one; a
+    value it lacks is kept; identifiers accumulate.
+    """
+    changes = {f.name: getattr(news, f.name) for f in fields(news)
+               if f.name != "identifiers" and getattr(news, f.name) is not None}
+    if news.id_card is not None:  # a valid number now: the old unchecked one was its typo
+        changes.setdefault("id_card_unchecked", None)
+    return replace(known, **changes, identifiers=known.identifiers | news.identifiers)

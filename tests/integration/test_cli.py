@@ -115,6 +115,9 @@ def test_demo_prints_a_summary_with_rows(tmp_path: Path) -> None:
     assert rows["ACK AA"] == "33" and rows["ACK AE"] == "3"
     assert int(rows["lab results in warehouse"]) == 99
     assert int(rows["dead letters in warehouse"]) == 3
+    # 33 accepted messages about 22 residents, 7 of them seen at two or three facilities
+    assert (rows["patient records linked (EMPI)"], rows["people they are"],
+            rows["people seen at 2+ facilities"]) == ("33", "22", "7")
 
 
 def test_unknown_setting_is_named(tmp_path: Path) -> None:

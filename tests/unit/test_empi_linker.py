@@ -146,7 +146,8 @@ def test_golden_record_prefers_trusted_then_recent_then_complete() -> None:
     golden = index.golden(empi, trust={"HOSP": 10})
     assert golden["phone"] == "13911112222"  # the most trusted source
     assert golden["birth_date"] == date(1949, 12, 31)  # filled from the other record
-    assert golden["records"] == 2 and golden["id_card"] == ID_CARD
+    assert golden["records"] == 2 and golden["id_card_number"] == ID_CARD
+    assert golden["facilities"] == ["CLINIC", "HOSP"]
 
 
 def test_replaying_the_same_records_gives_the_same_ids() -> None:

@@ -34,6 +34,8 @@ CONTRACT_TOPICS = {
     **{f"hutong.std.{kind}": kind for kind in EVENT_TYPES},
     "hutong.empi.links": "empi-link",
     "hutong.empi.review": "empi-review",
+    "hutong.empi.golden": "empi-golden",
+    "hutong.empi.decisions": "empi-decision",
     "hutong.terminology.maps": "concept-map",
     "hutong.terminology.unmapped": "unmapped-code",
     "hutong.alerts.critical": "critical-alert",
@@ -59,6 +61,8 @@ PINNED_IDS = {
     "unmapped-code": 14,
     "critical-alert": 15,
     "alert-ack": 16,
+    "empi-decision": 17,
+    "empi-golden": 18,
 }
 
 # ADR 0001, as (field, Avro type) in order; "?" marks a null union defaulting to null.
@@ -200,19 +204,22 @@ def test_topic_specs() -> None:
     assert list(specs) == list(catalog.TOPICS)
     day = 24 * 3600 * 1000
     for name, spec in specs.items():
-        assert spec.partitions == 3 and spec.key and spec.what
-        if name in ("hutong.empi.links", "hutong.terminology.maps"):
+        assert spec.key and spec.what
+        # the decisions are applied in one order by one resolver: one partition, always
+        single = name == "hutong.empi.decisions"
+        assert (spec.partitions, spec.fixed_partitions) == ((1, True) if single else (3, False))
+        if name in ("hutong.empi.links", "hutong.empi.golden", "hutong.terminology.maps"):
             assert (spec.cleanup_policy, spec.retention_ms) == ("compact", None)
         else:
-            expected = 30 * day if name == "hutong.dlq" else 7 * day
+            expected = 30 * day if name in ("hutong.dlq", "hutong.empi.decisions") else 7 * day
             assert (spec.cleanup_policy, spec.retention_ms) == ("delete", expected)
 
 
 def test_lookups_that_fail_name_what_was_asked() -> None:
     with pytest.raises(SchemaError, match=r"topic 'hutong\.std\.x-ray' is not in the topic"):
         catalog.for_topic("hutong.std.x-ray")
-    with pytest.raises(SchemaError, match="no schema with id 17"):
-        catalog.by_id(17)
+    with pytest.raises(SchemaError, match="no schema with id 99"):
+        catalog.by_id(99)
     with pytest.raises(SchemaError, match="no schema named 'lab_result'"):
         catalog.schema("lab_result")
 

@@ -348,3 +348,32 @@ def test_public_names() -> None:
         "migrate",
         "open_warehouse",
     ]
+
+
+def _link(**overrides: Any) -> dict[str, Any]:
+    return {"facility_id": "A", "source_patient_id": "1", "empi_id": "E1", "action": "link",
+            "score": None, "reason": "same id card number", "decided_by": "id_card",
+            "previous_empi_id": None, "sequence": 7,
+            "linked_at": datetime.fromisoformat("2026-12-04T09:00:00+08:00"), **overrides}
+
+
+def test_a_link_change_has_an_id_derived_from_the_change() -> None:
+    spec = TABLES["empi-link"]
+    row = dict(zip(spec.column_names, spec.to_row(_link()), strict=True))
+    assert (spec.table, row["empi_id"], row["sequence"]) == ("patient_links", "E1", 7)
+    assert spec.to_row(_link())[0] == row["link_id"]  # a replay lands on the same row
+    assert spec.to_row(_link(sequence=8))[0] != row["link_id"]
+    assert spec.to_row(_link(action="merge"))[0] != row["link_id"]
+    assert wire.encode(catalog.schema("empi-link"), _link())[:1] == b"\x00"
+
+
+def test_a_review_pair_has_one_row_per_status() -> None:
+    pair = {"pair_id": "p1", "left_facility_id": "A", "left_source_patient_id": "1",
+            "right_facility_id": "B", "right_source_patient_id": "2", "left_empi_id": "E1",
+            "right_empi_id": "E2", "score": 0.95, "comparison": {"name": 9.1},
+            "status": "open", "decided_by": None, "decided_at": None,
+            "created_at": datetime.fromisoformat("2026-12-04T09:00:00+08:00")}
+    spec = TABLES["empi-review"]
+    assert spec.to_row(pair)[0] == "p1:open"
+    assert spec.to_row({**pair, "status": "linked"})[0] == "p1:linked"
+    assert wire.encode(catalog.schema("empi-review"), pair)[:1] == b"\x00"

@@ -1,0 +1,44 @@
+"""Talking to the running hub's HTTP API from the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from hutong.config import Settings
+from hutong.errors import HutongError
+
+__all__ = ["HubClient"]
+
+
+class HubClient:
+    """GET and POST against ``settings.api_url`` with the API token, errors as HutongError."""
+
+    def __init__(self, settings: Settings, timeout: float = 60) -> None:
+        self._url = settings.api_url
+        self._headers = {}
+        if settings.api_token is not None:
+            self._headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+        self._timeout = timeout
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self._call("GET", path, params=params)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, json=body)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = httpx.request(method, f"{self._url}{path}", headers=self._headers,
+                                     timeout=self._timeout, **kwargs)
+        except httpx.ConnectError:
+            raise HutongError(f"no hub answers at {self._url}; start it with `hutong up`"
+                              ) from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise HutongError(f"the hub answered {response.status_code}: {detail}")
+        return response.json()

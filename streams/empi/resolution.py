@@ -1,0 +1,136 @@
+"""The resolver's step: an event or a reviewer's decision in, EMPI changes out (pure).
+
+:class:`IdentityResolver` wraps the :class:`~streams.empi.linker.MasterIndex`
+the one resolver owns (ADR 0004). For each event with identity news it links
+the event's patient and stamps the event with the EMPI id; an ADT^A40 merge
+also merges the EMPI ids of the two facility records. For each decision
+(``hutong.empi.decisions``) it accepts or rejects a review pair, or merges or
+splits two EMPI ids. What it returns is what the stream worker writes: the
+stamped event, the link changes, the review pairs raised or decided, the golden
+record of each EMPI id that changed, and the state entries to store.
+
+A decision it cannot apply (an unknown pair, a merge it has no history of) is
+answered with the reason, for the dead-letter queue; a decision id seen before
+is applied once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from streams.empi.linker import LinkChange, MasterIndex, ReviewPair
+from streams.empi.person import person_from_event
+from streams.empi.state import Entries, changed_entries, decision_key, restore
+
+__all__ = ["DECISIONS", "IdentityResolver", "Resolution"]
+
+#: What a decision may ask for.
+DECISIONS = ("accept", "reject", "merge", "unmerge")
+
+
+@dataclass(slots=True)
+class Resolution:
+    """What one event or decision changed."""
+
+    #: The event stamped with its EMPI id (None for a decision).
+    event: dict[str, Any] | None = None
+    changes: list[LinkChange] = field(default_factory=list)
+    reviews: list[ReviewPair] = field(default_factory=list)
+    #: Why a decision was not applied (it goes to the dead-letter queue).
+    refused: str | None = None
+
+
+class IdentityResolver:
+    """The master index and the decisions already applied to it."""
+
+    def __init__(self, index: MasterIndex | None = None,
+                 trust: Mapping[str, int] | None = None) -> None:
+        self.index = index or MasterIndex()
+        #: Facility id -> how far its demographics are trusted (golden record).
+        self.trust = dict(trust or {})
+        self.decided: set[str] = set()
+        self._new_decisions: set[str] = set()
+
+    @classmethod
+    def restored(cls, entries: Iterable[tuple[str, bytes]],
+                 index: MasterIndex | None = None) -> IdentityResolver:
+        """The resolver as its stored state left it."""
+        resolver = cls(index)
+        resolver.decided = restore(resolver.index, entries)
+        return resolver
+
+    def resolve(self, event: Mapping[str, Any]) -> Resolution:
+        """Link the event's patient; the event comes back with ``empi_id`` set."""
+        facility = event["facility_id"]
+        at: datetime = event["received_at"]
+        person = person_from_event(facility, event["patient"],
+                                   observed_at=event.get("occurred_at") or at)
+        outcome = self.index.link(person, at)
+        changes, reviews = list(outcome.changes), list(outcome.reviews)
+        retired = event.get("merged_source_patient_id")
+        if event.get("event_type") == "patient" and event.get("action") == "merge" and retired:
+            changes += self.index.merge_records(
+                person.key, (facility, retired), at=at, decided_by=f"facility:{facility}",
+                reason="the facility merged its two patient ids (ADT^A40)")
+        return Resolution({**event, "empi_id": self.index.links[person.key]}, changes, reviews)
+
+    def decide(self, decision: Mapping[str, Any]) -> Resolution:
+        """Apply a reviewer's decision (schemas/empi-decision.avsc)."""
+        decision_id, action = decision["decision_id"], decision["action"]
+        if decision_id in self.decided:
+            return Resolution()
+        by, at = decision["decided_by"], decision["decided_at"]
+        reason = decision.get("reason") or f"{action} by a reviewer"
+        index = self.index
+        if action in ("accept", "reject"):
+            pair = index.reviews.get(decision.get("pair_id") or "")
+            if pair is None:
+                return Resolution(refused=f"{action}: no review pair {decision.get('pair_id')!r}")
+            if pair.status != "open":
+                return Resolution(refused=f"{action}: pair {pair.pair_id} is already "
+                                          f"{pair.status}")
+            changes = index.decide(pair.pair_id, action == "accept", by=by, at=at)
+            resolution = Resolution(changes=changes, reviews=[pair])
+        elif action in ("merge", "unmerge"):
+            survivor, loser = decision.get("survivor_empi_id"), decision.get("loser_empi_id")
+            if not survivor or not loser or survivor == loser:
+                return Resolution(refused=f"{action}: two different EMPI ids are needed")
+            if action == "merge":
+                unknown = [e for e in (survivor, loser) if e not in index.members]
+                if unknown:
+                    return Resolution(refused=f"merge: no EMPI id {unknown[0]!r} in the index")
+                changes = index.merge(survivor, loser, reason=reason, decided_by=by, at=at)
+            else:
+                try:
+                    changes = index.unmerge(survivor, loser, reason=reason, decided_by=by,
+                                            at=at)
+                except KeyError:
+                    return Resolution(refused=f"unmerge: no merge of {loser} into {survivor} "
+                                              "in the history")
+            resolution = Resolution(changes=changes)
+        else:
+            return Resolution(refused=f"unknown action {action!r}; one of {', '.join(DECISIONS)}")
+        self.decided.add(decision_id)
+        self._new_decisions.add(decision_id)
+        return resolution
+
+    def golden_records(self, changes: Iterable[LinkChange], at: datetime
+                       ) -> dict[str, dict[str, Any] | None]:
+        """The golden record of each EMPI id ``changes`` touched; None for an id that
+        no longer holds a record (merged away): its tombstone."""
+        touched = {c.empi_id for c in changes} | {c.previous_empi_id for c in changes
+                                                   if c.previous_empi_id}
+        return {empi_id: ({**self.index.golden(empi_id, self.trust), "updated_at": at}
+                          if self.index.members.get(empi_id) else None)
+                for empi_id in sorted(touched)}
+
+    def take_entries(self) -> Entries:
+        """The state entries changed since the last call (None deletes one)."""
+        entries = changed_entries(self.index, self.index.take_journal())
+        for decision_id in self._new_decisions:
+            entries[decision_key(decision_id)] = b"1"
+        self._new_decisions.clear()
+        return entries

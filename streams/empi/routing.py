@@ -1,0 +1,54 @@
+"""The partitioned stage's choice: stamp an event here, or send it to the resolver (pure).
+
+Most events name a patient the index already knows, with the same identity
+data as last time: those take their EMPI id from the ``empi-links`` table at
+once. The rest go to the one resolver (ADR 0004):
+
+* patient events (registrations, updates, merges): identity news by nature;
+* an event for a record with no link yet;
+* an event whose identity data differ from the last the resolver was sent for
+  that record (a new phone, an ID card given at last).
+
+:class:`Router` remembers, per record, a fingerprint of the identity last sent
+to the resolver, in a bounded LRU: after a restart, or for a record pushed out,
+the first event goes to the resolver again, which costs a lookup there and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cachetools import LRUCache
+
+__all__ = ["Router", "fingerprint"]
+
+
+def _default(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def fingerprint(patient: Mapping[str, Any]) -> bytes:
+    """A digest of the identity data an event carries (the order of keys does not matter)."""
+    text = json.dumps(patient, sort_keys=True, default=_default, ensure_ascii=False)
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+class Router:
+    """Decides, per event, whether the local link is enough."""
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self._sent: LRUCache[bytes, bytes] = LRUCache(maxsize=capacity)
+
+    def local_link(self, key: bytes, event: Mapping[str, Any], linked: str | None) -> bool:
+        """True when ``event`` may take the EMPI id ``linked`` here; otherwise the
+        event must go to the resolver, and its identity is remembered as sent."""
+        digest = fingerprint(event["patient"])
+        if linked is not None and event.get("event_type") != "patient" \
+                and self._sent.get(key) == digest:
+            return True
+        self._sent[key] = digest
+        return False

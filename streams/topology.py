@@ -1,0 +1,49 @@
+"""The stream worker's own topics and tables (not part of the public contract).
+
+The EMPI stage runs in two parts (ADR 0004):
+
+* the **partitioned stage** reads ``hutong.events.*`` and stamps the EMPI id of
+  records the index already knows from the ``empi-links`` table, a copy of
+  ``hutong.empi.links`` partitioned like the events (same key, same murmur2
+  partitioner), so each worker holds the links of its own partitions;
+* the **resolver** owns the whole index on one partition: events with identity
+  news reach it on ``hutong.empi.resolve``, reviewers' decisions on
+  ``hutong.empi.decisions``; its state is the ``empi-index`` table.
+
+Both tables live in RocksDB with a compacted changelog, so a worker that
+restarts, here or on another machine, recovers them. The hub creates these
+topics with the contract's (``hutong.stack.topics``); Faust never declares
+topics itself.
+"""
+
+from __future__ import annotations
+
+from schemas.catalog import TopicSpec
+
+__all__ = ["INDEX_TABLE", "INTERNAL_TOPIC_SPECS", "LINKS_TABLE", "RESOLVE_TOPIC",
+           "STREAMS_GROUP", "changelog_topic"]
+
+STREAMS_GROUP = "hutong-streams"
+RESOLVE_TOPIC = "hutong.empi.resolve"
+LINKS_TABLE = "empi-links"
+INDEX_TABLE = "empi-index"
+
+
+def changelog_topic(table: str) -> str:
+    """The changelog Faust keeps for ``table``: ``hutong-streams-<table>-changelog``."""
+    return f"{STREAMS_GROUP}-{table}-changelog"
+
+
+def _changelog(table: str, what: str, *, single: bool) -> TopicSpec:
+    return TopicSpec(changelog_topic(table), "", "table key", what,
+                     partitions=1 if single else 3, fixed_partitions=single,
+                     cleanup_policy="compact", retention_ms=None)
+
+
+INTERNAL_TOPIC_SPECS: tuple[TopicSpec, ...] = (
+    TopicSpec(RESOLVE_TOPIC, "", "facility|source patient id",
+              "events with identity news, on their way to the one EMPI resolver "
+              "(the events' own schemas)", partitions=1, fixed_partitions=True),
+    _changelog(LINKS_TABLE, "the partitioned copy of hutong.empi.links", single=False),
+    _changelog(INDEX_TABLE, "the resolver's index: records, reviews, merges", single=True),
+)

@@ -1,0 +1,232 @@
+"""The resolver's step, its stored state, and the partitioned stage's routing (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from streams.empi.linker import MasterIndex
+from streams.empi.person import person_from_event, updated
+from streams.empi.resolution import IdentityResolver
+from streams.empi.routing import Router, fingerprint
+from streams.empi.state import decode_person, encode_person
+
+AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+ID_CARD = "11010519491231002X"
+
+
+def event(facility: str, spid: str, event_type: str = "lab-result", at: datetime = AT,
+          **patient: Any) -> dict[str, Any]:
+    return {"event_id": f"{facility}-{spid}-{event_type}", "event_type": event_type,
+            "facility_id": facility, "source_patient_id": spid, "received_at": at,
+            "occurred_at": None, "empi_id": None,
+            "patient": {"source_patient_id": spid, **patient}}
+
+
+ZHANG = {"name": "张三", "sex": "1", "birth_date": date(1949, 12, 31)}
+
+
+def decision(action: str, n: int = 1, **fields: Any) -> dict[str, Any]:
+    return {"decision_id": f"d{n}", "action": action, "decided_by": "dr.zhou",
+            "decided_at": AT + timedelta(minutes=n), "reason": None, "pair_id": None,
+            "survivor_empi_id": None, "loser_empi_id": None, **fields}
+
+
+def test_an_event_comes_back_stamped_with_its_empi_id() -> None:
+    resolver = IdentityResolver()
+    first = resolver.resolve(event("A", "1", id_card_number=ID_CARD, **ZHANG))
+    second = resolver.resolve(event("B", "9", id_card_number=ID_CARD, name="张三"))
+    assert first.event is not None and second.event is not None
+    assert first.event["empi_id"] == second.event["empi_id"]
+    assert second.event["event_id"] == "B-9-lab-result"  # the rest of the event untouched
+    assert [(c.action, c.decided_by) for c in second.changes] == [("link", "id_card")]
+
+
+def test_changes_are_numbered_so_the_latest_of_a_record_can_be_told() -> None:
+    resolver = IdentityResolver()
+    sequences = [c.sequence for n in range(3)
+                 for c in resolver.resolve(event("A", str(n), name=f"患者{n}")).changes]
+    assert sequences == [1, 2, 3]
+
+
+def test_an_a40_merges_the_retired_registration_into_the_survivor() -> None:
+    resolver = IdentityResolver()
+    keep = resolver.resolve(event("A", "1", "patient", **ZHANG)).event
+    drop = resolver.resolve(event("A", "2", "patient", name="张三", sex="1")).event
+    assert keep is not None and drop is not None and keep["empi_id"] != drop["empi_id"]
+    merge = event("A", "1", "patient", **ZHANG)
+    merge.update(action="merge", merged_source_patient_id="2")
+    result = resolver.resolve(merge)
+    assert [(c.source_patient_id, c.action, c.decided_by) for c in result.changes] == [
+        ("2", "merge", "facility:A")]
+    assert resolver.index.links[("A", "2")] == resolver.index.links[("A", "1")]
+
+
+def test_a_thin_result_does_not_wipe_what_a_registration_said() -> None:
+    resolver = IdentityResolver()
+    resolver.resolve(event("A", "1", "patient", id_card_number=ID_CARD, phone="13800138000",
+                           **ZHANG))
+    assert resolver.take_entries()
+    assert resolver.resolve(event("A", "1", name="张三")).changes == []
+    kept = resolver.index.records[("A", "1")]
+    assert (kept.id_card, kept.phone) == (ID_CARD, "13800138000")
+    assert resolver.take_entries() == {}  # nothing changed: nothing to store
+
+
+def _doubtful() -> tuple[IdentityResolver, str]:
+    resolver = IdentityResolver()
+    resolver.resolve(event("A", "1", name="刘洋", sex="1", birth_date=date(1988, 1, 1),
+                           phone="13600000007"))
+    result = resolver.resolve(event("B", "2", name="刘洋", sex="1",
+                                    birth_date=date(1988, 1, 10)))
+    [pair] = result.reviews
+    return resolver, pair.pair_id
+
+
+def test_accepting_a_review_merges_and_rejecting_keeps_apart() -> None:
+    resolver, pair_id = _doubtful()
+    accepted = resolver.decide(decision("accept", pair_id=pair_id))
+    assert [c.action for c in accepted.changes] == ["merge"]
+    assert accepted.changes[0].decided_by == "dr.zhou"
+    assert accepted.reviews[0].status == "linked"
+    assert resolver.index.links[("A", "1")] == resolver.index.links[("B", "2")]
+
+    resolver, pair_id = _doubtful()
+    rejected = resolver.decide(decision("reject", pair_id=pair_id))
+    assert rejected.changes == [] and rejected.reviews[0].status == "rejected"
+    assert resolver.index.links[("A", "1")] != resolver.index.links[("B", "2")]
+
+
+@pytest.mark.parametrize(("fields", "refusal"), [
+    ({"action": "accept", "pair_id": "nope"}, "no review pair 'nope'"),
+    ({"action": "merge", "survivor_empi_id": "x", "loser_empi_id": "x"},
+     "two different EMPI ids"),
+    ({"action": "merge", "survivor_empi_id": "x", "loser_empi_id": "y"}, "no EMPI id 'x'"),
+    ({"action": "unmerge", "survivor_empi_id": "x", "loser_empi_id": "y"},
+     "no merge of y into x"),
+    ({"action": "split"}, "unknown action 'split'"),
+])
+def test_a_decision_that_cannot_apply_says_why(fields: dict[str, Any], refusal: str) -> None:
+    resolver, _ = _doubtful()
+    result = resolver.decide({**decision("accept"), **fields})
+    assert result.refused is not None and refusal in result.refused
+
+
+def test_a_decided_pair_and_a_repeated_decision_change_nothing_more() -> None:
+    resolver, pair_id = _doubtful()
+    assert resolver.decide(decision("accept", 1, pair_id=pair_id)).changes
+    again = resolver.decide(decision("accept", 1, pair_id=pair_id))  # the same decision id
+    assert (again.changes, again.refused) == ([], None)
+    other = resolver.decide(decision("reject", 2, pair_id=pair_id))
+    assert other.refused is not None and "already linked" in other.refused
+
+
+def test_merge_and_unmerge_by_a_reviewer() -> None:
+    resolver, _ = _doubtful()
+    left, right = resolver.index.links[("A", "1")], resolver.index.links[("B", "2")]
+    merged = resolver.decide(decision("merge", 1, survivor_empi_id=left, loser_empi_id=right))
+    assert [(c.empi_id, c.previous_empi_id) for c in merged.changes] == [(left, right)]
+    split = resolver.decide(decision("unmerge", 2, survivor_empi_id=left, loser_empi_id=right))
+    assert [(c.action, c.empi_id) for c in split.changes] == [("unmerge", right)]
+    assert resolver.index.links[("B", "2")] == right
+
+
+def test_the_stored_state_restores_an_index_that_decides_the_same() -> None:
+    resolver, pair_id = _doubtful()
+    resolver.resolve(event("C", "3", id_card_number=ID_CARD, **ZHANG))
+    left, right = resolver.index.links[("A", "1")], resolver.index.links[("C", "3")]
+    resolver.decide(decision("merge", 1, survivor_empi_id=left, loser_empi_id=right))
+    resolver.decide(decision("reject", 2, pair_id=pair_id))
+    stored = {k: v for k, v in resolver.take_entries().items() if v is not None}
+
+    again = IdentityResolver.restored(sorted(stored.items()))
+    index, before = again.index, resolver.index
+    assert index.links == before.links and dict(index.members) == dict(before.members)
+    assert index.records == before.records and index.separated == before.separated
+    assert [(m.seq, m.survivor, m.loser) for m in index.merges] == [
+        (m.seq, m.survivor, m.loser) for m in before.merges]
+    assert index.reviews[pair_id].status == "rejected"
+    assert (index.sequence, again.decided) == (before.sequence, {"d1", "d2"})
+    # and it goes on where the first left off: an unmerge of the stored merge works
+    split = again.decide(decision("unmerge", 3, survivor_empi_id=left, loser_empi_id=right))
+    assert split.changes and split.changes[0].sequence == before.sequence + 1
+
+
+def test_an_unmerge_deletes_the_stored_merge() -> None:
+    resolver, _ = _doubtful()
+    left, right = resolver.index.links[("A", "1")], resolver.index.links[("B", "2")]
+    resolver.decide(decision("merge", 1, survivor_empi_id=left, loser_empi_id=right))
+    assert resolver.take_entries()["m:000000000001"] is not None
+    resolver.decide(decision("unmerge", 2, survivor_empi_id=left, loser_empi_id=right))
+    assert resolver.take_entries()["m:000000000001"] is None
+
+
+@pytest.mark.parametrize("patient", [
+    {"source_patient_id": "1", "name": "張三", "birth_date": date(1949, 12, 31),
+     "id_card_number": "110105491231002", "address": "北京市朝阳区建国路88号",
+     "identifiers": [{"value": "X1", "authority": "NHSA", "type": "SS"}]},
+    {"source_patient_id": "2", "name": "ZHANG SAN", "phone": "+86 138 0013 8000"},
+    {"source_patient_id": "3"},
+])
+def test_a_record_survives_its_json_form(patient: dict[str, Any]) -> None:
+    person = person_from_event("A", patient, AT)
+    assert decode_person(encode_person(person)) == person
+
+
+def test_updated_keeps_what_the_news_leaves_out_and_takes_what_it_says() -> None:
+    known = person_from_event("A", {"source_patient_id": "1", "id_card_number": ID_CARD,
+                                    "phone": "13800138000", **ZHANG}, AT)
+    news = person_from_event("A", {"source_patient_id": "1", "phone": "13900139000"},
+                             AT + timedelta(days=1))
+    both = updated(known, news)
+    assert (both.id_card, both.phone, both.name, both.observed_at) == (
+        ID_CARD, "13900139000", known.name, AT + timedelta(days=1))
+
+
+def test_the_router_sends_news_to_the_resolver_and_stamps_the_rest() -> None:
+    router = Router(capacity=10)
+    lab = event("A", "1", name="张三")
+    assert not router.local_link(b"A|1", lab, None)  # no link yet
+    assert router.local_link(b"A|1", lab, "E1")  # linked, same identity as sent
+    changed = event("A", "1", name="张三", phone="13800138000")
+    assert not router.local_link(b"A|1", changed, "E1")  # identity news
+    assert router.local_link(b"A|1", changed, "E1")
+    assert not router.local_link(b"A|1", event("A", "1", "patient", name="张三"), "E1")
+
+
+def test_the_fingerprint_ignores_key_order_and_sees_every_value() -> None:
+    a = {"source_patient_id": "1", "name": "张三", "birth_date": date(1949, 12, 31)}
+    b = {"birth_date": date(1949, 12, 31), "name": "张三", "source_patient_id": "1"}
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(a) != fingerprint({**a, "birth_date": date(1949, 12, 30)})
+
+
+def test_the_index_journal_names_every_record_a_merge_moved() -> None:
+    index = MasterIndex()
+    index.link(person_from_event("A", {"source_patient_id": "1", **ZHANG}, AT), AT)
+    index.link(person_from_event("B", {"source_patient_id": "2", "name": "李四"}, AT), AT)
+    index.take_journal()
+    left, right = index.links[("A", "1")], index.links[("B", "2")]
+    index.merge(left, right, reason="test", decided_by="dr.zhou", at=AT)
+    journal = index.take_journal()
+    assert journal.records == {("B", "2")} and journal.merges == {1}
+    assert not index.take_journal()
+
+
+def test_golden_records_follow_the_changes_and_bury_merged_away_ids() -> None:
+    resolver = IdentityResolver(trust={"HOSP": 10})
+    first = resolver.resolve(event("HOSP", "1", "patient", phone="13800138000", **ZHANG))
+    second = resolver.resolve(event("CLINIC", "2", "patient", name="张三", sex="1",
+                                    phone="13911112222", at=AT + timedelta(days=1)))
+    golden = resolver.golden_records([*first.changes, *second.changes], AT)
+    assert len(golden) == 2 and all(g is not None for g in golden.values())
+    left, right = resolver.index.links[("HOSP", "1")], resolver.index.links[("CLINIC", "2")]
+    merged = resolver.decide(decision("merge", 1, survivor_empi_id=left, loser_empi_id=right))
+    after = resolver.golden_records(merged.changes, AT + timedelta(days=2))
+    assert after[right] is None  # a tombstone on the compacted topic
+    kept = after[left]
+    assert kept is not None and (kept["records"], kept["facilities"]) == (2, ["CLINIC", "HOSP"])
+    assert kept["phone"] == "13800138000"  # the trusted hospital's, though older
+    assert kept["updated_at"] == AT + timedelta(days=2)
