@@ -50,3 +50,23 @@ def test_short_group_timeouts_get_a_new_member_its_partitions_quickly(
     finally:
         consumer.close()
     assert msg is not None and msg.value() == b"probe"
+
+
+def test_our_producers_and_faust_put_a_key_in_the_same_partition(kafka_bootstrap: str) -> None:
+    """The stream worker's links table lines up with the events only if librdkafka (our
+    producers) and aiokafka (under Faust) partition a key alike (ADR 0004)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from producers.kafka import producer_config
+
+    keys = [f"FAC{n}|MRN{n * 7919}".encode() for n in range(40)]
+    landed: dict[bytes, int] = {}
+    producer = Producer(producer_config({"bootstrap.servers": kafka_bootstrap}))
+    for key in keys:
+        producer.produce("hutong.events.order", key=key, value=b"probe",
+                         on_delivery=lambda err, msg: landed.__setitem__(msg.key(),
+                                                                         msg.partition()))
+    assert producer.flush(10) == 0
+    faust_choice = {key: DefaultPartitioner()(key, [0, 1, 2], [0, 1, 2]) for key in keys}
+    assert landed == faust_choice
+    assert len(set(landed.values())) == 3  # the keys spread, so the test could fail
