@@ -34,9 +34,16 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI precision and recall on a synthetic population
+BENCH_STAMP := $(VENV)/.bench-stamp
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI on a synthetic population and on FEBRL4 vs Splink
 	$(BIN)/python -m tests.bench.mllp_intake
 	$(BIN)/python -m tests.bench.empi_population
+	$(BIN)/python -m tests.bench.febrl
 
 clean: ## remove the virtualenv and embedded state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -99,6 +99,22 @@ class Settings(BaseSettings):
     )
 
     streams_workers: int = Field(1, ge=0, description="Faust stream worker processes.")
+
+    empi_link_threshold: float = Field(
+        0.995, gt=0, lt=1, description="EMPI: link two records at this match probability "
+        "or above.")
+    empi_review_threshold: float = Field(
+        0.90, gt=0, lt=1, description="EMPI: from this probability up to the link threshold, "
+        "a new id and the pair to review.")
+    empi_train_from: int = Field(
+        1000, ge=0, description="EMPI: estimate m and u from the index (EM) once it holds this "
+        "many records, and again each time it doubles; 0 keeps the built-in model.")
+    empi_model: dict[str, dict[str, dict[str, float]]] = Field(
+        default_factory=dict, description="EMPI: m and u set by hand, over the estimates: "
+        '{"name": {"exact": {"m": 0.9, "u": 0.0005}}}.')
+    empi_trust: dict[str, int] = Field(
+        default_factory=dict, description="EMPI golden record: how far each facility's "
+        "demographics are trusted (higher wins; others 0).")
     sink_batch_size: int = Field(1000, ge=1, description="Events per warehouse insert.")
 
     @field_validator("log_level")
@@ -108,6 +124,22 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Settings:
+        if self.empi_review_threshold > self.empi_link_threshold:
+            raise ValueError("empi_review_threshold must not exceed empi_link_threshold")
+        return self
+
+    @field_validator("empi_model")
+    @classmethod
+    def _known_comparisons(cls, value: dict[str, dict[str, dict[str, float]]]
+                           ) -> dict[str, dict[str, dict[str, float]]]:
+        """A misspelt comparison or level must not be ignored."""
+        from streams.empi.model import DEFAULT_MODEL
+
+        DEFAULT_MODEL.with_overrides(value)
+        return value
 
     @field_validator("kafka_config")
     @classmethod

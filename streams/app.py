@@ -50,7 +50,8 @@ from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_heade
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
 from schemas.registry import EMBEDDED, Resolver
-from streams.empi.resolution import IdentityResolver, Resolution
+from streams.empi.linker import Thresholds
+from streams.empi.resolution import IdentityResolver, Resolution, ResolverConfig
 from streams.empi.routing import Router
 from streams.standardize import standardize, std_key
 from streams.topology import INDEX_TABLE, LINKS_TABLE, RESOLVE_TOPIC, STREAMS_GROUP
@@ -78,6 +79,14 @@ def _faust_kafka_settings(settings: Settings) -> dict[str, Any]:
     }
 
 
+def resolver_config(settings: Settings) -> ResolverConfig:
+    """The EMPI resolver's settings (``HUTONG_EMPI_*``)."""
+    return ResolverConfig(
+        thresholds=Thresholds(settings.empi_link_threshold, settings.empi_review_threshold),
+        train_from=settings.empi_train_from, model_overrides=settings.empi_model,
+        trust=settings.empi_trust)
+
+
 def worker_datadir(settings: Settings, worker: int) -> Path:
     """Each worker's own RocksDB files (two workers cannot share one)."""
     return settings.data_dir / "streams" / f"worker-{worker}"
@@ -103,6 +112,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
                       key_type=bytes, value_type=bytes)
     state = app.Table(INDEX_TABLE, partitions=1, key_type=bytes, value_type=bytes)
     router = Router()
+    config = resolver_config(settings)
     resolver: list[IdentityResolver] = []  # built from the table after recovery
 
     @app.on_partitions_revoked.connect
@@ -137,7 +147,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
     async def _resolve(batch: list[Any]) -> None:
         if not resolver:
             resolver.append(IdentityResolver.restored(
-                (key.decode(), value) for key, value in state.items()))
+                ((key.decode(), value) for key, value in state.items()), config))
             log.info("EMPI index loaded: %d records", len(resolver[0].index.records))
         index = resolver[0]
         pending: list[Any] = []

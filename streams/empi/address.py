@@ -8,6 +8,11 @@ reads the administrative levels by their suffixes (GB/T 2260 names end in 省,
 number) as one normalised string. It does not validate against the division
 code list: a name it cannot place stays in ``rest``, which only costs a lower
 match level, never a false one.
+
+A line without hanzi (``8 Stanley St, Winston Hills NSW 4223``, a pinyin
+address) has no suffixes to read: it is kept as its lower-case ASCII words and
+numbers, in order, one space apart (``latin``), and compared by how many of
+its words the other line shares (:mod:`streams.empi.compare`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from producers.hl7v2.patient import is_hanzi
 from streams.empi.names import to_simplified
 
 __all__ = ["Address", "parse_address"]
@@ -28,6 +34,7 @@ _CITY = re.compile(r"^(.{1,7}?市|.{1,7}?自治州|.{1,7}?地区|.{1,7}?盟|.{1,
 _DISTRICT = re.compile(r"^(.{1,7}?(?:区|县|旗|市))(?!场|委|政府)")
 _SHORT_PROVINCES = ("内蒙古", "广西", "西藏", "宁夏", "新疆", "香港", "澳门")
 _NOISE = re.compile(r"[\s,，、;；:：()（）\-—#]+")
+_LATIN_TOKENS = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +44,11 @@ class Address:
     province: str | None
     city: str | None
     district: str | None
-    #: Street, road, village, building and number, normalised (no spaces, ASCII digits).
+    #: Street, road, village, building and number, normalised (no spaces, ASCII digits);
+    #: for a ``latin`` line, the whole line as words one space apart.
     rest: str
+    #: A line without hanzi: no levels read, ``rest`` holds all of it.
+    latin: bool = False
 
 
 def _take(pattern: re.Pattern[str], text: str) -> tuple[str | None, str]:
@@ -53,7 +63,10 @@ def parse_address(raw: str | None) -> Address | None:
     """The levels of an address line; None when it is empty."""
     if raw is None:
         return None
-    text = _NOISE.sub("", to_simplified(unicodedata.normalize("NFKC", raw)))
+    normal = unicodedata.normalize("NFKC", raw)
+    if not is_hanzi(normal):
+        return _latin(normal)
+    text = _NOISE.sub("", to_simplified(normal))
     if not text:
         return None
     province: str | None = None
@@ -73,6 +86,15 @@ def parse_address(raw: str | None) -> Address | None:
         city, text = _take(_CITY, text)
     district, text = _take(_DISTRICT, text)
     return Address(_short(province), _short(city), district, text)
+
+
+def _latin(line: str) -> Address | None:
+    """A line without hanzi: its ASCII words and numbers, lower case, in order."""
+    folded = unicodedata.normalize("NFKD", line.lower()).encode("ascii", "ignore").decode()
+    tokens = _LATIN_TOKENS.findall(folded)
+    if not tokens:
+        return None
+    return Address(None, None, None, " ".join(tokens), latin=True)
 
 
 def _short(level: str | None) -> str | None:

@@ -40,7 +40,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.empi.blocking import blocking_keys
-from streams.empi.compare import compare, compare_birth_dates, compare_names
+from streams.empi.compare import COMPARISONS, compare, compare_birth_dates, compare_names
 from streams.empi.model import DEFAULT_MODEL, Model, probability
 from streams.empi.person import Person, RecordKey, updated
 
@@ -53,6 +53,7 @@ _NAMESPACE = uuid.UUID("6a1f3c52-5e0b-4d0e-9a57-2f1b8c0d4e71")
 _NAME_CLOSE = 3
 _NAME_OTHER = 4
 _BIRTH_OTHER = 3
+_IDENTIFIER = [c.name for c in COMPARISONS].index("identifier")
 
 
 def empi_id_for(key: RecordKey) -> str:
@@ -71,7 +72,7 @@ def pair_id_for(a: RecordKey, b: RecordKey) -> str:
 class Thresholds:
     """Match probabilities: link at ``upper`` and above, review from ``lower``."""
 
-    upper: float = 0.999
+    upper: float = 0.995
     lower: float = 0.90
 
     def __post_init__(self) -> None:
@@ -243,8 +244,11 @@ class MasterIndex:
             return self._relink_known(person, known, at)
         empi_id, rule, contradicted = self._deterministic(person)
         if empi_id is not None:
-            return self._attach(person, empi_id, at, reason=f"same {rule.replace('_', ' ')} "
-                                "number", decided_by=rule, score=None)
+            outcome = self._attach(person, empi_id, at, decided_by=rule, score=None,
+                                   reason=f"same {rule.replace('_', ' ')} number")
+            for candidate in contradicted:
+                outcome.reviews.append(self._raise(key, candidate, at))
+            return self._with_scored(person, outcome, at)
         best = self._best(person)
         sure = [c for c in best if c.probability >= self.thresholds.upper]
         if sure:
@@ -254,10 +258,8 @@ class MasterIndex:
                                           f"above {self.thresholds.upper}",
                                    decided_by="fellegi-sunter")
             for other in sure[1:]:  # the record is surely each of them: they are one person
-                outcome.changes += self._join(
-                    self.links[person.key], other.empi_id,
-                    reason=f"a new record matches both (probability {other.probability:.6f})",
-                    decided_by="fellegi-sunter", at=at)
+                self._join_or_review(person, other, outcome, at, reason=(
+                    f"a new record matches both (probability {other.probability:.6f})"))
             outcome.empi_id = self.links[person.key]
             return outcome
         outcome = self._found(person, at)
@@ -286,6 +288,27 @@ class MasterIndex:
             outcome.changes += self._join(self.links[person.key], other_id,
                                           reason=f"same {rule.replace('_', ' ')} number",
                                           decided_by=rule, at=at)
+        return self._with_scored(person, outcome, at)
+
+    def _with_scored(self, person: Person, outcome: Outcome, at: datetime) -> Outcome:
+        """After a link by rule or an update: the other EMPI ids the record surely matches
+        join it, the doubtful go to review.
+
+        Records arrive in any order: one without a card may have come before the
+        card holders and founded an id of its own; the first record that carries both
+        the card and what the early one said (its phone, say) shows they are one.
+        """
+        for candidate in self._best(person):
+            if candidate.empi_id == self.links[person.key]:
+                continue
+            if candidate.probability >= self.thresholds.upper:
+                self._join_or_review(person, candidate, outcome, at, reason=(
+                    f"the record also matches this id (probability "
+                    f"{candidate.probability:.6f})"))
+            elif candidate.probability >= self.thresholds.lower:
+                pair = self._raise(person.key, candidate, at)
+                if pair not in outcome.reviews:
+                    outcome.reviews.append(pair)
         outcome.empi_id = self.links[person.key]
         return outcome
 
@@ -343,7 +366,7 @@ class MasterIndex:
 
     def _may_join(self, person: Person, empi_id: str) -> bool:
         """No EMPI id holding a different valid ID card or health card."""
-        for member in self.members[empi_id]:
+        for member in self.members.get(empi_id, ()):
             held = self.records[member]
             if person.id_card and held.id_card and held.id_card != person.id_card:
                 return False
@@ -351,6 +374,11 @@ class MasterIndex:
                     person.health_card:
                 return False
         return True
+
+    def _cards_conflict(self, a: str, b: str) -> bool:
+        """Whether two EMPI ids hold different valid ID cards or health cards: two
+        people, whatever a third record that matches both says."""
+        return not all(self._may_join(self.records[k], b) for k in self.members.get(a, ()))
 
     def _candidate(self, person: Person, other: RecordKey) -> _Candidate:
         vector = compare(person, self.records[other])
@@ -365,9 +393,12 @@ class MasterIndex:
             for shared in ("phone", "address"):
                 weights[shared] = min(weights.get(shared, 0.0), 0.0)
         chance = probability(self.prior_weight() + sum(weights.values()))
-        if vector[1] == _BIRTH_OTHER:
+        if vector[1] == _BIRTH_OTHER and not (
+                vector[_IDENTIFIER] == 0 and vector[0] is not None and vector[0] < _NAME_OTHER):
             # Birth dates years apart: mother and daughter of one name at one address.
-            # Never linked on a score; at most a person looks at it.
+            # Never linked on a score; at most a person looks at it. Unless they also
+            # share an identifier (an insurance number) and the name: then the birth
+            # date is the typo.
             chance = min(chance, self.thresholds.lower)
         return _Candidate(self.links[other], other, chance,
                           {k: round(v, 3) for k, v in weights.items()})
@@ -438,6 +469,19 @@ class MasterIndex:
     def _survivor(self, a: str, b: str) -> str:
         """The EMPI id that stays: more records, then the older one."""
         return min((a, b), key=lambda e: (-len(self.members[e]), self.founded.get(e, 0)))
+
+    def _join_or_review(self, person: Person, candidate: _Candidate, outcome: Outcome,
+                        at: datetime, *, reason: str) -> None:
+        """Merge the record's EMPI id with the candidate's; when the two hold different
+        cards, a person decides instead (twins with homophone names, one phone)."""
+        mine = self.links[person.key]
+        if self._cards_conflict(mine, candidate.empi_id):
+            pair = self._raise(person.key, candidate, at)
+            if pair not in outcome.reviews:
+                outcome.reviews.append(pair)
+            return
+        outcome.changes += self._join(mine, candidate.empi_id, reason=reason,
+                                      decided_by="fellegi-sunter", at=at)
 
     def _join(self, a: str, b: str, *, reason: str, decided_by: str,
               at: datetime) -> list[LinkChange]:

@@ -10,7 +10,11 @@ The parameters come from the data, as Splink estimates them:
 * ``u`` from random pairs (:func:`estimate_u`): nearly all are non-matches, so
   how often they agree at each level is ``u``;
 * ``m`` and the prior by expectation maximisation over the blocked candidate
-  pairs (:func:`estimate_m`), with ``u`` held fixed, starting from the defaults.
+  pairs (:func:`estimate_m`), with ``u`` held fixed, starting from the defaults;
+* ``u`` again (:func:`discount_matches`), each random pair now counted by the
+  chance it is a non-match: one random pair in a few thousand is a match, and
+  for a rare agreement (the same insurance number, the same full name) those
+  few outnumber the coincidences and would make ``u`` many times too large.
 
 Configuration may override any level (``Model.with_overrides``). Every
 probability is kept inside [1e-6, 1 - 1e-6] so that no single level can
@@ -20,12 +24,13 @@ become proof on its own.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from streams.empi.compare import COMPARISONS, Vector
 
-__all__ = ["DEFAULT_MODEL", "Model", "estimate_m", "estimate_u"]
+__all__ = ["DEFAULT_MODEL", "Model", "discount_matches", "estimate_m", "estimate_u"]
 
 _FLOOR = 1e-6
 
@@ -138,16 +143,19 @@ DEFAULT_MODEL = Model(
         (0.65, 0.05, 0.30),                    # phone
         (0.45, 0.10, 0.05, 0.40),              # address: people move
         (0.90, 0.08, 0.02),                    # id_card (unchecked)
-        (0.90, 0.10),                          # identifier
+        (0.90, 0.07, 0.03),                    # identifier
+        (0.25, 0.35, 0.10, 0.30),              # name_part (names "other")
     ),
     u=(
         (0.0005, 0.0015, 0.0001, 0.01, 0.988),  # name
         (0.0001, 0.0009, 0.012, 0.987),         # birth_date
         (0.5, 0.5),                             # sex
         (0.0005, 0.0005, 0.999),                # phone
-        (0.001, 0.05, 0.2, 0.749),              # address
+        (0.001, 0.05, 0.2, 0.749),              # address (two Latin lines: grades of
+                                                #   shared words, far rarer; train for them)
         (0.00001, 0.0001, 0.99989),             # id_card
-        (0.0001, 0.9999),                       # identifier
+        (0.0001, 0.001, 0.9989),                # identifier: numbers run in sequence
+        (0.001, 0.02, 0.01, 0.969),             # name_part (names "other")
     ),
     prior=0.001,
 )
@@ -157,11 +165,38 @@ def estimate_u(vectors: Iterable[Vector], model: Model = DEFAULT_MODEL,
                smoothing: float = 1.0) -> Model:
     """u from the comparison vectors of random pairs (almost all non-matches)."""
     counts = [[smoothing] * len(spec.levels) for spec in COMPARISONS]
-    for vector in vectors:
+    for vector, seen in Counter(vectors).items():
         for i, level in enumerate(vector):
             if level is not None:
-                counts[i][level] += 1.0
+                counts[i][level] += seen
     return replace(model, u=tuple(_normalised(c) for c in counts))
+
+
+def discount_matches(vectors: Sequence[Vector], model: Model, *, iterations: int = 10,
+                     smoothing: float = 1.0) -> Model:
+    """``u`` from random pairs, each counted by its chance of being a non-match.
+
+    EM with ``m`` held fixed: the share of matches among the random pairs and
+    ``u`` are estimated together; ``model.prior`` is not changed (the share of
+    matches among random pairs is not the linker's prior).
+    """
+    if not vectors:
+        return model
+    patterns = Counter(vectors)
+    current, share = model, 1.0 / len(vectors)
+    for _ in range(iterations):
+        odds = share / (1.0 - share)
+        counts = [[smoothing] * len(spec.levels) for spec in COMPARISONS]
+        matched = 0.0
+        for vector, seen in patterns.items():
+            p = probability(math.log2(odds) + sum(current.level_weights(vector).values()))
+            matched += p * seen
+            for i, level in enumerate(vector):
+                if level is not None:
+                    counts[i][level] += (1.0 - p) * seen
+        current = replace(current, u=tuple(_normalised(c) for c in counts))
+        share = _clamp(matched / len(vectors))
+    return current
 
 
 def estimate_m(vectors: Sequence[Vector], model: Model = DEFAULT_MODEL, *,
@@ -174,15 +209,16 @@ def estimate_m(vectors: Sequence[Vector], model: Model = DEFAULT_MODEL, *,
     current = model
     if not vectors:
         return current
+    patterns = Counter(vectors)  # a few hundred distinct vectors among many pairs
     for _ in range(iterations):
         counts = [[smoothing] * len(spec.levels) for spec in COMPARISONS]
         total = 0.0
-        for vector in vectors:
+        for vector, seen in patterns.items():
             p = current.probability(vector)
-            total += p
+            total += p * seen
             for i, level in enumerate(vector):
                 if level is not None:
-                    counts[i][level] += p
+                    counts[i][level] += p * seen
         updated = replace(current, m=tuple(_normalised(c) for c in counts),
                           prior=_clamp(total / len(vectors)))
         moved = max(abs(a - b) for old, new in zip(current.m, updated.m, strict=True)

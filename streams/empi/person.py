@@ -92,16 +92,34 @@ def _identifiers(patient: Mapping[str, Any], facility_id: str) -> frozenset[str]
     return frozenset(found)
 
 
+def _someone_elses(card_born: date | None, born: date | None) -> bool:
+    """Whether an ID card's own birth date says it is another person's.
+
+    A GB 11643 number carries its holder's birth date. A newborn is often
+    registered under the mother's card, a child under a parent's: the card is
+    then the guardian's, proof of nothing about this record, and is left out.
+    A birth date a year or less apart is a typo on one side, not another person.
+    """
+    return card_born is not None and born is not None and abs((card_born - born).days) > 366
+
+
 def person_from_event(facility_id: str, patient: Mapping[str, Any],
                       observed_at: datetime | None = None) -> Person:
     """The normalised record of one event's ``patient``."""
     id_card = unchecked = None
+    born = patient.get("birth_date")
+    sex = normalise_sex(patient.get("sex"))
     if raw_id := (patient.get("id_card_number") or "").strip():
         check = validate_id_card(raw_id)
-        if check.valid:
-            id_card = check.number
-        else:
-            unchecked = check.number
+        if not _someone_elses(check.birth_date, born):
+            if check.valid:
+                id_card = check.number
+                # The number says when its holder was born and which sex: what the
+                # record leaves out, the card tells.
+                born = born or check.birth_date
+                sex = sex or _SEX.get(check.sex or "")
+            else:
+                unchecked = check.number
     health_card = (patient.get("health_card_number") or "").strip() or None
     return Person(
         facility_id=facility_id,
@@ -110,8 +128,8 @@ def person_from_event(facility_id: str, patient: Mapping[str, Any],
         id_card_unchecked=unchecked,
         health_card=health_card,
         name=parse_name(patient.get("name")),
-        sex=normalise_sex(patient.get("sex")),
-        birth_date=patient.get("birth_date"),
+        sex=sex,
+        birth_date=born,
         phone=normalise_phone(patient.get("phone")),
         address=parse_address(patient.get("address")),
         identifiers=_identifiers(patient, facility_id),

@@ -12,23 +12,65 @@ record of each EMPI id that changed, and the state entries to store.
 A decision it cannot apply (an unknown pair, a merge it has no history of) is
 answered with the reason, for the dead-letter queue; a decision id seen before
 is applied once.
+
+The model's m and u come from the data: once the index holds
+``ResolverConfig.train_from`` records, and again each time it has doubled, the
+resolver estimates them by EM over its own records (:func:`training.train`),
+then applies the levels the configuration sets by hand. The model is stored
+with the index, so a restart decides with the same one.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from streams.empi.linker import LinkChange, MasterIndex, ReviewPair
+from streams.empi.linker import LinkChange, MasterIndex, ReviewPair, Thresholds
+from streams.empi.model import DEFAULT_MODEL, Model
 from streams.empi.person import person_from_event
-from streams.empi.state import Entries, changed_entries, decision_key, restore
+from streams.empi.state import (
+    MODEL,
+    Entries,
+    changed_entries,
+    decision_key,
+    encode_model,
+    restore,
+)
+from streams.empi.training import train
 
-__all__ = ["DECISIONS", "IdentityResolver", "Resolution"]
+__all__ = ["DECISIONS", "IdentityResolver", "Resolution", "ResolverConfig"]
+
+log = logging.getLogger(__name__)
+
+#: Records drawn for one training (the newest); random pairs are sampled from them.
+_TRAINING_SAMPLE = 100_000
+#: Random pairs for u: enough to see the rare levels, no more than the index can tell.
+_RANDOM_PAIRS = 200_000
+_PAIRS_PER_RECORD = 25
 
 #: What a decision may ask for.
 DECISIONS = ("accept", "reject", "merge", "unmerge")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverConfig:
+    """What the hub's settings say about the index (``HUTONG_EMPI_*``)."""
+
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    #: Train from this many records, again at each doubling; 0: never, the default model.
+    train_from: int = 1000
+    #: Levels set by hand: ``{"name": {"exact": {"m": 0.9, "u": 0.0005}}}``.
+    model_overrides: Mapping[str, Mapping[str, Mapping[str, float]]] = field(
+        default_factory=dict)
+    #: Facility id -> trust for the golden record.
+    trust: Mapping[str, int] = field(default_factory=dict)
+
+    def model(self, base: Model = DEFAULT_MODEL) -> Model:
+        return base.with_overrides(self.model_overrides) if self.model_overrides else base
 
 
 @dataclass(slots=True)
@@ -46,24 +88,48 @@ class Resolution:
 class IdentityResolver:
     """The master index and the decisions already applied to it."""
 
-    def __init__(self, index: MasterIndex | None = None,
-                 trust: Mapping[str, int] | None = None) -> None:
-        self.index = index or MasterIndex()
+    def __init__(self, config: ResolverConfig | None = None) -> None:
+        self.config = config or ResolverConfig()
+        self.index = MasterIndex(self.config.model(), self.config.thresholds)
         #: Facility id -> how far its demographics are trusted (golden record).
-        self.trust = dict(trust or {})
+        self.trust = dict(self.config.trust)
         self.decided: set[str] = set()
         self._new_decisions: set[str] = set()
+        #: The index size at which the model is estimated next (0: never).
+        self.train_at = self.config.train_from
+        self._model_changed = False
 
     @classmethod
     def restored(cls, entries: Iterable[tuple[str, bytes]],
-                 index: MasterIndex | None = None) -> IdentityResolver:
+                 config: ResolverConfig | None = None) -> IdentityResolver:
         """The resolver as its stored state left it."""
-        resolver = cls(index)
-        resolver.decided = restore(resolver.index, entries)
+        resolver = cls(config)
+        resolver.decided, stored = restore(resolver.index, entries)
+        if stored is not None:
+            model, trained_on = stored
+            resolver.index.model = resolver.config.model(model)
+            if resolver.train_at:
+                resolver.train_at = max(resolver.train_at, trained_on * 2)
         return resolver
+
+    def _maybe_train(self) -> None:
+        """Estimate m and u from the index when it has grown enough (see the module)."""
+        size = len(self.index.records)
+        if not self.train_at or size < self.train_at:
+            return
+        started = time.perf_counter()
+        records = list(self.index.records.values())[-_TRAINING_SAMPLE:]
+        trained = train(records, self.config.model(),
+                        random_pairs=min(_RANDOM_PAIRS, _PAIRS_PER_RECORD * len(records))).model
+        self.index.model = self.config.model(trained)
+        self.train_at = size * 2
+        self._model_changed = True
+        log.info("EMPI model estimated from %d records in %.1f s; next at %d records",
+                 len(records), time.perf_counter() - started, self.train_at)
 
     def resolve(self, event: Mapping[str, Any]) -> Resolution:
         """Link the event's patient; the event comes back with ``empi_id`` set."""
+        self._maybe_train()
         facility = event["facility_id"]
         at: datetime = event["received_at"]
         person = person_from_event(facility, event["patient"],
@@ -133,4 +199,7 @@ class IdentityResolver:
         for decision_id in self._new_decisions:
             entries[decision_key(decision_id)] = b"1"
         self._new_decisions.clear()
+        if self._model_changed:
+            entries[MODEL] = encode_model(self.index.model, self.train_at // 2)
+            self._model_changed = False
         return entries

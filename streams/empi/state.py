@@ -16,6 +16,7 @@ key           value (JSON)                                            written wh
 ``f:<id>``    the order an EMPI id was founded in (older survives)    founded
 ``d:<id>``    a reviewer's decision already applied                   decided
 ``c``         the change and merge counters                           any change
+``model``     the m, u and prior estimated from the records           trained
 ============  ======================================================  ==============
 
 Records are stored normalised, so a restart does not parse names again.
@@ -30,14 +31,17 @@ from datetime import date, datetime
 from typing import Any
 
 from streams.empi.address import Address
+from streams.empi.compare import COMPARISONS
 from streams.empi.linker import Journal, MasterIndex, Merge, ReviewPair
+from streams.empi.model import Model
 from streams.empi.names import Name
 from streams.empi.person import Person, RecordKey
 
-__all__ = ["COUNTERS", "Entries", "changed_entries", "decision_key", "decode_person",
-           "encode_person", "record_key", "restore"]
+__all__ = ["COUNTERS", "MODEL", "Entries", "changed_entries", "decision_key", "decode_model",
+           "decode_person", "encode_model", "encode_person", "record_key", "restore"]
 
 COUNTERS = "c"
+MODEL = "model"
 
 Entries = dict[str, bytes | None]
 
@@ -136,10 +140,30 @@ def changed_entries(index: MasterIndex, journal: Journal) -> Entries:
     return entries
 
 
-def restore(index: MasterIndex, entries: Iterable[tuple[str, bytes]]) -> set[str]:
-    """Load every stored entry into an empty ``index``; return the decisions applied."""
+def encode_model(model: Model, trained_on: int) -> bytes:
+    """The stored form of a trained model, with the comparisons it was made for."""
+    return _dump({"comparisons": [c.name for c in COMPARISONS], "m": model.m, "u": model.u,
+                  "prior": model.prior, "trained_on": trained_on})
+
+
+def decode_model(raw: bytes) -> tuple[Model, int] | None:
+    """The model :func:`encode_model` stored and the record count it was trained on;
+    None when this version compares other things (it will be trained again)."""
+    data = json.loads(raw)
+    if data.get("comparisons") != [c.name for c in COMPARISONS]:
+        return None
+    return (Model(tuple(tuple(levels) for levels in data["m"]),
+                  tuple(tuple(levels) for levels in data["u"]), data["prior"]),
+            int(data["trained_on"]))
+
+
+def restore(index: MasterIndex, entries: Iterable[tuple[str, bytes]]
+            ) -> tuple[set[str], tuple[Model, int] | None]:
+    """Load every stored entry into an empty ``index``; return the decisions applied and
+    the stored model (with the record count it was trained on), if any."""
     decided: set[str] = set()
     merges: list[Merge] = []
+    model: tuple[Model, int] | None = None
     for key, raw in entries:
         kind, value = key[:2], json.loads(raw)
         if kind == "r:":
@@ -158,6 +182,8 @@ def restore(index: MasterIndex, entries: Iterable[tuple[str, bytes]]) -> set[str
             decided.add(key[2:])
         elif key == COUNTERS:
             index.sequence, index.merge_seq = value["sequence"], value["merge_seq"]
+        elif key == MODEL:
+            model = decode_model(raw)
     index.merges = sorted(merges, key=lambda m: m.seq)
     index.take_journal()  # loading is not a change
-    return decided
+    return decided, model

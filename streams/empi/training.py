@@ -2,8 +2,10 @@
 
 :func:`train` draws random pairs for ``u`` and, for ``m``, runs EM within each
 training blocking rule on the comparisons that rule did not block on, the way
-Splink trains. The prior is not trained here: the linker derives it from the
-size of the index (see :class:`streams.empi.linker.MasterIndex`).
+Splink trains; then it estimates ``u`` again with the few matches among the
+random pairs weighed out (:func:`streams.empi.model.discount_matches`). The
+prior is not trained here: the linker derives it from the size of the index
+(see :class:`streams.empi.linker.MasterIndex`).
 Deterministic for a given seed.
 """
 
@@ -16,7 +18,13 @@ from dataclasses import dataclass, replace
 
 from streams.empi.blocking import blocking_keys
 from streams.empi.compare import COMPARISONS, Vector, compare
-from streams.empi.model import DEFAULT_MODEL, Model, estimate_m, estimate_u
+from streams.empi.model import (
+    DEFAULT_MODEL,
+    Model,
+    discount_matches,
+    estimate_m,
+    estimate_u,
+)
 from streams.empi.person import Person
 
 __all__ = ["TRAINING_RULES", "Training", "train"]
@@ -34,16 +42,17 @@ class Training:
 #: agree by construction, for matches and non-matches alike).
 TRAINING_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("id", ("id_card",)),
+    ("ix", ("identifier",)),
     ("ph", ("phone",)),
     ("nb", ("name", "birth_date")),
 )
 
 
-def _rule_pairs(records: Sequence[Person], prefix: str, max_block: int,
+def _rule_pairs(keys: Sequence[list[str]], prefix: str, max_block: int,
                 limit: int) -> list[tuple[int, int]]:
     blocks: dict[str, list[int]] = defaultdict(list)
-    for i, record in enumerate(records):
-        for key in blocking_keys(record):
+    for i, record_keys in enumerate(keys):
+        for key in record_keys:
             if key.startswith(prefix + ":"):
                 blocks[key].append(i)
     pairs: list[tuple[int, int]] = []
@@ -65,16 +74,18 @@ def train(records: Sequence[Person], base: Model = DEFAULT_MODEL, *,
     if count < 2:
         return Training(base, 0, 0)
     sampled: list[Vector] = []
+    draw = rng.random
     for _ in range(random_pairs):
-        i, j = rng.randrange(count), rng.randrange(count)
+        i, j = int(draw() * count), int(draw() * count)
         if i != j:
             sampled.append(compare(records[i], records[j]))
     model = estimate_u(sampled, base)
     names = [c.name for c in COMPARISONS]
     estimates: list[list[tuple[float, ...]]] = [[] for _ in COMPARISONS]
     used = 0
+    keys = [blocking_keys(record) for record in records]
     for prefix, blocked in TRAINING_RULES:
-        pairs = _rule_pairs(records, prefix, max_block, limit)
+        pairs = _rule_pairs(keys, prefix, max_block, limit)
         if len(pairs) < 50:
             continue
         used += len(pairs)
@@ -86,7 +97,7 @@ def train(records: Sequence[Person], base: Model = DEFAULT_MODEL, *,
             if name not in blocked:
                 estimates[k].append(fitted.m[k])
     m = tuple(_mean(found) if found else model.m[k] for k, found in enumerate(estimates))
-    return Training(replace(model, m=m), len(sampled), used)
+    return Training(discount_matches(sampled, replace(model, m=m)), len(sampled), used)
 
 
 def _mean(levels: list[tuple[float, ...]]) -> tuple[float, ...]:

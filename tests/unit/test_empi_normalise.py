@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 
 from streams.empi.address import Address, parse_address
+from streams.empi.blocking import blocking_keys
 from streams.empi.names import parse_name
 from streams.empi.person import normalise_phone, normalise_sex, person_from_event
 
@@ -46,9 +47,23 @@ def test_nothing_to_compare_is_no_name(raw: str | None) -> None:
     ("四川省阿坝藏族羌族自治州汶川县映秀镇",
      Address("四川", "阿坝藏族羌族自治州", "汶川县", "映秀镇")),
     ("廣東省廣州市天河區天河路385號", Address("广东", "广州", "天河区", "天河路385号")),
+    # no hanzi: the words and numbers in order, nothing read into levels
+    ("8 Stanley Street, Miami, Winston Hills NSW 4223",
+     Address(None, None, None, "8 stanley street miami winston hills nsw 4223", latin=True)),
+    ("905 Macquoid Pl., Broadbridge Manor", Address(
+        None, None, None, "905 macquoid pl broadbridge manor", latin=True)),
+    ("Ĺódź-Śródmieście, ul. Piotrkowska 1/3", Address(
+        None, None, None, "lodz srodmiescie ul piotrkowska 1 3", latin=True)),  # ASCII-folded
+    ("88 Jianguo Road, Chaoyang", Address(None, None, None, "88 jianguo road chaoyang",
+                                          latin=True)),
 ])
 def test_addresses(raw: str, expected: Address) -> None:
     assert parse_address(raw) == expected
+
+
+@pytest.mark.parametrize("raw", [None, "", " , ", "--"])
+def test_an_empty_line_is_no_address(raw: str | None) -> None:
+    assert parse_address(raw) is None
 
 
 @pytest.mark.parametrize(("code", "expected"), [
@@ -76,6 +91,25 @@ def test_a_record_keeps_a_valid_card_as_proof_and_a_bad_one_as_evidence() -> Non
     assert (bad.id_card, bad.id_card_unchecked) == (None, "110105194912310021")
 
 
+def test_a_card_fills_in_the_birth_date_and_sex_the_record_left_out() -> None:
+    person = person_from_event("F1", {"source_patient_id": "1",
+                                      "id_card_number": "11010519491231002X"})
+    assert (person.birth_date, person.sex) == (date(1949, 12, 31), "2")
+    said = person_from_event("F1", {"source_patient_id": "1", "sex": "1",
+                                    "id_card_number": "11010519491231002X",
+                                    "birth_date": date(1949, 12, 30)})  # a typo, kept
+    assert (said.birth_date, said.sex, said.id_card) == (date(1949, 12, 30), "1",
+                                                         "11010519491231002X")
+
+
+def test_a_card_born_years_before_the_record_is_a_guardians_and_left_out() -> None:
+    baby = person_from_event("F1", {"source_patient_id": "1", "name": "王小宝",
+                                    "id_card_number": "11010519491231002X",
+                                    "birth_date": date(2026, 11, 20)})
+    assert (baby.id_card, baby.id_card_unchecked, baby.birth_date) == (
+        None, None, date(2026, 11, 20))
+
+
 def test_only_identifiers_of_other_authorities_are_evidence() -> None:
     person = person_from_event("F1", {"source_patient_id": "1", "identifiers": [
         {"value": "1", "type": "MR", "authority": "F1"},
@@ -84,3 +118,20 @@ def test_only_identifiers_of_other_authorities_are_evidence() -> None:
         {"value": "X", "type": "SS", "authority": None},
     ]})
     assert person.identifiers == frozenset({"F2:M9", "YBJ:YB123"})
+
+
+def test_latin_records_have_keys_for_western_order_and_their_house() -> None:
+    keys = blocking_keys(person_from_event("F1", {
+        "source_patient_id": "1", "name": "Mitchell White", "birth_date": date(1962, 2, 16),
+        "address": "72 Lambrigg Street, Kelgoola, Broadbeach Waters VIC 3150",
+        "identifiers": [{"value": "9731855", "type": "SS", "authority": "SSN"}]}))
+    assert {"ix:SSN:9731855", "lb:white:19620216", "ln:mitchellwhite", "la:72:lambrigg",
+            "nb:mitchellwhite:19620216", "nb:whitemitchell:19620216"} <= set(keys)
+
+
+def test_a_hanzi_record_gets_no_latin_keys() -> None:
+    keys = blocking_keys(person_from_event("F1", {
+        "source_patient_id": "1", "name": "张三", "birth_date": date(1949, 12, 31),
+        "sex": "1", "address": "北京市朝阳区建国路88号"}))
+    assert keys == ["nb:zhangsan:19491231", "sb:zhang:19491231:1", "gb:san:1949",
+                    "nm:zhangsan:1231", "nr:zhangsan:19493112", "ad:朝阳区:建国路88号:1949"]

@@ -9,7 +9,7 @@ import pytest
 
 from streams.empi.linker import MasterIndex
 from streams.empi.person import person_from_event, updated
-from streams.empi.resolution import IdentityResolver
+from streams.empi.resolution import IdentityResolver, ResolverConfig
 from streams.empi.routing import Router, fingerprint
 from streams.empi.state import decode_person, encode_person
 
@@ -216,7 +216,7 @@ def test_the_index_journal_names_every_record_a_merge_moved() -> None:
 
 
 def test_golden_records_follow_the_changes_and_bury_merged_away_ids() -> None:
-    resolver = IdentityResolver(trust={"HOSP": 10})
+    resolver = IdentityResolver(ResolverConfig(trust={"HOSP": 10}))
     first = resolver.resolve(event("HOSP", "1", "patient", phone="13800138000", **ZHANG))
     second = resolver.resolve(event("CLINIC", "2", "patient", name="张三", sex="1",
                                     phone="13911112222", at=AT + timedelta(days=1)))
@@ -230,3 +230,25 @@ def test_golden_records_follow_the_changes_and_bury_merged_away_ids() -> None:
     assert kept is not None and (kept["records"], kept["facilities"]) == (2, ["CLINIC", "HOSP"])
     assert kept["phone"] == "13800138000"  # the trusted hospital's, though older
     assert kept["updated_at"] == AT + timedelta(days=2)
+
+
+def test_the_model_is_estimated_from_the_index_as_it_grows_and_kept_with_it() -> None:
+    from streams.empi.model import DEFAULT_MODEL
+    from tests.bench.population import generate
+
+    config = ResolverConfig(train_from=300, model_overrides={"sex": {"other": {"m": 0.05}}})
+    resolver = IdentityResolver(config)
+    records = generate(250).records
+    for n, record in enumerate(records):
+        resolver.resolve({"event_id": str(n), "event_type": "patient", "received_at": AT,
+                          "facility_id": record.facility_id, "patient": record.patient})
+        if n == 298:
+            assert resolver.index.model.m == config.model().m  # not yet
+    trained = resolver.index.model
+    assert trained.m != DEFAULT_MODEL.m and resolver.train_at == 600
+    assert trained.m[2][1] == 0.05  # a level set by hand stays as set
+    stored = resolver.take_entries()
+    again = IdentityResolver.restored(((k, v) for k, v in stored.items() if v is not None),
+                                      config)
+    assert (again.index.model.m, again.index.model.u) == (trained.m, trained.u)
+    assert again.train_at == 600
