@@ -1,16 +1,19 @@
 """The Faust application: events in, linked standard events out.
 
-Three agents, thin around pure steps (ADR 0004):
+Four agents, thin around pure steps (ADR 0004):
 
 ``standardize``
     reads ``hutong.events.*`` in batches; an event whose patient the
     ``empi-links`` table knows, with the identity last sent to the resolver, is
     stamped with its EMPI id and written to ``hutong.std.<type>`` at once; any
     other goes to ``hutong.empi.resolve`` (:mod:`streams.empi.routing`).
+``empi-decisions``
+    forwards reviewers' decisions from ``hutong.empi.decisions`` onto
+    ``hutong.empi.resolve``, so the resolver reads news and decisions in one
+    order, the same again after a crash.
 ``empi-resolve``
-    the one resolver: reads ``hutong.empi.resolve`` and
-    ``hutong.empi.decisions`` (one partition each, so one worker owns them),
-    links or decides (:mod:`streams.empi.resolution`), then writes, in this
+    the one resolver: reads ``hutong.empi.resolve`` (one partition, so one
+    worker owns it), links or decides (:mod:`streams.empi.resolution`), then writes, in this
     order, the stamped events to ``hutong.std.*``, the link changes to
     ``hutong.empi.links``, the review pairs to ``hutong.empi.review``, the
     golden records of the EMPI ids that changed to ``hutong.empi.golden``, and
@@ -116,8 +119,10 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
     resolver: list[IdentityResolver] = []  # built from the table after recovery
 
     @app.on_partitions_revoked.connect
-    async def _forget(*_: Any, **__: Any) -> None:
-        resolver.clear()  # whoever owns the index next rebuilds it from the table
+    async def _forget(_: Any, /, *args: Any, signal: Any = None, **__: Any) -> None:
+        revoked = args[0] if args else ()
+        if any(tp.topic == RESOLVE_TOPIC for tp in revoked):
+            resolver.clear()  # whoever owns the index next rebuilds it from the table
 
     @app.agent(topic.events, name="standardize")
     async def standardize_agent(stream: Any) -> None:
@@ -139,7 +144,19 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
                 pending.append(await topic.resolve.send(key=key, value=event.value))
         await asyncio.gather(*pending)
 
-    @app.agent(topic.resolver_input, name="empi-resolve")
+    @app.agent(topic.decisions, name="empi-decisions")
+    async def forward_decisions(stream: Any) -> None:
+        """Decisions join the identity news on one topic, so that the resolver reads both
+        in one order, the same order again after a crash."""
+        async for batch in stream.take_events(_BATCH, within=_BATCH_WITHIN_S):
+            await _durably(_forward(batch))
+
+    async def _forward(batch: list[Any]) -> None:
+        await asyncio.gather(*[await topic.resolve.send(key=event.message.key,
+                                                         value=event.value)
+                               for event in batch])
+
+    @app.agent(topic.resolve, name="empi-resolve")
     async def resolve_agent(stream: Any) -> None:
         async for batch in stream.take_events(_BATCH, within=_BATCH_WITHIN_S):
             await _durably(_resolve(batch))
@@ -152,15 +169,18 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
         index = resolver[0]
         pending: list[Any] = []
         results: list[Resolution] = []
+        latest = None
         for event in batch:
             record = await _decoded(event, pending)
             if record is None:
                 continue
             try:
-                if event.message.topic == _DECISIONS_TOPIC:
+                if "decision_id" in record:  # a reviewer's, forwarded from the decisions
                     result = index.decide(record)
+                    latest = record["decided_at"]
                 else:
                     result = index.resolve(record)
+                    latest = record["received_at"]
                     pending.append(await topic.send_std(result.event or {}))
             except (KeyError, TypeError, ValueError) as exc:  # a record the step cannot use
                 reason = f"internal error in empi-resolve ({type(exc).__name__})"
@@ -176,8 +196,8 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
         await asyncio.gather(*pending)  # the events first: a link never precedes its event
         await asyncio.gather(*[await send for send in topic.index_changes(results)])
         changes = [change for result in results for change in result.changes]
-        if changes:
-            goldens = index.golden_records(changes, max(c.linked_at for c in changes))
+        if latest is not None:
+            goldens = index.golden_records(changes, latest)
             await asyncio.gather(*[await send for send in topic.golden(goldens)])
         _as_current(batch[-1])  # the table's partition (0) is taken from the current event
         for key, value in index.take_entries().items():
@@ -226,7 +246,7 @@ class _Topics:
         self.events = named(*(f"hutong.events.{t}" for t in EVENT_TYPES))
         self.std = {t: named(f"hutong.std.{t}") for t in EVENT_TYPES}
         self.resolve = named(RESOLVE_TOPIC)
-        self.resolver_input = named(RESOLVE_TOPIC, _DECISIONS_TOPIC)
+        self.decisions = named(_DECISIONS_TOPIC)
         self.links = named(_LINKS_TOPIC)
         self.review = named(_REVIEW_TOPIC)
         self.golden_records = named(_GOLDEN_TOPIC)

@@ -7,8 +7,9 @@ The EMPI stage runs in two parts (ADR 0004):
   ``hutong.empi.links`` partitioned like the events (same key, same murmur2
   partitioner), so each worker holds the links of its own partitions;
 * the **resolver** owns the whole index on one partition: events with identity
-  news reach it on ``hutong.empi.resolve``, reviewers' decisions on
-  ``hutong.empi.decisions``; its state is the ``empi-index`` table.
+  news reach it on ``hutong.empi.resolve``, and so do reviewers' decisions,
+  forwarded there from ``hutong.empi.decisions``; its state is the
+  ``empi-index`` table.
 
 Both tables live in RocksDB with a compacted changelog, so a worker that
 restarts, here or on another machine, recovers them. The hub creates these

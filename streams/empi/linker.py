@@ -54,6 +54,8 @@ _NAME_CLOSE = 3
 _NAME_OTHER = 4
 _BIRTH_OTHER = 3
 _IDENTIFIER = [c.name for c in COMPARISONS].index("identifier")
+#: The deterministic rules, strongest first.
+_RULES = ("id_card", "health_card")
 
 
 def empi_id_for(key: RecordKey) -> str:
@@ -236,9 +238,7 @@ class MasterIndex:
             old = self.records[key]
             person = updated(old, person)
             if replace(person, observed_at=old.observed_at) == old:
-                # Nothing new but the time: no change to decide or to store.
-                self.records[key] = person
-                return Outcome(known)
+                return Outcome(known)  # nothing new: no change to decide or to store
         self._store(person)
         if known is not None:
             return self._relink_known(person, known, at)
@@ -281,7 +281,8 @@ class MasterIndex:
             other_id = self.links[other]
             if other_id == self.links[person.key]:
                 continue
-            if not self._consistent(person, self.records[other]):
+            if not self._consistent(person, self.records[other]) or self._cards_conflict(
+                    self.links[person.key], other_id):
                 outcome.reviews.append(self._raise(person.key, self._candidate(person, other),
                                                    at))
                 continue
@@ -315,23 +316,25 @@ class MasterIndex:
     def _deterministic(self, person: Person) -> tuple[str | None, str, list[_Candidate]]:
         """An EMPI id proved by a card, or None and the card holders that contradict."""
         contradicted: list[_Candidate] = []
-        found: list[tuple[str, str]] = []
+        found: list[tuple[int, int, str, str]] = []
         for other, rule in self._card_holders(person):
-            if self._consistent(person, self.records[other]):
-                found.append((self.links[other], rule))
-            else:
+            empi_id = self.links[other]
+            if self._consistent(person, self.records[other]) and self._may_join(person,
+                                                                                empi_id):
+                found.append((_RULES.index(rule), self.founded.get(empi_id, 0), empi_id, rule))
+            else:  # the name or birth date, or another card of that id, says otherwise
                 contradicted.append(self._candidate(person, other))
         if not found:
             return None, "", contradicted
-        ids = sorted({empi for empi, _ in found}, key=self.founded.__getitem__)
-        return ids[0], found[0][1], contradicted
+        _, _, empi_id, rule = min(found)  # an ID card before a health card, then the oldest
+        return empi_id, rule, contradicted
 
     def _card_holders(self, person: Person) -> Iterable[tuple[RecordKey, str]]:
         for prefix, value, rule in (("id", person.id_card, "id_card"),
                                     ("hc", person.health_card, "health_card")):
             if not value:
                 continue
-            for other in self.blocks.get(f"{prefix}:{value}", ()):
+            for other in sorted(self.blocks.get(f"{prefix}:{value}", ())):
                 if other == person.key:
                     continue
                 held = self.records[other]
@@ -360,9 +363,12 @@ class MasterIndex:
                 if not self._may_join(person, empi_id):
                     continue
                 candidate = self._candidate(person, other)
-                if empi_id not in best or candidate.probability > best[empi_id].probability:
+                held = best.get(empi_id)
+                if held is None or (-candidate.probability, candidate.key) < (
+                        -held.probability, held.key):
                     best[empi_id] = candidate
-        return sorted(best.values(), key=lambda c: -c.probability)
+        # Ties are broken by record key, so a replay decides the same way in any process.
+        return sorted(best.values(), key=lambda c: (-c.probability, c.key))
 
     def _may_join(self, person: Person, empi_id: str) -> bool:
         """No EMPI id holding a different valid ID card or health card."""
@@ -393,12 +399,12 @@ class MasterIndex:
             for shared in ("phone", "address"):
                 weights[shared] = min(weights.get(shared, 0.0), 0.0)
         chance = probability(self.prior_weight() + sum(weights.values()))
-        if vector[1] == _BIRTH_OTHER and not (
-                vector[_IDENTIFIER] == 0 and vector[0] is not None and vector[0] < _NAME_OTHER):
+        if vector[1] == _BIRTH_OTHER and not (vector[_IDENTIFIER] == 0 and vector[0] == 0):
             # Birth dates years apart: mother and daughter of one name at one address.
             # Never linked on a score; at most a person looks at it. Unless they also
-            # share an identifier (an insurance number) and the name: then the birth
-            # date is the typo.
+            # share an identifier (an insurance number) and the very same name: then the
+            # birth date is the typo. (A homophone is not enough: 张伟 and his son 张玮
+            # may share the household's 新农合 number.)
             chance = min(chance, self.thresholds.lower)
         return _Candidate(self.links[other], other, chance,
                           {k: round(v, 3) for k, v in weights.items()})
@@ -468,7 +474,7 @@ class MasterIndex:
 
     def _survivor(self, a: str, b: str) -> str:
         """The EMPI id that stays: more records, then the older one."""
-        return min((a, b), key=lambda e: (-len(self.members[e]), self.founded.get(e, 0)))
+        return min((a, b), key=lambda e: (-len(self.members[e]), self.founded.get(e, 0), e))
 
     def _join_or_review(self, person: Person, candidate: _Candidate, outcome: Outcome,
                         at: datetime, *, reason: str) -> None:
@@ -504,6 +510,11 @@ class MasterIndex:
         self.merges.append(Merge(self.merge_seq, survivor, loser, moved))
         self.journal.merges.add(self.merge_seq)
         self._keep_apart(survivor, loser, False)
+        for pair in sorted(p for p in self.separated if loser in p):
+            # whom a person kept apart from the loser's records stays apart from them
+            (other,) = pair - {loser}
+            if other != survivor:
+                self._keep_apart(survivor, other, True)
         log.info("EMPI %s merged into %s (%d records): %s", loser, survivor, len(moved), reason)
         return [LinkChange(k[0], k[1], survivor, "merge", reason, decided_by, at,
                            previous_empi_id=loser, sequence=self._next()) for k in moved]
@@ -517,9 +528,13 @@ class MasterIndex:
                 break
         else:
             raise KeyError(f"no merge of {loser} into {survivor} in the history")
+        back = [k for k in done.moved if self.links.get(k) == survivor]
+        if not back:
+            now = sorted({self.links[k] for k in done.moved if k in self.links})
+            raise ValueError(f"the records of the merge of {loser} into {survivor} have "
+                             f"since moved to {', '.join(now)}: undo that merge first")
         del self.merges[index]
         self.journal.merges.add(done.seq)
-        back = [k for k in done.moved if self.links.get(k) == survivor]
         for key in back:
             self._set_link(key, loser)
         self._keep_apart(survivor, loser, True)
@@ -545,10 +560,14 @@ class MasterIndex:
         pair = self.reviews[pair_id]
         if pair.status != "open":
             raise ValueError(f"pair {pair_id} is already {pair.status}")
+        left, right = self.links[pair.left], self.links[pair.right]
+        if not accept and left == right:
+            raise ValueError(f"the records of pair {pair_id} are already under one EMPI id "
+                             f"({left}): split them with an unmerge")
         pair.status, pair.decided_by = ("linked" if accept else "rejected"), by
         pair.decided_at = at
+        pair.left_empi_id, pair.right_empi_id = left, right  # as they are now
         self.journal.reviews.add(pair_id)
-        left, right = self.links[pair.left], self.links[pair.right]
         if not accept:
             self._keep_apart(left, right, True)
             return []

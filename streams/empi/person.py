@@ -142,10 +142,14 @@ def updated(known: Person, news: Person) -> Person:
 
     A lab result often carries only the patient id and name; it must not wipe the
     ID card an admission gave. A value ``news`` has replaces the known one; a
-    value it lacks is kept; identifiers accumulate.
+    value it lacks is kept; identifiers accumulate. News older than what is known
+    (a message delivered late) only fills in what is missing.
     """
+    late = (news.observed_at is not None and known.observed_at is not None
+            and news.observed_at < known.observed_at)
     changes = {f.name: getattr(news, f.name) for f in fields(news)
-               if f.name != "identifiers" and getattr(news, f.name) is not None}
-    if news.id_card is not None:  # a valid number now: the old unchecked one was its typo
+               if f.name != "identifiers" and getattr(news, f.name) is not None
+               and not (late and getattr(known, f.name) is not None)}
+    if news.id_card is not None and not late:  # a valid number: the unchecked one was a typo
         changes.setdefault("id_card_unchecked", None)
     return replace(known, **changes, identifiers=known.identifiers | news.identifiers)

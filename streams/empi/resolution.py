@@ -97,7 +97,11 @@ class IdentityResolver:
         self._new_decisions: set[str] = set()
         #: The index size at which the model is estimated next (0: never).
         self.train_at = self.config.train_from
+        #: The last model estimated from the index, before the levels set by hand.
+        self.estimated: Model | None = None
         self._model_changed = False
+        #: EMPI ids whose records changed since the last golden records.
+        self._touched: set[str] = set()
 
     @classmethod
     def restored(cls, entries: Iterable[tuple[str, bytes]],
@@ -105,11 +109,11 @@ class IdentityResolver:
         """The resolver as its stored state left it."""
         resolver = cls(config)
         resolver.decided, stored = restore(resolver.index, entries)
-        if stored is not None:
+        if stored is not None and resolver.train_at:  # train_from 0: the built-in model
             model, trained_on = stored
+            resolver.estimated = model
             resolver.index.model = resolver.config.model(model)
-            if resolver.train_at:
-                resolver.train_at = max(resolver.train_at, trained_on * 2)
+            resolver.train_at = max(resolver.train_at, trained_on * 2)
         return resolver
 
     def _maybe_train(self) -> None:
@@ -118,9 +122,11 @@ class IdentityResolver:
         if not self.train_at or size < self.train_at:
             return
         started = time.perf_counter()
-        records = list(self.index.records.values())[-_TRAINING_SAMPLE:]
+        # In key order, so that a restored index trains on the same list.
+        records = [self.index.records[k] for k in sorted(self.index.records)][-_TRAINING_SAMPLE:]
         trained = train(records, self.config.model(),
                         random_pairs=min(_RANDOM_PAIRS, _PAIRS_PER_RECORD * len(records))).model
+        self.estimated = trained
         self.index.model = self.config.model(trained)
         self.train_at = size * 2
         self._model_changed = True
@@ -135,6 +141,8 @@ class IdentityResolver:
         person = person_from_event(facility, event["patient"],
                                    observed_at=event.get("occurred_at") or at)
         outcome = self.index.link(person, at)
+        if person.key in self.index.journal.records:  # stored anew: its golden record may move
+            self._touched.add(self.index.links[person.key])
         changes, reviews = list(outcome.changes), list(outcome.reviews)
         retired = event.get("merged_source_patient_id")
         if event.get("event_type") == "patient" and event.get("action") == "merge" and retired:
@@ -158,7 +166,10 @@ class IdentityResolver:
             if pair.status != "open":
                 return Resolution(refused=f"{action}: pair {pair.pair_id} is already "
                                           f"{pair.status}")
-            changes = index.decide(pair.pair_id, action == "accept", by=by, at=at)
+            try:
+                changes = index.decide(pair.pair_id, action == "accept", by=by, at=at)
+            except ValueError as exc:
+                return Resolution(refused=f"{action}: {exc}")
             resolution = Resolution(changes=changes, reviews=[pair])
         elif action in ("merge", "unmerge"):
             survivor, loser = decision.get("survivor_empi_id"), decision.get("loser_empi_id")
@@ -176,6 +187,8 @@ class IdentityResolver:
                 except KeyError:
                     return Resolution(refused=f"unmerge: no merge of {loser} into {survivor} "
                                               "in the history")
+                except ValueError as exc:
+                    return Resolution(refused=f"unmerge: {exc}")
             resolution = Resolution(changes=changes)
         else:
             return Resolution(refused=f"unknown action {action!r}; one of {', '.join(DECISIONS)}")
@@ -188,7 +201,8 @@ class IdentityResolver:
         """The golden record of each EMPI id ``changes`` touched; None for an id that
         no longer holds a record (merged away): its tombstone."""
         touched = {c.empi_id for c in changes} | {c.previous_empi_id for c in changes
-                                                   if c.previous_empi_id}
+                                                   if c.previous_empi_id} | self._touched
+        self._touched = set()
         return {empi_id: ({**self.index.golden(empi_id, self.trust), "updated_at": at}
                           if self.index.members.get(empi_id) else None)
                 for empi_id in sorted(touched)}
@@ -199,7 +213,7 @@ class IdentityResolver:
         for decision_id in self._new_decisions:
             entries[decision_key(decision_id)] = b"1"
         self._new_decisions.clear()
-        if self._model_changed:
-            entries[MODEL] = encode_model(self.index.model, self.train_at // 2)
+        if self._model_changed and self.estimated is not None:
+            entries[MODEL] = encode_model(self.estimated, self.train_at // 2)
             self._model_changed = False
         return entries
