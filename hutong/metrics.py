@@ -50,6 +50,10 @@ class Metrics:
         self.sink_rows = Counter(
             "hutong_sink_rows_written_total", "Rows inserted into the warehouse.",
             ["table"], registry=r)
+        self.sink_replaced = Counter(
+            "hutong_sink_rows_replaced_total",
+            "Rows replaced by an event processed again differently (a replay after a map "
+            "was added).", ["table"], registry=r)
         self.sink_duplicates = Counter(
             "hutong_sink_duplicates_skipped_total", "Events already in the warehouse.",
             ["table"], registry=r)

@@ -46,7 +46,8 @@ __all__ = ["MAX_EVENTS", "SET_BY_HUTONG", "adapt_json"]
 MAX_EVENTS = 1000
 #: Header fields a sender may not set.
 SET_BY_HUTONG = frozenset({"event_id", "facility_id", "message_control_id", "received_at",
-                           "empi_id", "map_version"})
+                           "empi_id", "map_version", "codes", "unmapped", "standard_value",
+                           "standard_unit"})
 _JSON_TYPES = tuple(t for t in catalog.EVENT_TYPES if t != "document")
 
 
@@ -119,7 +120,8 @@ def _event(raw: Any, n: int, *, facility_id: str, message_id: str, source_system
         **raw, "source_patient_id": raw.get("source_patient_id", patient["source_patient_id"]),
         "event_id": event_id(facility_id, message_id, f"E{n}"), "facility_id": facility_id,
         "message_control_id": message_id, "received_at": received_at, "empi_id": None,
-        "map_version": None, "source_system": raw.get("source_system", source_system),
+        "map_version": None, "codes": [], "unmapped": [],
+        "source_system": raw.get("source_system", source_system),
     }, entry.parsed, where)
     event["quality_warnings"] = list(event.get("quality_warnings") or [])
     if id_card := event["patient"].get("id_card_number"):

@@ -51,6 +51,8 @@ def header(event_type: str, **overrides: Any) -> Event:
         },
         "quality_warnings": ["PID-19: bad check digit"],
         "map_version": "2026.1",
+        "codes": [],
+        "unmapped": [],
     }
     return event | overrides
 

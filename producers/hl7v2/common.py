@@ -42,7 +42,7 @@ __all__ = [
 HEADER_KEYS = (
     "event_id", "event_type", "facility_id", "source_system", "message_control_id",
     "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-    "quality_warnings", "map_version",
+    "quality_warnings", "map_version", "codes", "unmapped",
 )
 
 

@@ -39,4 +39,6 @@ def event_header(msg: Message, *, facility_id: str, position: str, event_type: s
         "patient": {**patient, "identifiers": [dict(i) for i in patient["identifiers"]]},
         "quality_warnings": list(warnings),
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
     }

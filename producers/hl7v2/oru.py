@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
-from producers.hl7v2.common import Patients, make_event
+from producers.hl7v2.common import Patients, make_event, provider, visit_number
 from producers.hl7v2.header import control_id_of
 from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
@@ -39,11 +39,12 @@ __all__ = ["LAB_RESULT_KEYS", "OrderGroup", "map_oru_r01", "obx_value", "order_g
 LAB_RESULT_KEYS = (
     "event_id", "event_type", "facility_id", "source_system", "message_control_id",
     "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-    "quality_warnings", "map_version",
+    "quality_warnings", "map_version", "codes", "unmapped",
     "set_id", "placer_order_number", "filler_order_number", "panel_code", "panel_name",
     "specimen_type", "specimen_collected_at", "test_code", "test_name", "test_system",
     "value_type", "value", "value_numeric", "unit", "reference_range", "abnormal_flags",
-    "result_status", "observed_at", "performing_lab",
+    "result_status", "observed_at", "performing_lab", "standard_value", "standard_unit",
+    "ordering_provider_id", "ordering_department", "visit_number", "patient_class",
 )
 
 _TEXT_TYPES = frozenset({"ST", "TX", "FT"})
@@ -60,6 +61,8 @@ class OrderGroup:
     pid: Segment
     orc: Segment | None
     obr: Segment
+    #: The visit segment after the PID, when the message has one.
+    pv1: Segment | None = None
     results: list[Segment] = field(default_factory=list)
     spm: Segment | None = None
     #: The other segments after the OBR, before the next PID, ORC or OBR (NTE, ZDS, ...).
@@ -76,17 +79,19 @@ def order_groups(msg: Message) -> list[OrderGroup]:
         raise ValidationError("message has no PID segment", location="PID", code="100")
     if msg.segment("OBR") is None:
         raise ValidationError("message has no OBR segment", location="OBR", code="100")
-    pid = orc = None
+    pid = orc = pv1 = None
     orders: list[OrderGroup] = []
     for seg in msg:
         if seg.name == "PID":
-            pid, orc = seg, None
+            pid, orc, pv1 = seg, None, None
+        elif seg.name == "PV1" and pid is not None and not (orders and orders[-1].pid is pid):
+            pv1 = seg
         elif seg.name == "ORC":
             orc = seg
         elif seg.name == "OBR":
             if pid is None:
                 raise ValidationError("OBR before any PID", location=seg.location(), code="100")
-            orders.append(OrderGroup(pid, orc, seg))
+            orders.append(OrderGroup(pid, orc, seg, pv1))
             orc = None
         elif seg.name == "OBX":
             if not orders or orders[-1].pid is not pid:
@@ -113,7 +118,15 @@ def _order_fields(order: OrderGroup, obr_time: datetime | None) -> dict[str, Any
     else:  # OBR-7 is the specimen collection time for specimen-based results
         specimen = obr.get(15, 1, sub=1) or obr.get(15, 1, sub=2)
         collected_at = obr_time
+    pv1 = order.pv1
+    ordering = provider(orc, 12)[0] if orc is not None else None
     return {
+        "ordering_provider_id": ordering or provider(obr, 16)[0],
+        "ordering_department": ((pv1.get(3, 1).strip() if pv1 is not None else "")
+                                or (orc.get(17, 1).strip() if orc is not None else "")
+                                or None),
+        "visit_number": visit_number(pv1),
+        "patient_class": (pv1.get(2).strip() or None) if pv1 is not None else None,
         "placer_order_number": obr.get(2) or (orc.get(2) if orc else "") or None,
         "filler_order_number": obr.get(3) or (orc.get(3) if orc else "") or None,
         "panel_code": obr.get(4, 1) or None,
@@ -195,6 +208,8 @@ def _result(obx: Segment, position: int, warnings: list[str]) -> dict[str, Any]:
         "result_status": obx.get(11).strip() or None,
         "observed_at": parse_ts(obx.get(14, 1), obx.location(14)),
         "performing_lab": obx.get(23, 1) or obx.get(15, 1) or obx.get(15, 2) or None,
+        "standard_value": None,
+        "standard_unit": None,
     }
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "Column",
     "TableSpec",
     "chars",
+    "coded",
+    "coded_system",
     "field",
     "patient",
     "size",
@@ -58,6 +60,9 @@ class TableSpec:
     table: str
     id_column: str
     columns: tuple[Column, ...]
+    #: A column whose change means "this event was processed again, differently" (the
+    #: map version after a replay): the writer replaces the row instead of skipping it.
+    version_column: str | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -89,6 +94,18 @@ def timestamp(name: str) -> Column:
         return value
 
     return Column(name, get)
+
+
+def coded(name: str, coded_field: str) -> Column:
+    """A column holding the standard code translation gave ``coded_field``, or None."""
+    return Column(name, lambda event: next(
+        (c["code"] for c in event["codes"] if c["field"] == coded_field), None))
+
+
+def coded_system(name: str, coded_field: str) -> Column:
+    """A column holding the system of the standard code of ``coded_field``, or None."""
+    return Column(name, lambda event: next(
+        (c["system"] for c in event["codes"] if c["field"] == coded_field), None))
 
 
 def patient(name: str) -> Column:
@@ -132,6 +149,9 @@ HEADER_COLUMNS: tuple[Column, ...] = (
     timestamp("received_at"),
     field("quality_warnings"),
     field("map_version"),
+    Column("codes", lambda event: [(c["field"], c["system"], c["code"], c["display"])
+                                   for c in event["codes"]]),
+    field("unmapped"),
 )
 
 #: The order numbers (ORC-2, ORC-3) that tie results, reports and medications to their order.
@@ -159,6 +179,14 @@ LAB_RESULT_COLUMNS: tuple[Column, ...] = (
     field("result_status"),
     timestamp("observed_at"),
     field("performing_lab"),
+    coded("standard_code", "test_code"),
+    coded_system("standard_system", "test_code"),
+    field("standard_value"),
+    field("standard_unit"),
+    field("ordering_provider_id"),
+    field("ordering_department"),
+    field("visit_number"),
+    field("patient_class"),
 )
 
 #: A patient event (ADT A01-A40): what happened to the record, and the demographics
@@ -171,6 +199,9 @@ PATIENT_COLUMNS: tuple[Column, ...] = (
     field("marital_status"),
     field("nationality"),
     field("occupation"),
+    coded("sex_code", "patient.sex"),
+    coded("marital_status_code", "marital_status"),
+    coded("ethnic_group_code", "ethnic_group"),
     field("deceased"),
     timestamp("deceased_at"),
 )
@@ -243,6 +274,7 @@ MEDICATION_COLUMNS: tuple[Column, ...] = (
     *ORDER_NUMBER_COLUMNS,
     field("prescription_number"),
     field("drug_code"),
+    coded("standard_drug_code", "drug_code"),
     field("drug_name"),
     field("drug_system"),
     field("dose"),
@@ -266,6 +298,7 @@ DIAGNOSIS_COLUMNS: tuple[Column, ...] = (
     field("set_id"),
     field("diagnosis_code"),
     field("diagnosis_system"),
+    coded("standard_code", "diagnosis_code"),
     field("diagnosis_name"),
     field("diagnosis_type"),
     field("priority"),
@@ -312,7 +345,6 @@ DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
     Column("payload", lambda event: _as_bytes(event["payload"])),
 )
 
-#: Event schema name -> the table it lands in.
 def _link_id(change: Event) -> str:
     text = "|".join(str(change[k]) for k in ("facility_id", "source_patient_id", "sequence",
                                               "empi_id", "action"))
@@ -352,17 +384,23 @@ EMPI_REVIEW_COLUMNS: tuple[Column, ...] = (
     timestamp("decided_at"),
 )
 
+def _event_table(table: str, columns: tuple[Column, ...]) -> TableSpec:
+    """An event table: the ADR 0001 header, its own columns, replaced on a new map version."""
+    return TableSpec(table, "event_id", HEADER_COLUMNS + columns, "map_version")
+
+
+#: Event schema name -> the table it lands in.
 TABLES: dict[str, TableSpec] = {
-    "patient": TableSpec("patients", "event_id", HEADER_COLUMNS + PATIENT_COLUMNS),
-    "encounter": TableSpec("encounters", "event_id", HEADER_COLUMNS + ENCOUNTER_COLUMNS),
-    "lab-result": TableSpec("lab_results", "event_id", HEADER_COLUMNS + LAB_RESULT_COLUMNS),
-    "imaging-report": TableSpec(
-        "imaging_reports", "event_id", HEADER_COLUMNS + IMAGING_REPORT_COLUMNS
-    ),
-    "order": TableSpec("orders", "event_id", HEADER_COLUMNS + ORDER_COLUMNS),
-    "medication": TableSpec("medications", "event_id", HEADER_COLUMNS + MEDICATION_COLUMNS),
-    "diagnosis": TableSpec("diagnoses", "event_id", HEADER_COLUMNS + DIAGNOSIS_COLUMNS),
-    "document": TableSpec("documents", "event_id", HEADER_COLUMNS + DOCUMENT_COLUMNS),
+    **{kind: _event_table(table, columns) for kind, table, columns in (
+        ("patient", "patients", PATIENT_COLUMNS),
+        ("encounter", "encounters", ENCOUNTER_COLUMNS),
+        ("lab-result", "lab_results", LAB_RESULT_COLUMNS),
+        ("imaging-report", "imaging_reports", IMAGING_REPORT_COLUMNS),
+        ("order", "orders", ORDER_COLUMNS),
+        ("medication", "medications", MEDICATION_COLUMNS),
+        ("diagnosis", "diagnoses", DIAGNOSIS_COLUMNS),
+        ("document", "documents", DOCUMENT_COLUMNS),
+    )},
     "dead-letter": TableSpec("dead_letters", "dead_letter_id", DEAD_LETTER_COLUMNS),
     "empi-link": TableSpec("patient_links", "link_id", PATIENT_LINK_COLUMNS),
     "empi-review": TableSpec("empi_reviews", "review_row_id", EMPI_REVIEW_COLUMNS),

@@ -42,10 +42,11 @@ class WarehouseSink:
             except WarehouseError as exc:
                 rejected.append(Rejected(item, str(exc)))
         for key, rows in by_table.items():
-            inserted = self._writer.write_rows(key, rows)
+            inserted, replaced = self._writer.write_changes(key, rows)
             table = TABLES[key].table
             self._metrics.sink_rows.labels(table).inc(inserted)
-            self._metrics.sink_duplicates.labels(table).inc(len(rows) - inserted)
+            self._metrics.sink_replaced.labels(table).inc(replaced)
+            self._metrics.sink_duplicates.labels(table).inc(len(rows) - inserted - replaced)
         return rejected
 
     def close(self) -> None:

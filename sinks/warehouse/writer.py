@@ -1,10 +1,15 @@
 """Idempotent batch writes of events to their warehouse tables.
 
 Delivery is at least once, so the same event can arrive twice in one batch, in
-a later batch, or in a replay. `WarehouseWriter.write` keeps the first of each
+a later batch, or in a replay. `WarehouseWriter.write` keeps the last of each
 id within a batch, asks the table which ids it already holds, and inserts the
 rest in one statement. ReplacingMergeTree would collapse duplicates too, but
 only at some later merge; this way ``count()`` is right at once.
+
+An event processed again differently (``hutong replay`` after a code map was
+added: its ``map_version`` differs) replaces its row: the old row is deleted
+(a lightweight ``DELETE``) and the new one inserted, so the warehouse is
+corrected without a duplicate.
 
 The existence check assumes one writer per table partition at a time, as Kafka
 gives each partition to one consumer; should two writers race, the table's
@@ -23,8 +28,10 @@ from sinks.warehouse.rows import TABLES, TableSpec
 __all__ = ["WarehouseWriter"]
 
 _EXISTING_IDS = (
-    "SELECT {id:Identifier} FROM {table:Identifier} WHERE {id:Identifier} IN {ids:Array(String)}"
+    "SELECT {id:Identifier}, {version:Identifier} FROM {table:Identifier} "
+    "WHERE {id:Identifier} IN {ids:Array(String)}"
 )
+_DELETE_IDS = "DELETE FROM {table:Identifier} WHERE {id:Identifier} IN {ids:Array(String)}"
 
 
 class WarehouseWriter:
@@ -52,18 +59,29 @@ class WarehouseWriter:
 
     def write_rows(self, table_key: str, rows: Sequence[tuple[Any, ...]]) -> int:
         """Like ``write``, for rows already made with the table's ``to_row``."""
+        return sum(self.write_changes(table_key, rows))
+
+    def write_changes(self, table_key: str, rows: Sequence[tuple[Any, ...]]
+                      ) -> tuple[int, int]:
+        """Insert new rows and replace reprocessed ones; (inserted, replaced)."""
         spec = self._spec(table_key)
         batch: dict[str, tuple[Any, ...]] = {}
         id_index = spec.column_names.index(spec.id_column)
+        version_index = (spec.column_names.index(spec.version_column)
+                         if spec.version_column else None)
         for row in rows:
-            batch.setdefault(row[id_index], row)
+            batch[row[id_index]] = row  # the last copy: a replay comes after the original
         if not batch:
-            return 0
-        existing = self._existing_ids(spec, list(batch))
+            return 0, 0
+        existing = self._existing(spec, list(batch))
         new_rows = [row for row_id, row in batch.items() if row_id not in existing]
-        if new_rows:
-            self._wh.insert(spec.table, new_rows, spec.column_names)
-        return len(new_rows)
+        replaced = [row for row_id, row in batch.items() if row_id in existing
+                    and version_index is not None and existing[row_id] != row[version_index]]
+        if replaced:
+            self._delete(spec, [row[id_index] for row in replaced])
+        if new_rows or replaced:
+            self._wh.insert(spec.table, new_rows + replaced, spec.column_names)
+        return len(new_rows), len(replaced)
 
     def _spec(self, table_key: str) -> TableSpec:
         try:
@@ -74,12 +92,20 @@ class WarehouseWriter:
                 f"no warehouse table for event type {table_key!r} (known: {known})"
             ) from None
 
-    def _existing_ids(self, spec: TableSpec, ids: list[str]) -> set[str]:
-        found: set[str] = set()
+    def _existing(self, spec: TableSpec, ids: list[str]) -> dict[str, Any]:
+        """The ids the table holds, each with its version (None without a version column)."""
+        found: dict[str, Any] = {}
+        version = spec.version_column or spec.id_column
         for start in range(0, len(ids), self._lookup_chunk):
             chunk = ids[start : start + self._lookup_chunk]
             _, rows = self._wh.query_rows(
-                _EXISTING_IDS, {"id": spec.id_column, "table": spec.table, "ids": chunk}
-            )
-            found.update(str(row[0]) for row in rows)
+                _EXISTING_IDS, {"id": spec.id_column, "version": version, "table": spec.table,
+                                "ids": chunk})
+            for row_id, row_version in rows:
+                found[str(row_id)] = row_version if spec.version_column else None
         return found
+
+    def _delete(self, spec: TableSpec, ids: list[str]) -> None:
+        for start in range(0, len(ids), self._lookup_chunk):
+            self._wh.command(_DELETE_IDS, {"table": spec.table, "id": spec.id_column,
+                                           "ids": ids[start : start + self._lookup_chunk]})

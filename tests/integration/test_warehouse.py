@@ -58,6 +58,9 @@ def lab_result(**overrides: Any) -> dict[str, Any]:
         "patient": patient,
         "quality_warnings": [],
         "map_version": None,
+        "codes": [{"field": "test_code", "system": "LOINC", "code": "718-7",
+                   "display": "Hemoglobin"}],
+        "unmapped": [],
         "set_id": 1,
         "placer_order_number": None,
         "filler_order_number": None,
@@ -77,6 +80,12 @@ def lab_result(**overrides: Any) -> dict[str, Any]:
         "result_status": "F",
         "observed_at": RECEIVED,
         "performing_lab": None,
+        "standard_value": 98.0,
+        "standard_unit": "g/L",
+        "ordering_provider_id": None,
+        "ordering_department": None,
+        "visit_number": None,
+        "patient_class": None,
     }
     return event | overrides
 
@@ -122,7 +131,8 @@ def count(wh: Warehouse, table: str = "lab_results") -> int:
 
 MIGRATIONS = ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters",
               "0003_imaging_orders_medications_diagnoses_documents",
-              "0004_document_replacements", "0005_patient_links_and_reviews"]
+              "0004_document_replacements", "0005_patient_links_and_reviews",
+              "0006_standard_codes"]
 
 
 def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
@@ -317,6 +327,28 @@ def test_query_rows_returns_names_and_rows(warehouse: Warehouse) -> None:
     assert rows == [("ev-00000", "718-7", 98.0), ("ev-00001", "718-7", 98.0)]
     names, rows = warehouse.query_rows("SELECT event_id, set_id FROM lab_results WHERE 0")
     assert (names, rows) == (["event_id", "set_id"], [])
+
+
+def test_standard_codes_land_as_columns_and_as_the_codes_array(warehouse: Warehouse) -> None:
+    WarehouseWriter(warehouse).write("lab-result", events(1))
+    _, rows = warehouse.query_rows(
+        "SELECT standard_code, standard_system, standard_value, standard_unit, "
+        "codes[1].code, unmapped FROM lab_results")
+    assert rows == [("718-7", "LOINC", 98.0, "g/L", "718-7", [])]
+
+
+def test_an_event_processed_again_with_other_maps_replaces_its_row(
+        warehouse: Warehouse) -> None:
+    writer = WarehouseWriter(warehouse)
+    unmapped = lab_result(map_version=None, codes=[], unmapped=["test_code"])
+    assert writer.write_changes("lab-result", [TABLES["lab-result"].to_row(unmapped)]) == (1, 0)
+    assert writer.write_changes("lab-result", [TABLES["lab-result"].to_row(unmapped)]) == (0, 0)
+    mapped = lab_result(map_version="qsx-2", unmapped=[])  # the replay, after a map was added
+    assert writer.write_changes("lab-result", [TABLES["lab-result"].to_row(mapped)]) == (0, 1)
+    assert writer.write_changes("lab-result", [TABLES["lab-result"].to_row(mapped)]) == (0, 0)
+    _, rows = warehouse.query_rows(
+        "SELECT count(), any(standard_code), any(map_version), any(unmapped) FROM lab_results")
+    assert rows == [(1, "718-7", "qsx-2", [])]
 
 
 def test_query_error_is_a_warehouse_error(warehouse: Warehouse) -> None:

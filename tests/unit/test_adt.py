@@ -24,7 +24,7 @@ ID_CARD = "11010519491231002X"
 #: ADR 0001 and the two schemas, written out again so a change to either side is noticed.
 ADR_HEADER = ["event_id", "event_type", "facility_id", "source_system", "message_control_id",
               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-              "quality_warnings", "map_version"]
+              "quality_warnings", "map_version", "codes", "unmapped"]
 PATIENT_FIELDS = ["action", "trigger_event", "merged_source_patient_id", "ethnic_group",
                   "marital_status", "nationality", "occupation", "deceased", "deceased_at"]
 ENCOUNTER_FIELDS = ["action", "trigger_event", "visit_number", "patient_class",

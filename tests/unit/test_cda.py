@@ -37,7 +37,7 @@ PLUS8 = timezone(timedelta(hours=8))
 #: ADR 0001, written out again so a change to either side is noticed.
 ADR_HEADER = ["event_id", "event_type", "facility_id", "source_system", "message_control_id",
               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-              "quality_warnings", "map_version"]
+              "quality_warnings", "map_version", "codes", "unmapped"]
 
 OUTPATIENT_ID = "2.16.156.10011.1.1^CYYY-MZBL-20240115-000123"
 LAB_ID = "2.16.156.10011.1.1^HXQYY-JY-20240520-0042"
@@ -98,6 +98,8 @@ def test_outpatient_record_every_field() -> None:
         },
         "quality_warnings": [],
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
         "document_id": OUTPATIENT_ID,
         "document_type_code": "C0002",
         "document_type_name": "门(急)诊病历",
@@ -137,6 +139,8 @@ def test_lab_report_every_field() -> None:
             "recordTarget/patientRole/patient/birthTime: birth date is not precise to the day",
         ],
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
     }
     assert event["patient"] == {
         "source_patient_id": "ZY20240088",

@@ -27,7 +27,7 @@ ID_CARD = "11010519491231002X"
 #: ADR 0001 and schemas/diagnosis.avsc, written out again so a change to either is noticed.
 ADR_HEADER = ["event_id", "event_type", "facility_id", "source_system", "message_control_id",
               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-              "quality_warnings", "map_version"]
+              "quality_warnings", "map_version", "codes", "unmapped"]
 DIAGNOSIS_FIELDS = ["set_id", "diagnosis_code", "diagnosis_system", "diagnosis_name",
                     "diagnosis_type", "priority", "diagnosed_at", "clinician_id",
                     "clinician_name", "visit_number"]
@@ -105,6 +105,8 @@ def test_admission_with_two_dg1_gives_two_diagnosis_events() -> None:
         "received_at": RECEIVED,
         "quality_warnings": [],
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
     }
     assert {k: diabetes[k] for k in DIAGNOSIS_FIELDS} == {
         "set_id": 1,

@@ -35,7 +35,7 @@ DX_UID = "1.2.840.113619.2.55.3.604688119.868.1234567890.124"
 #: ADR 0001 and schemas/imaging-report.avsc, written out again so a change to either is noticed.
 ADR_HEADER = ["event_id", "event_type", "facility_id", "source_system", "message_control_id",
               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-              "quality_warnings", "map_version"]
+              "quality_warnings", "map_version", "codes", "unmapped"]
 IMAGING_FIELDS = ["accession_number", "placer_order_number", "filler_order_number",
                   "study_instance_uid", "modality", "procedure_code", "procedure_name",
                   "body_part", "study_at", "reported_at", "report_status", "report_text",
@@ -157,6 +157,8 @@ def test_v24_ct_chest_with_findings_and_impression() -> None:
         "received_at": RECEIVED,
         "quality_warnings": [],
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
     }
     assert {k: ct[k] for k in IMAGING_FIELDS} == {
         "accession_number": "CT20240115001",

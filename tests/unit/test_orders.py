@@ -25,7 +25,7 @@ ID_CARD = "11010519491231002X"
 #: ADR 0001 and schemas/order.avsc, written out again so a change to either side is noticed.
 ADR_HEADER = ["event_id", "event_type", "facility_id", "source_system", "message_control_id",
               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-              "quality_warnings", "map_version"]
+              "quality_warnings", "map_version", "codes", "unmapped"]
 ORDER_FIELDS = ["order_control", "placer_order_number", "filler_order_number",
                 "placer_group_number", "order_status", "item_code", "item_name", "item_system",
                 "diagnostic_service", "priority", "specimen_type", "clinical_info", "ordered_at",
@@ -110,6 +110,8 @@ def test_v24_orm_lab_order() -> None:
         "received_at": RECEIVED,
         "quality_warnings": [],
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
     }
     assert {k: lab[k] for k in ORDER_FIELDS} == {
         "order_control": "NW",

@@ -22,12 +22,13 @@ RECEIVED = datetime(2024, 1, 15, 1, 31, tzinfo=UTC)
 #: ADR 0001, written out again so a change to either side is noticed.
 ADR_HEADER = ["event_id", "event_type", "facility_id", "source_system", "message_control_id",
               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-              "quality_warnings", "map_version"]
+              "quality_warnings", "map_version", "codes", "unmapped"]
 ADR_LAB_RESULT = ["set_id", "placer_order_number", "filler_order_number", "panel_code",
                   "panel_name", "specimen_type", "specimen_collected_at", "test_code",
                   "test_name", "test_system", "value_type", "value", "value_numeric", "unit",
                   "reference_range", "abnormal_flags", "result_status", "observed_at",
-                  "performing_lab"]
+                  "performing_lab", "standard_value", "standard_unit", "ordering_provider_id",
+                  "ordering_department", "visit_number", "patient_class"]
 ADR_PATIENT = ["source_patient_id", "identifiers", "id_card_number", "health_card_number",
                "name", "sex", "phone", "address", "birth_date"]
 
@@ -37,7 +38,7 @@ V24_CN = "\r".join([
     "PID|1||P000123^^^RMYY^PI~11010519491231002X^^^GA^SFZH||张三||19491231|M|||"
     "建国路1号^^北京市^北京市^^^^^朝阳区||13800000000",
     "PV1|1|I|NK^内科",
-    "ORC|RE|ORD1001|LAB1001",
+    "ORC|RE|ORD1001|LAB1001|||||||||D0012^李^医生",
     "OBR|1|ORD1001|LAB1001|CBC^血常规^L|||20240115073000|||||||20240115074500|BLD&全血",
     "OBX|1|NM|WBC^白细胞计数^L||12.6|10\\S\\9/L|3.5-9.5|H|||F|||20240115090000|JYK^检验科",
     "OBX|2|NM|HGB^血红蛋白^L||135|g/L|130-175|N|||F|||20240115090000",
@@ -104,6 +105,8 @@ def test_v24_chinese_hospital() -> None:
         "received_at": RECEIVED,
         "quality_warnings": [],
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
     }
     assert {k: wbc[k] for k in ADR_LAB_RESULT} == {
         "set_id": 1,
@@ -125,6 +128,12 @@ def test_v24_chinese_hospital() -> None:
         "result_status": "F",
         "observed_at": shanghai(2024, 1, 15, 9, 0),
         "performing_lab": "JYK",
+        "standard_value": None,  # set by the stream's code translation
+        "standard_unit": None,
+        "ordering_provider_id": "D0012",  # ORC-12, by id only
+        "ordering_department": "NK",  # PV1-3
+        "visit_number": None,
+        "patient_class": "I",
     }
     assert wbc["patient"]["name"] == "张三"
     assert wbc["patient"]["id_card_number"] == "11010519491231002X"
@@ -271,3 +280,12 @@ def test_specimen_observations_after_spm_are_events_too() -> None:
 def test_naive_received_at_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone aware"):
         map_oru_r01(Message.parse(V231), facility_id="X", received_at=datetime(2024, 1, 1))
+
+
+def test_the_ordering_provider_falls_back_to_obr16_and_no_pv1_leaves_the_visit_empty() -> None:
+    text = V231.replace("OBR|1|||GLU^血糖^L|||20240301080000|||||||20240301081500|SER^血清",
+                        "OBR|1|||GLU^血糖^L|||20240301080000|||||||20240301081500|SER^血清|"
+                        "D77^王^医生")
+    glucose = events(text)[0]
+    assert (glucose["ordering_provider_id"], glucose["ordering_department"],
+            glucose["visit_number"], glucose["patient_class"]) == ("D77", None, None, None)

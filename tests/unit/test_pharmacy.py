@@ -25,7 +25,7 @@ ID_CARD = "11010519491231002X"
 #: ADR 0001 and schemas/medication.avsc, written out again so a change to either is noticed.
 ADR_HEADER = ["event_id", "event_type", "facility_id", "source_system", "message_control_id",
               "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-              "quality_warnings", "map_version"]
+              "quality_warnings", "map_version", "codes", "unmapped"]
 MEDICATION_FIELDS = ["action", "order_control", "placer_order_number", "filler_order_number",
                      "prescription_number", "drug_code", "drug_name", "drug_system", "dose",
                      "dose_unit", "dosage_form", "route", "frequency", "duration",
@@ -133,6 +133,8 @@ def test_v24_prescription_with_timing_in_rxe1() -> None:
         "received_at": RECEIVED,
         "quality_warnings": [],
         "map_version": None,
+        "codes": [],
+        "unmapped": [],
     }
     assert {k: amoxicillin[k] for k in MEDICATION_FIELDS} == {
         "action": "prescribe",

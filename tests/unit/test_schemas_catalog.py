@@ -80,6 +80,8 @@ ADR_HEADER = [
     ("patient", "hutong.PatientIdentity"),
     ("quality_warnings", "array<string>"),
     ("map_version", "?string"),
+    ("codes", "array<hutong.Coding>"),
+    ("unmapped", "array<string>"),
 ]
 ADR_PATIENT_IDENTITY = [
     ("source_patient_id", "string"),
@@ -106,7 +108,13 @@ ADR_LAB_RESULT = [
     ("result_status", "?string"),
     ("observed_at", f"?{TS}"),
     ("performing_lab", "?string"),
+    ("standard_value", "?double"),
+    ("standard_unit", "?string"),
+    *((name, "?string") for name in ("ordering_provider_id", "ordering_department",
+                                     "visit_number", "patient_class")),
 ]
+ADR_CODING = [("field", "string"), ("system", "string"), ("code", "string"),
+              ("display", "?string")]
 
 
 def _type(avro: Any) -> str:
@@ -148,7 +156,7 @@ def test_schema_ids_are_pinned_and_unique() -> None:
 
 def test_every_avsc_file_is_a_catalog_schema_or_a_shared_named_type() -> None:
     files = {path.name for path in SCHEMA_DIR.glob("*.avsc")}
-    shared = {"hutong.PatientIdentity.avsc", "hutong.Identifier.avsc"}
+    shared = {"hutong.PatientIdentity.avsc", "hutong.Identifier.avsc", "hutong.Coding.avsc"}
     assert files == {f"{name}.avsc" for name in PINNED_IDS} | shared
     for filename in shared:  # fastavro finds a named type in <namespace>.<name>.avsc
         schema = _avsc(filename)
@@ -191,6 +199,7 @@ def test_lab_result_and_the_shared_types_are_exactly_the_adr() -> None:
     assert _fields("lab-result.avsc") == ADR_HEADER + ADR_LAB_RESULT
     assert _fields("hutong.PatientIdentity.avsc") == ADR_PATIENT_IDENTITY
     assert _fields("hutong.Identifier.avsc") == ADR_IDENTIFIER
+    assert _fields("hutong.Coding.avsc") == ADR_CODING
 
 
 def test_patient_events_carry_action_and_merge_source() -> None:

@@ -49,6 +49,12 @@ def lab_result(**overrides: Any) -> dict[str, Any]:
         "result_status": "F",
         "observed_at": OBSERVED,
         "performing_lab": "检验科",
+        "standard_value": 98.0,
+        "standard_unit": "g/L",
+        "ordering_provider_id": "D0012",
+        "ordering_department": "NK",
+        "visit_number": "ZY001",
+        "patient_class": "I",
     }
     event.update(overrides)
     return event
@@ -76,7 +82,7 @@ def dead_letter(**overrides: Any) -> dict[str, Any]:
 
 HEADER_KEYS = ("event_id", "facility_id", "source_system", "message_control_id",
                "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
-               "quality_warnings", "map_version")
+               "quality_warnings", "map_version", "codes", "unmapped")
 
 
 def patient_event(**overrides: Any) -> dict[str, Any]:

@@ -79,6 +79,8 @@ LAB_RESULT = {
     },
     "quality_warnings": [],
     "map_version": None,
+    "codes": [],
+    "unmapped": [],
     "set_id": 1,
     "placer_order_number": None,
     "filler_order_number": None,
@@ -98,6 +100,12 @@ LAB_RESULT = {
     "result_status": "F",
     "observed_at": None,
     "performing_lab": None,
+    "standard_value": None,
+    "standard_unit": None,
+    "ordering_provider_id": None,
+    "ordering_department": None,
+    "visit_number": None,
+    "patient_class": None,
 }
 
 PATIENT = LAB_RESULT["patient"]
@@ -123,6 +131,7 @@ LAB_RESULT_GOLDEN = bytes.fromhex(
             "00 00",  # phone, address: null
             "02 14",  # birth_date 1970-01-11: 10 days -> zigzag 20
             "00 00",  # quality_warnings: empty array; map_version: null
+            "00 00",  # codes, unmapped: empty arrays
             "02",  # set_id: int 1 -> zigzag 2
             "00 00 00 00 00 00",  # placer_order_number .. specimen_collected_at: null
             "02 4b",  # test_code "K" (a plain string: length 1 -> 02)
@@ -136,6 +145,7 @@ LAB_RESULT_GOLDEN = bytes.fromhex(
             "02 04 4848 00",  # abnormal_flags ["HH"]: 1 item, end
             "02 02 46",  # result_status "F"
             "00 00",  # observed_at, performing_lab: null
+            "00 00 00 00 00 00",  # standard_value .. patient_class: null
         ]
     )
 )
