@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -140,6 +141,18 @@ def facility_key() -> None:
                   soft_wrap=True)
 
 
+def _listing(config: Path | None, path: str, columns: list[str], fmt: str = "pretty",
+             **params: object) -> None:
+    """GET a list from the running hub and print the ``columns`` of each row."""
+    from hutong.hubclient import HubClient
+    from hutong.query import print_result
+
+    if fmt not in {"pretty", "csv", "json"}:
+        raise typer.BadParameter("choose pretty, csv or json", param_hint="--format")
+    rows = HubClient(_settings(config)).get(path, **params)
+    print_result(columns, [[row[c] for c in columns] for row in rows], fmt)
+
+
 empi_app = typer.Typer(help="The resident master index (EMPI): review, merge, unmerge.",
                        no_args_is_help=True)
 app.add_typer(empi_app, name="empi")
@@ -164,15 +177,14 @@ def empi_review(
 ) -> None:
     """List the pairs that may be one person, or decide one: --accept or --reject, --by you."""
     from hutong.hubclient import HubClient
-    from hutong.query import print_result
 
-    client = HubClient(_settings(config))
     if pair_id is None:
-        rows = client.get("/api/v1/empi/reviews", status=status, limit=limit)
-        columns = ["pair_id", "score", "left_facility_id", "left_source_patient_id",
-                   "right_facility_id", "right_source_patient_id", "status", "created_at"]
-        print_result(columns, [[row[c] for c in columns] for row in rows], "pretty")
+        _listing(config, "/api/v1/empi/reviews", [
+            "pair_id", "score", "left_facility_id", "left_source_patient_id",
+            "right_facility_id", "right_source_patient_id", "status", "created_at"],
+            status=status, limit=limit)
         return
+    client = HubClient(_settings(config))
     if accept == reject or not by:
         raise typer.BadParameter("to decide a pair give exactly one of --accept or --reject, "
                                  "and --by with your user id")
@@ -212,12 +224,154 @@ def empi_unmerge(survivor: Annotated[str, typer.Argument(help="The EMPI id merge
 def empi_links(empi_id: Annotated[str, typer.Argument(help="An EMPI id.")],
                config: ConfigOption = None) -> None:
     """The facility records linked to an EMPI id now."""
-    from hutong.hubclient import HubClient
-    from hutong.query import print_result
+    _listing(config, f"/api/v1/empi/patients/{empi_id}/links",
+             ["facility_id", "source_patient_id", "action", "decided_by", "linked_at"])
 
-    rows = HubClient(_settings(config)).get(f"/api/v1/empi/patients/{empi_id}/links")
-    columns = ["facility_id", "source_patient_id", "action", "decided_by", "linked_at"]
-    print_result(columns, [[row[c] for c in columns] for row in rows], "pretty")
+
+terminology_app = typer.Typer(help="Code maps and the codes no map covers (术语和字典管理).",
+                              no_args_is_help=True)
+app.add_typer(terminology_app, name="terminology")
+
+
+@terminology_app.command("unmapped")
+def terminology_unmapped(
+    facility: Annotated[str, typer.Option("--facility", help="Only this facility.")] = "",
+    include_mapped: Annotated[bool, typer.Option("--all", help="Also the codes a map covers "
+                                                 "now.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    config: ConfigOption = None,
+) -> None:
+    """Local codes that came without a map, most frequent first: what to map next."""
+    _listing(config, "/api/v1/terminology/unmapped", [
+        "facility_id", "code_system", "local_code", "local_display", "count", "first_seen",
+        "last_seen", "mapped_now"], fmt, facility=facility, include_mapped=include_mapped,
+        limit=limit)
+
+
+@terminology_app.command("maps")
+def terminology_maps(
+    facility: Annotated[str, typer.Option("--facility", help="Only this facility (or *).")]
+    = "",
+    kind: Annotated[str, typer.Option("--kind", help="lab-test, unit, diagnosis, drug, sex, "
+                                      "...")] = "",
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    config: ConfigOption = None,
+) -> None:
+    """The code maps in force."""
+    _listing(config, "/api/v1/terminology/maps", [
+        "facility_id", "source_system", "local_code", "target_system", "target_code",
+        "target_display", "map_version"], fmt, facility=facility, kind=kind, limit=limit)
+
+
+@terminology_app.command("load")
+def terminology_load(
+    file: Annotated[Path, typer.Argument(help="A map file: .csv, .yaml or .yml.", exists=True,
+                                         dir_okay=False)],
+    config: ConfigOption = None,
+) -> None:
+    """Publish the maps of one file through the running hub (every problem refuses it)."""
+    import httpx
+
+    from hutong.hubclient import HubClient
+
+    settings = _settings(config)
+    kind = "application/yaml" if file.suffix in {".yaml", ".yml"} else "text/csv"
+    client = HubClient(settings)
+    try:
+        answer = client.post_bytes("/api/v1/terminology/maps", file.read_bytes(), kind,
+                                   name=file.name)
+    except HutongError as exc:
+        raise HutongError(f"{file}: {exc}") from None
+    except httpx.HTTPError as exc:  # pragma: no cover - network trouble mid-request
+        raise HutongError(f"{file}: {exc}") from exc
+    console.print(f"{file}: {answer['maps']} maps (version {answer['version']}), "
+                  f"{answer['published']} new or changed, published")
+
+
+alerts_app = typer.Typer(help="Critical-value alerts (危急值): list and acknowledge.",
+                         no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("list")
+def alerts_list(
+    state: Annotated[str, typer.Option("--state", help="open, acknowledged or all.")] = "open",
+    facility: Annotated[str, typer.Option("--facility", help="Only this facility.")] = "",
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 100,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    config: ConfigOption = None,
+) -> None:
+    """Alerts newest first, with their clocks: open ones (raised or escalated) by default."""
+    _listing(config, "/api/v1/alerts", [
+        "alert_id", "state", "facility_id", "empi_id", "test_code", "value", "unit", "rule_id",
+        "escalation_level", "ordering_provider_id", "raised_at", "acknowledged_at",
+        "acknowledged_by", "alert_to_ack_s"], fmt, state=state, facility=facility, limit=limit)
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[str, typer.Argument(help="The alert to acknowledge.")],
+    by: Annotated[str, typer.Option("--by", help="Your user id.")],
+    note: Annotated[str | None, typer.Option("--note", help="A note (no patient data).")]
+    = None,
+    config: ConfigOption = None,
+) -> None:
+    """Acknowledge a critical-value alert: its escalation stops, its turnaround is kept."""
+    from hutong.hubclient import HubClient
+
+    HubClient(_settings(config)).post(f"/api/v1/alerts/{alert_id}/ack",
+                                      {"by": by, "channel": "cli", "note": note})
+    console.print(f"acknowledgement of {alert_id} by {by} sent")
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    """An ISO date or time; without an offset it is read in the hub's zone (Asia/Shanghai)."""
+    from producers.hl7v2.types import DEFAULT_TZ
+
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter("an ISO date or time, e.g. 2026-12-04 or 2026-12-04T08:00",
+                                 param_hint=option) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=DEFAULT_TZ)
+
+
+@app.command()
+def replay(
+    facility: Annotated[str, typer.Option("--facility", help="The facility whose messages to "
+                                          "process again.")],
+    since: Annotated[str | None, typer.Option("--since", help="Received at or after (ISO; "
+                                              "default: the oldest kept).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Received before (ISO; "
+                                              "default: now).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Process a facility's messages again from the raw topics, e.g. after a code map was
+    added: their events are translated with today's maps and replace their warehouse rows."""
+    from connectors.facilities import FacilityRegistry
+    from producers.replay import ReplayReport, Window
+    from producers.replay import replay as run_replay
+    from schemas.registry import resolver
+
+    settings = _settings(config)
+    window = Window(facility, _moment(since, "--since"), _moment(until, "--until"))
+    registry = FacilityRegistry.load(settings.facility_registry_path,
+                                     open_intake=settings.intake_open)
+
+    def progress(report: ReplayReport) -> None:
+        console.print(f"  … {report.read} raw messages read, {report.matched} from {facility}, "
+                      f"{report.events} events sent")
+
+    report = run_replay(settings.kafka_client_config(), window, profile_for=registry.profile,
+                        ids=resolver(settings.schema_registry_url), progress=progress)
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.by_type.items())) or "none"
+    console.print(f"replayed {report.matched} messages of {facility} ({report.read} read) in "
+                  f"{report.seconds:.1f} s: {report.events} events ({kinds}); "
+                  f"{report.failed} failed again (they are dead letters already)")
 
 
 @app.command("audit-verify")

@@ -100,6 +100,23 @@ class Settings(BaseSettings):
 
     streams_workers: int = Field(1, ge=0, description="Faust stream worker processes.")
 
+    terminology_dir: Path | None = Field(
+        None, description="Folder of code map files (CSV, YAML), published as they change. "
+        "Default: <data_dir>/terminology.")
+    terminology_poll_s: float = Field(5.0, gt=0, description="How often that folder is read.")
+
+    critical_values_dir: Path | None = Field(
+        None, description="Folder of facility critical-value lists (<FACILITY>.yaml) over the "
+        "shipped default. Default: <data_dir>/critical-values.")
+    critical_value_window_minutes: float = Field(
+        60.0, gt=0, description="A patient's repeat of one critical value within this many "
+        "minutes raises no second alert.")
+    alert_webhook_urls: list[str] = Field(
+        default_factory=list, description="Critical-value alerts are POSTed (JSON) to these "
+        "URLs, each state once, retried until taken.")
+    alert_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for the X-Hutong-Signature header of webhooks.")
+
     empi_link_threshold: float = Field(
         0.995, gt=0, lt=1, description="EMPI: link two records at this match probability "
         "or above.")

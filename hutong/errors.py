@@ -71,7 +71,7 @@ class ValidationError(HL7Error):
 
 
 class DeliveryError(HutongError):
-    """Kafka did not confirm a write."""
+    """A write was not confirmed: by Kafka, or by a webhook receiver."""
 
 
 class WarehouseError(HutongError):

@@ -32,6 +32,7 @@ from hutong.metrics import Metrics
 from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
+from hutong.terminology import TerminologyFolder
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
 from producers.receipts import ReceiptLog
@@ -39,13 +40,19 @@ from schemas.registry import EMBEDDED, Resolver, resolver
 from sinks.runner import SinkRunner
 from sinks.warehouse import Warehouse, migrate, open_warehouse
 from sinks.warehouse.sink import WarehouseSink
+from sinks.webhook import WebhookSink
+from streams.mapfeed import MapFeed
 
 __all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment"]
 
 log = logging.getLogger(__name__)
 
 SINK_GROUP = "hutong-sink-warehouse"
-SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.empi.links", "hutong.empi.review", "hutong.dlq"]
+WEBHOOK_GROUP = "hutong-sink-webhook"
+ALERTS_TOPIC = "hutong.alerts.critical"
+SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.empi.links", "hutong.empi.review",
+               "hutong.terminology.maps", "hutong.terminology.unmapped", "hutong.alerts.critical",
+               "hutong.dlq"]
 
 
 def child_environment(settings: Settings) -> dict[str, str]:
@@ -80,6 +87,9 @@ class Hub:
         self.broker: EmbeddedBroker | None = None
         self.warehouse: Warehouse | None = None
         self.sink: SinkRunner | None = None
+        self.webhooks: SinkRunner | None = None
+        self.mapfeed: MapFeed | None = None
+        self.terminology: TerminologyFolder | None = None
         self.streams: list[Child] = []
         self.producer: AsyncProducer | None = None
         self.mllp: MLLPServer | None = None
@@ -151,6 +161,7 @@ class Hub:
             self._start_streams()
             self.producer = AsyncProducer(s.kafka_client_config())
             await self._start_intake()
+            await self._start_terminology()
             await self._start_api()
             self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
         except BaseException:
@@ -174,6 +185,13 @@ class Hub:
                                WarehouseSink(self.warehouse, self.metrics), self.metrics,
                                s.sink_batch_size, self.ids)
         self.sink.start()
+        if s.alert_webhook_urls:
+            secret = s.alert_webhook_secret.get_secret_value() if s.alert_webhook_secret \
+                else None
+            self.webhooks = SinkRunner(s.kafka_client_config(), WEBHOOK_GROUP,
+                                       [ALERTS_TOPIC], WebhookSink(s.alert_webhook_urls, secret),
+                                       self.metrics, 100, self.ids)
+            self.webhooks.start()
 
     def _start_streams(self) -> None:
         env = child_environment(self.settings)
@@ -184,13 +202,23 @@ class Hub:
             child.start()
             self.streams.append(child)
 
+    async def _start_terminology(self) -> None:
+        s = self.settings
+        assert self.producer is not None  # noqa: S101
+        self.mapfeed = MapFeed(s.kafka_client_config(), self.ids)
+        self.mapfeed.start()
+        self.terminology = TerminologyFolder(s.terminology_dir or s.data_dir / "terminology",
+                                             self.producer, self.ids, self.mapfeed,
+                                             s.terminology_poll_s)
+        await self.terminology.start()
+
     async def _start_api(self) -> None:
         s = self.settings
         api = create_api(self.metrics, warehouse=self.warehouse, health=self.health,
                          api_token=s.api_token.get_secret_value() if s.api_token else None,
                          serve_registry=s.schema_registry_url is None, intake=self.intake,
                          facilities=self.registry, max_body_bytes=s.http_max_body_bytes,
-                         producer=self.producer, ids=self.ids)
+                         producer=self.producer, ids=self.ids, mapfeed=self.mapfeed)
         config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=5)
         self._api = _ApiServer(config)
@@ -258,6 +286,12 @@ class Hub:
         if self.batch is not None:
             await self.batch.stop()
             self.batch = None
+        if self.terminology is not None:
+            await self.terminology.stop()
+            self.terminology = None
+        if self.mapfeed is not None:
+            self.mapfeed.stop()
+            self.mapfeed = None
         for server in (self.mllp, self.mllps):
             if server is not None:
                 await server.stop()
@@ -277,9 +311,10 @@ class Hub:
         for child in self.streams:
             child.stop()
         self.streams.clear()
-        if self.sink is not None:
-            self.sink.stop()
-            self.sink = None
+        for runner in (self.webhooks, self.sink):
+            if runner is not None:
+                runner.stop()
+        self.sink = self.webhooks = None
         if self.warehouse is not None:
             self.warehouse.close()
             self.warehouse = None

@@ -28,16 +28,24 @@ class HubClient:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self._call("POST", path, json=body)
 
+    def post_bytes(self, path: str, body: bytes, content_type: str, **params: Any) -> Any:
+        return self._call("POST", path, content=body, params=params,
+                          headers={"Content-Type": content_type})
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            response = httpx.request(method, f"{self._url}{path}", headers=self._headers,
+            headers = {**self._headers, **kwargs.pop("headers", {})}
+            response = httpx.request(method, f"{self._url}{path}", headers=headers,
                                      timeout=self._timeout, **kwargs)
         except httpx.ConnectError:
             raise HutongError(f"no hub answers at {self._url}; start it with `hutong up`"
                               ) from None
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail", response.text)
+                body = response.json()
+                detail = body.get("detail", response.text)
+                if body.get("problems"):
+                    detail = f"{detail}: " + "; ".join(body["problems"][:20])
             except ValueError:
                 detail = response.text
             raise HutongError(f"the hub answered {response.status_code}: {detail}")

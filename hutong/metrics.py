@@ -60,6 +60,18 @@ class Metrics:
         self.sink_batch_seconds = Histogram(
             "hutong_sink_batch_seconds", "Time to write one batch and commit offsets.",
             buckets=_LATENCY_BUCKETS, registry=r)
+        self.critical_alerts = Counter(
+            "hutong_critical_alerts_total",
+            "Critical-value alert states: raised, escalated, acknowledged.", ["status"],
+            registry=r)
+        self.critical_alert_turnaround = Histogram(
+            "hutong_critical_alert_turnaround_seconds",
+            "From alert (or result) to acknowledgement, per acknowledged alert.", ["span"],
+            buckets=(30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600), registry=r)
+        self.unmapped_codes = Counter(
+            "hutong_unmapped_codes_total",
+            "Coded fields that came with a local code no map covers, by kind.", ["kind"],
+            registry=r)
         self.dead_letters = Counter(
             "hutong_dead_letters_total", "Dead letters written, by stage.", ["stage"], registry=r)
 

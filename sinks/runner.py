@@ -37,6 +37,10 @@ def consumer_config(base: dict[str, Any], group: str) -> dict[str, Any]:
         "auto.offset.reset": "earliest",
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
+        # Tansu answers a fetch when its wait runs out, not when data arrives: a short
+        # wait keeps each hop in the tens of milliseconds (measured: 1.3 s at Kafka's
+        # default, 8 ms at 50 ms). On Kafka it only costs idle fetch requests.
+        "fetch.wait.max.ms": 50,
         "isolation.level": "read_committed",
         **base,
     }

@@ -1,9 +1,10 @@
-"""From ``hutong.events.<type>`` to ``hutong.std.<type>``: the pure step.
+"""From ``hutong.events.<type>`` to ``hutong.std.<type>``: the pure step after linking.
 
-For now the standard event is the facility's event unchanged; EMPI linking and
-code translation plug in here (issues 4 and 5). The key of ``hutong.std.*``
-is the EMPI id once linking exists; until then it is the facility-scoped
-patient id, the same key the event arrived with.
+An event leaves the EMPI stage with its ``empi_id``; :func:`standardize`
+translates its local codes with the maps in force (:mod:`streams.terminology`):
+standard ``codes``, the ``unmapped`` fields, the ``map_version`` used, and for
+lab results the value in the standard unit. The key of ``hutong.std.*`` is the
+EMPI id (the facility-scoped patient id only if an event has none).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from producers.records import event_key
+from streams.terminology.maps import MapStore
+from streams.terminology.translate import Translated, translate
 
 __all__ = ["standardize", "std_key", "std_topic"]
 
@@ -30,6 +33,6 @@ def std_key(event: dict[str, Any]) -> bytes:
     return event_key(event)
 
 
-def standardize(event: dict[str, Any]) -> dict[str, Any]:
-    """The standard form of one canonical event."""
-    return event
+def standardize(event: dict[str, Any], maps: MapStore) -> Translated:
+    """The standard form of one linked event, and the local codes no map covered."""
+    return translate(event, maps)

@@ -11,7 +11,11 @@ The EMPI stage runs in two parts (ADR 0004):
   forwarded there from ``hutong.empi.decisions``; its state is the
   ``empi-index`` table.
 
-Both tables live in RocksDB with a compacted changelog, so a worker that
+The critical-value stage keeps two more tables, ``alert-dedup`` (partitioned
+like the standard results, by EMPI id) and ``alerts-open`` (like the alerts,
+by alert id); see :mod:`streams.alerting`.
+
+Every table lives in RocksDB with a compacted changelog, so a worker that
 restarts, here or on another machine, recovers them. The hub creates these
 topics with the contract's (``hutong.stack.topics``); Faust never declares
 topics itself.
@@ -21,13 +25,15 @@ from __future__ import annotations
 
 from schemas.catalog import TopicSpec
 
-__all__ = ["INDEX_TABLE", "INTERNAL_TOPIC_SPECS", "LINKS_TABLE", "RESOLVE_TOPIC",
-           "STREAMS_GROUP", "changelog_topic"]
+__all__ = ["ALERTS_TABLE", "DEDUP_TABLE", "INDEX_TABLE", "INTERNAL_TOPIC_SPECS", "LINKS_TABLE",
+           "RESOLVE_TOPIC", "STREAMS_GROUP", "changelog_topic"]
 
 STREAMS_GROUP = "hutong-streams"
 RESOLVE_TOPIC = "hutong.empi.resolve"
 LINKS_TABLE = "empi-links"
 INDEX_TABLE = "empi-index"
+DEDUP_TABLE = "alert-dedup"
+ALERTS_TABLE = "alerts-open"
 
 
 def changelog_topic(table: str) -> str:
@@ -47,4 +53,7 @@ INTERNAL_TOPIC_SPECS: tuple[TopicSpec, ...] = (
               "(the events' own schemas)", partitions=1, fixed_partitions=True),
     _changelog(LINKS_TABLE, "the partitioned copy of hutong.empi.links", single=False),
     _changelog(INDEX_TABLE, "the resolver's index: records, reviews, merges", single=True),
+    _changelog(DEDUP_TABLE, "critical values already alerted, per patient and rule",
+               single=False),
+    _changelog(ALERTS_TABLE, "the latest state of each critical-value alert", single=False),
 )

@@ -9,12 +9,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.facilities import FacilityRegistry
 from connectors.http import ingest
-from hutong.api import empi, registry, sql
+from hutong.api import alerts, empi, registry, sql, terminology
 from hutong.metrics import Metrics
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
 from schemas.registry import EMBEDDED, Resolver
 from sinks.warehouse import Warehouse
+from streams.mapfeed import MapFeed
 
 __all__ = ["create_api"]
 
@@ -26,7 +27,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                serve_registry: bool = True, intake: Intake | None = None,
                facilities: FacilityRegistry | None = None,
                max_body_bytes: int = 16 * 1024 * 1024, producer: AsyncProducer | None = None,
-               ids: Resolver = EMBEDDED) -> FastAPI:
+               ids: Resolver = EMBEDDED, mapfeed: MapFeed | None = None) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
@@ -42,6 +43,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.max_body_bytes = max_body_bytes
     app.state.producer = producer
     app.state.ids = ids
+    app.state.mapfeed = mapfeed
 
     @app.get("/healthz", tags=["operations"])
     def healthz(response: Response) -> dict[str, object]:
@@ -61,4 +63,6 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.include_router(sql.router)
     app.include_router(ingest.router)
     app.include_router(empi.router)
+    app.include_router(alerts.router)
+    app.include_router(terminology.router)
     return app

@@ -108,6 +108,17 @@ async def _wait_for_links(hub: Hub, console: Console) -> tuple[int, int, int]:
 
 
 DEMO_FACILITIES = Path(__file__).with_name("facilities.yaml")
+DEMO_MAPS = Path(__file__).with_name("terminology")
+
+_CODES = """
+SELECT countIf(standard_code IS NOT NULL) AS translated,
+       countIf(has(unmapped, 'test_code')) AS unmapped
+FROM hutong.lab_results
+"""
+_UNMAPPED = """
+SELECT facility_id, local_code, sum(count) FROM hutong.unmapped_codes
+WHERE code_system = 'lab-test' GROUP BY facility_id, local_code ORDER BY facility_id, local_code
+"""
 
 
 async def run_demo(settings: Settings, console: Console, *, keep: bool = False) -> None:
@@ -118,6 +129,10 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         shutil.copyfile(DEMO_FACILITIES, settings.data_dir / "facilities.yaml")
         console.print(f"registered the demo's three facilities in "
                       f"{settings.data_dir / 'facilities.yaml'}")
+    maps = settings.terminology_dir or settings.data_dir / "terminology"
+    if not maps.exists():  # the demo facilities' code maps, as a data steward would drop them
+        shutil.copytree(DEMO_MAPS, maps)
+        console.print(f"put the demo's code maps in {maps}")
     hub = Hub(settings)
     console.print("starting the hub (embedded broker, warehouse, streams) …")
     await hub.start()
@@ -126,6 +141,10 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         codes, per_file = await _send_all(hub, console)
         rows, letters = await _wait_for_rows(hub, codes["AE"] + codes["AR"], console)
         records, people, across = await _wait_for_links(hub, console)
+        assert hub.warehouse is not None  # noqa: S101
+        translated, unmapped = hub.warehouse.query_rows(_CODES)[1][0]
+        missing = ", ".join(f"{code} at {facility} ({n})" for facility, code, n
+                            in hub.warehouse.query_rows(_UNMAPPED)[1])
         table = Table(title="hutong demo", show_header=False)
         table.add_row("messages sent (MLLP)", str(sum(codes.values())))
         for code, n in sorted(codes.items()):
@@ -136,8 +155,14 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         table.add_row("patient records linked (EMPI)", str(records))
         table.add_row("  people they are", str(people))
         table.add_row("  people seen at 2+ facilities", str(across))
+        table.add_row("lab tests translated to LOINC", str(translated))
+        table.add_row("  left with a local code", str(unmapped))
         table.add_row("dead letters in warehouse", str(letters))
         console.print(table)
+        if missing:
+            console.print(f"No code map yet for: {missing} — see `{_program()} terminology "
+                          "unmapped`; add a map, then `hutong replay --facility ...`.",
+                          soft_wrap=True, highlight=False)
         console.print("Try a query:")
         console.print(f'  {_program()} sql "{TRY_QUERY}"', soft_wrap=True, highlight=False)
         if keep:

@@ -384,6 +384,66 @@ EMPI_REVIEW_COLUMNS: tuple[Column, ...] = (
     timestamp("decided_at"),
 )
 
+def _digest(*names: str) -> Callable[[Event], str]:
+    """A row id derived from the record's own fields: a repeat lands on the same row."""
+    def get(record: Event) -> str:
+        text = "|".join(str(record[n]) for n in names)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    return get
+
+
+#: A code map entry and each later version of it (hutong.terminology.maps).
+CONCEPT_MAP_COLUMNS: tuple[Column, ...] = (
+    Column("map_row_id", _digest("facility_id", "source_system", "local_code", "target_system",
+                                 "target_code", "map_version", "updated_at", "deleted")),
+    field("facility_id"),
+    field("source_system"),
+    field("local_code"),
+    field("target_system"),
+    field("target_code"),
+    field("target_display"),
+    field("map_version"),
+    timestamp("updated_at"),
+    field("deleted"),
+)
+
+#: A local code no map covered, counted over one batch (hutong.terminology.unmapped).
+UNMAPPED_CODE_COLUMNS: tuple[Column, ...] = (
+    Column("unmapped_row_id", _digest("facility_id", "code_system", "local_code", "count",
+                                      "first_seen", "last_seen")),
+    field("facility_id"),
+    field("code_system"),
+    field("local_code"),
+    field("local_display"),
+    field("count"),
+    timestamp("first_seen"),
+    timestamp("last_seen"),
+)
+
+#: One state of a critical-value alert (hutong.alerts.critical), without the patient's name.
+CRITICAL_ALERT_COLUMNS: tuple[Column, ...] = (
+    Column("alert_event_id", lambda alert: (f"{alert['alert_id']}:{alert['status']}:"
+                                            f"{alert['escalation_level']}")),
+    *(field(name) for name in (
+        "alert_id", "event_id", "empi_id", "facility_id", "source_patient_id", "visit_number",
+        "source_event_type", "test_code", "test_name", "standard_code", "value", "unit",
+        "standard_value", "standard_unit", "reference_range")),
+    timestamp("observed_at"),
+    *(field(name) for name in ("rule_id", "rule_description", "rule_set", "severity",
+                               "ordering_provider_id", "ordering_department")),
+    timestamp("raised_at"),
+    field("status"),
+    field("escalation_level"),
+    field("notify"),
+    timestamp("deadline"),
+    timestamp("status_at"),
+    field("acknowledged_by"),
+    timestamp("acknowledged_at"),
+    field("ack_channel"),
+)
+
+
 def _event_table(table: str, columns: tuple[Column, ...]) -> TableSpec:
     """An event table: the ADR 0001 header, its own columns, replaced on a new map version."""
     return TableSpec(table, "event_id", HEADER_COLUMNS + columns, "map_version")
@@ -404,4 +464,8 @@ TABLES: dict[str, TableSpec] = {
     "dead-letter": TableSpec("dead_letters", "dead_letter_id", DEAD_LETTER_COLUMNS),
     "empi-link": TableSpec("patient_links", "link_id", PATIENT_LINK_COLUMNS),
     "empi-review": TableSpec("empi_reviews", "review_row_id", EMPI_REVIEW_COLUMNS),
+    "concept-map": TableSpec("concept_maps", "map_row_id", CONCEPT_MAP_COLUMNS),
+    "unmapped-code": TableSpec("unmapped_codes", "unmapped_row_id", UNMAPPED_CODE_COLUMNS),
+    "critical-alert": TableSpec("critical_alert_events", "alert_event_id",
+                                CRITICAL_ALERT_COLUMNS),
 }

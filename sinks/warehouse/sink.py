@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hutong.errors import WarehouseError
@@ -12,8 +12,29 @@ from sinks.base import Decoded, Rejected
 from sinks.warehouse.client import Warehouse
 from sinks.warehouse.rows import TABLES
 from sinks.warehouse.writer import WarehouseWriter
+from streams.alerts.lifecycle import turnaround
 
 __all__ = ["WarehouseSink"]
+
+
+def _alert(metrics: Metrics, alert: dict[str, Any]) -> None:
+    """A critical-value alert state seen for the first time: count it, time the loop."""
+    metrics.critical_alerts.labels(alert["status"]).inc()
+    if alert["status"] == "acknowledged":
+        spans = turnaround(alert).seconds()
+        for span in ("alert_to_ack", "result_to_ack"):
+            seconds = spans[span]
+            if seconds is not None:
+                metrics.critical_alert_turnaround.labels(span).observe(seconds)
+
+
+def _unmapped(metrics: Metrics, code: dict[str, Any]) -> None:
+    metrics.unmapped_codes.labels(code["code_system"]).inc(code["count"])
+
+
+#: Records whose first landing is also a metric.
+_OBSERVED: dict[str, Callable[[Metrics, dict[str, Any]], None]] = {
+    "critical-alert": _alert, "unmapped-code": _unmapped}
 
 
 class WarehouseSink:
@@ -42,11 +63,17 @@ class WarehouseSink:
             except WarehouseError as exc:
                 rejected.append(Rejected(item, str(exc)))
         for key, rows in by_table.items():
-            inserted, replaced = self._writer.write_changes(key, rows)
+            new_ids: set[str] = set()
+            inserted, replaced = self._writer.write_changes(key, rows, new_ids=new_ids)
             table = TABLES[key].table
             self._metrics.sink_rows.labels(table).inc(inserted)
             self._metrics.sink_replaced.labels(table).inc(replaced)
             self._metrics.sink_duplicates.labels(table).inc(len(rows) - inserted - replaced)
+            if key in _OBSERVED:
+                spec = TABLES[key]
+                for item in batch:
+                    if item.schema_name == key and spec.to_row(item.record)[0] in new_ids:
+                        _OBSERVED[key](self._metrics, item.record)
         return rejected
 
     def close(self) -> None:

@@ -61,9 +61,10 @@ class WarehouseWriter:
         """Like ``write``, for rows already made with the table's ``to_row``."""
         return sum(self.write_changes(table_key, rows))
 
-    def write_changes(self, table_key: str, rows: Sequence[tuple[Any, ...]]
-                      ) -> tuple[int, int]:
-        """Insert new rows and replace reprocessed ones; (inserted, replaced)."""
+    def write_changes(self, table_key: str, rows: Sequence[tuple[Any, ...]], *,
+                      new_ids: set[str] | None = None) -> tuple[int, int]:
+        """Insert new rows and replace reprocessed ones; (inserted, replaced). The ids of
+        the rows inserted for the first time are added to ``new_ids`` when given."""
         spec = self._spec(table_key)
         batch: dict[str, tuple[Any, ...]] = {}
         id_index = spec.column_names.index(spec.id_column)
@@ -81,6 +82,8 @@ class WarehouseWriter:
             self._delete(spec, [row[id_index] for row in replaced])
         if new_rows or replaced:
             self._wh.insert(spec.table, new_rows + replaced, spec.column_names)
+        if new_ids is not None:
+            new_ids.update(str(row[id_index]) for row in new_rows)
         return len(new_rows), len(replaced)
 
     def _spec(self, table_key: str) -> TableSpec:

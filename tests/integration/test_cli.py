@@ -118,6 +118,10 @@ def test_demo_prints_a_summary_with_rows(tmp_path: Path) -> None:
     # 33 accepted messages about 22 residents, 7 of them seen at two or three facilities
     assert (rows["patient records linked (EMPI)"], rows["people they are"],
             rows["people seen at 2+ facilities"]) == ("33", "22", "7")
+    # the demo maps cover every lab code but CREA at the township clinic (7 results)
+    assert (rows["lab tests translated to LOINC"], rows["left with a local code"]) == (
+        "92", "7")
+    assert "CREA at HHXWSY (7)" in out
 
 
 def test_unknown_setting_is_named(tmp_path: Path) -> None:

@@ -1,0 +1,275 @@
+"""The critical-value loop in the stream worker: raise, escalate, acknowledge (危急值闭环).
+
+Two agents and a timer, thin around :mod:`streams.alerts`:
+
+``critical-values``
+    reads ``hutong.std.lab-result`` and ``hutong.std.imaging-report`` in
+    batches; each result is compared with its facility's rules
+    (:func:`~streams.alerts.evaluate.evaluate`), a hit that the de-duplication
+    admits becomes an alert on ``hutong.alerts.critical`` (status ``raised``,
+    the ordering provider to notify, a deadline). The de-duplication state is
+    the ``alert-dedup`` table, partitioned like the results (by EMPI id).
+``alert-tracker``
+    reads ``hutong.alerts.critical`` and ``hutong.alerts.ack`` (both keyed by
+    alert id) one by one, keeps each alert's latest state in the
+    ``alerts-open`` table, and answers an acknowledgement with the
+    ``acknowledged`` state (who, when, how), after which nothing escalates. An
+    acknowledgement that arrives before its alert waits for it (it is stored);
+    one for an alert that is closed already is a dead letter with the reason.
+the timer
+    every second, each open alert whose deadline passed is escalated to the
+    next step of its facility's plan (on-duty doctor, then the medical affairs
+    office, ...): a new state on ``hutong.alerts.critical``.
+
+Every state goes to the warehouse (``critical_alert_events``, the view
+``critical_alerts`` with the turnaround) and to webhooks. Alert ids are derived
+from the result and the rule, so a replayed result raises the same alert.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+
+from hutong.config import Settings
+from hutong.errors import SchemaError, WireFormatError
+from schemas import wire
+from schemas.registry import Resolver
+from streams.alerts.dedup import Dedup
+from streams.alerts.evaluate import evaluate
+from streams.alerts.lifecycle import acknowledge, escalate, raise_alert
+from streams.alerts.loading import RuleBook, load_default, load_rule_book
+from streams.topology import ALERTS_TABLE, DEDUP_TABLE
+
+__all__ = ["ACK_TOPIC", "ALERTS_TOPIC", "CANDIDATE_HEADER", "add_alerting", "may_alert"]
+
+log = logging.getLogger(__name__)
+
+ALERTS_TOPIC = "hutong.alerts.critical"
+ACK_TOPIC = "hutong.alerts.ack"
+_RESULT_TOPICS = ("hutong.std.lab-result", "hutong.std.imaging-report")
+_BATCH = 500
+_WITHIN_S = 0.05
+#: An acknowledgement waits this long for an alert it names before it is a dead letter.
+_ACK_GRACE = timedelta(minutes=10)
+#: Closed alerts are forgotten this long after they closed.
+_KEEP_CLOSED = timedelta(days=2)
+
+#: Set by the translation stage on a standard result the rules may concern, so that the
+#: critical-value agent decodes only those (most results concern no rule).
+CANDIDATE_HEADER = "hutong.critical-candidate"
+_candidate_codes: set[str] = {code for rule in load_default().rules for code in rule.codes}
+
+DeadLetter = Callable[[Any, str], Any]
+AsCurrent = Callable[[Any], None]
+
+
+def _dump(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, default=_iso, ensure_ascii=False).encode()
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+_TIMES = ("raised_at", "observed_at", "deadline", "status_at", "acknowledged_at")
+
+
+def _load(raw: bytes) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(raw)
+    for name in _TIMES:
+        if record.get(name):
+            record[name] = datetime.fromisoformat(record[name])
+    return record
+
+
+def may_alert(event: dict[str, Any]) -> bool:
+    """Whether a standard result could cross any rule: an imaging report with a critical
+    finding, a result with an OBX-8 flag, or a code some rule names. A facility rule on a
+    code no default rule names is still seen: rule books add their codes at start."""
+    kind = event["event_type"]
+    if kind == "imaging-report":
+        return event.get("critical_finding") is True
+    if kind != "lab-result":
+        return False
+    if event.get("abnormal_flags"):
+        return True
+    return any(c["field"] == "test_code" and c["code"] in _candidate_codes
+               for c in event.get("codes") or ())
+
+
+def _is_candidate(event: Any) -> bool:
+    headers = event.message.headers or ()
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return any(key == CANDIDATE_HEADER for key, _ in pairs)
+
+
+def rule_book(settings: Settings) -> RuleBook:
+    """The default rules with each facility's file over them (``critical_values_dir``)."""
+    folder = settings.critical_values_dir or settings.data_dir / "critical-values"
+    book = load_rule_book(folder if folder.is_dir() else None)
+    for rules in book.facilities.values():  # their codes make results candidates too
+        _candidate_codes.update(code for rule in rules.rules for code in rule.codes)
+    return book
+
+
+def add_alerting(app: faust.App, settings: Settings, ids: Resolver, *,
+                 dead_letter: DeadLetter, as_current: AsCurrent,
+                 durably: Callable[[Any], Any]) -> None:
+    """Add the critical-value agents, tables and timer to ``app``."""
+    book = rule_book(settings)
+    window = timedelta(minutes=settings.critical_value_window_minutes)
+
+    def named(*names: str) -> Any:
+        return app.topic(*names, value_type=bytes, key_type=bytes)
+
+    results, alerts = named(*_RESULT_TOPICS), named(ALERTS_TOPIC)
+    dedup_table = app.Table(DEDUP_TABLE, partitions=settings.kafka_partitions,
+                            key_type=bytes, value_type=bytes)
+    open_table = app.Table(ALERTS_TABLE, partitions=settings.kafka_partitions,
+                           key_type=bytes, value_type=bytes)
+    dedup: list[Dedup] = []  # rebuilt from the table when the partitions move
+    tracked: dict[str, dict[str, Any]] = {}  # the open alerts of this worker's partitions
+    loaded: list[bool] = []
+    sent_steps: set[tuple[str, int]] = set()
+    alert_schema = ids.for_topic(ALERTS_TOPIC)
+
+    @app.on_partitions_revoked.connect
+    async def _forget(_: Any, /, *args: Any, signal: Any = None, **__: Any) -> None:
+        dedup.clear()
+        loaded.clear()
+        tracked.clear()
+
+    def _dedup() -> Dedup:
+        if not dedup:
+            entries = {key.decode(): json.loads(value) for key, value in dedup_table.items()}
+            dedup.append(Dedup.restore(entries, window))
+        return dedup[0]
+
+    def _tracked() -> dict[str, dict[str, Any]]:
+        if not loaded:
+            tracked.clear()
+            for key, value in open_table.items():
+                if not key.startswith(b"ack:"):
+                    tracked[key.decode()] = _load(value)
+            loaded.append(True)
+        return tracked
+
+    async def _send(alert: dict[str, Any]) -> Any:
+        return await alerts.send(key=alert["alert_id"].encode(),
+                                 value=wire.encode(alert_schema, alert))
+
+    @app.agent(results, name="critical-values")
+    async def critical_values(stream: Any) -> None:
+        async for batch in stream.take_events(_BATCH, within=_WITHIN_S):
+            await durably(_evaluate(batch))
+
+    async def _evaluate(batch: list[Any]) -> None:
+        state = _dedup()
+        pending: list[Any] = []
+        now = datetime.now(UTC)
+        for event in batch:
+            if not _is_candidate(event):
+                continue  # no rule concerns it: not even decoded
+            try:
+                _, record = wire.decode(event.value, ids.by_id)
+            except (WireFormatError, SchemaError) as exc:
+                # The warehouse sink reads the same record and writes its dead letter.
+                log.warning("critical values: record at %s[%d]@%d skipped: %s",
+                            event.message.topic, event.message.partition,
+                            event.message.offset, exc)
+                continue
+            rules = book.for_facility(record["facility_id"])
+            for hit in evaluate(record, rules):
+                if state.admit(record, hit).alert:
+                    pending.append(await _send(raise_alert(record, hit, rules, raised_at=now)))
+            changes = state.changes()
+            if changes:
+                as_current(event)  # this result's partition holds its patient's state
+                for key, entry in changes.items():
+                    if entry is None:
+                        dedup_table.pop(key.encode(), None)
+                    else:
+                        dedup_table[key.encode()] = json.dumps(entry).encode()
+        await asyncio.gather(*pending)
+
+    @app.agent(named(ALERTS_TOPIC, ACK_TOPIC), name="alert-tracker")
+    async def alert_tracker(stream: Any) -> None:
+        async for event in stream.events():  # one by one: each writes its own partition
+            await durably(_track(event))
+
+    async def _track(event: Any) -> None:
+        known = _tracked()
+        try:
+            entry, record = wire.decode(event.value, ids.by_id)
+        except (WireFormatError, SchemaError) as exc:
+            await (await dead_letter(event, str(exc)))
+            return
+        alert_id = record["alert_id"]
+        if entry.name == "critical-alert":
+            _keep(known, record)
+            waiting = open_table.get(f"ack:{alert_id}".encode())
+            if waiting is not None and record["status"] != "acknowledged":
+                await _answer(event, known.get(alert_id), _load(waiting))
+            return
+        await _answer(event, known.get(alert_id), record)
+
+    def _keep(known: dict[str, dict[str, Any]], alert: dict[str, Any]) -> None:
+        held = known.get(alert["alert_id"])
+        if held is not None and (held["status"] == "acknowledged" or held["escalation_level"]
+                                 > alert["escalation_level"]):
+            return  # an older state read again
+        known[alert["alert_id"]] = alert
+        open_table[alert["alert_id"].encode()] = _dump(alert)
+
+    async def _answer(event: Any, alert: dict[str, Any] | None, ack: dict[str, Any]) -> None:
+        outcome = acknowledge(alert, ack)
+        key = f"ack:{ack['alert_id']}".encode()
+        if outcome.record is not None:
+            open_table.pop(key, None)
+            _keep(_tracked(), outcome.record)  # closed now: the clock must not escalate it
+            await (await _send(outcome.record))
+            return
+        if outcome.refused == "unknown-alert" and datetime.now(UTC) - ack[
+                "acknowledged_at"] < _ACK_GRACE:
+            open_table[key] = _dump(ack)  # its alert is on its way (another topic)
+            return
+        open_table.pop(key, None)
+        log.warning("acknowledgement of alert %s not applied: %s", ack["alert_id"],
+                    outcome.refused)
+        await (await dead_letter(event, f"acknowledgement not applied: {outcome.refused}"))
+
+    async def _escalate_due() -> None:
+        now = datetime.now(UTC)
+        for alert_id, alert in list(_tracked().items()):
+            if alert["status"] == "acknowledged":
+                closed = alert.get("acknowledged_at") or now
+                if now - closed > _KEEP_CLOSED:
+                    tracked.pop(alert_id, None)
+                continue
+            plan = book.for_facility(alert["facility_id"]).escalation
+            step = escalate(alert, now, plan)
+            if step is None or (alert_id, step["escalation_level"]) in sent_steps:
+                continue
+            sent_steps.add((alert_id, step["escalation_level"]))
+            log.info("alert %s escalated to step %d (%s)", alert_id, step["escalation_level"],
+                     step["notify"])
+            await (await _send(step))
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
+    async def _escalation_clock() -> None:
+        recovery: Any = getattr(app.tables, "recovery", None)
+        if app.in_recovery or recovery is None or not recovery.completed.is_set():
+            return  # the open alerts are not all read back yet
+        try:
+            await _escalate_due()
+        except Exception:
+            log.exception("escalation check failed; trying again in a second")

@@ -1,0 +1,281 @@
+"""``make bench``: the stream worker's translation stage and the critical-value latency.
+
+On the embedded broker (Tansu), with one stream worker (``python -m streams``):
+
+1. **translate() alone**, the pure function on lab results with a warm map store:
+   the limit the stage cannot beat.
+2. **The stage**, events/s through one worker: ``BENCH_STREAM_EVENTS`` lab results
+   (default 100,000) for 2,000 patients already linked, written to
+   ``hutong.events.lab-result`` before the worker starts; the clock runs from the
+   worker's first standard event to the last. Every event is decoded, stamped
+   with its EMPI id from the links table, translated and written to
+   ``hutong.std.lab-result``, and compared with the critical-value rules.
+   Beside it, the same number of records read by librdkafka alone (the raw
+   consumer limit) and by a bare Faust agent that only counts (the Faust loop).
+3. **Alert latency**: results sent at ``BENCH_ALERT_RATE`` per second (default
+   5,000) for ``BENCH_ALERT_SECONDS`` (default 20), 1 % of them critical
+   (potassium 6.8 mmol/L); the latency is from each critical result's write to
+   its alert on ``hutong.alerts.critical``, p50 and p99.
+
+Printed, never asserted; :func:`main` returns the figures for a results file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from hutong.stack.broker import EmbeddedBroker
+from hutong.stack.topics import ensure_topics
+from producers.ids import event_id
+from producers.kafka import producer_config
+from producers.records import event_key
+from schemas import catalog, wire
+from streams.terminology.maps import MapEntry, MapStore
+from streams.terminology.translate import translate
+from tests.integration.conftest import free_port
+
+EVENTS = int(os.environ.get("BENCH_STREAM_EVENTS", "100000"))
+PATIENTS = 2000
+RATE = int(os.environ.get("BENCH_ALERT_RATE", "5000"))
+SECONDS = int(os.environ.get("BENCH_ALERT_SECONDS", "20"))
+FACILITY = "BENCHLAB"
+_AT = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
+_CODES = (("K", "2823-3", "4.1", "mmol/L"), ("NA", "2951-2", "140", "mmol/L"),
+          ("GLU", "14749-6", "5.5", "mmol/L"), ("HGB", "718-7", "135", "g/L"))
+
+
+def lab_result(n: int, patient: int, critical: bool = False) -> dict[str, Any]:
+    local, _, value, unit = _CODES[n % len(_CODES)]
+    if critical:
+        local, value, unit = "K", "6.8", "mmol/L"
+    spid = f"P{patient:06d}"
+    return {
+        "event_id": event_id(FACILITY, f"M{n}", "OBX1"), "event_type": "lab-result",
+        "facility_id": FACILITY, "source_system": "LIS", "message_control_id": f"M{n}",
+        "source_patient_id": spid, "empi_id": None, "occurred_at": _AT,
+        "received_at": datetime.now(UTC),
+        "patient": {"source_patient_id": spid, "identifiers": [], "id_card_number": None,
+                    "health_card_number": None, "name": f"病人{patient}", "sex": "1",
+                    "phone": None, "address": None, "birth_date": None},
+        "quality_warnings": [], "map_version": None, "codes": [], "unmapped": [],
+        "set_id": 1, "placer_order_number": None, "filler_order_number": None,
+        "panel_code": None, "panel_name": None, "specimen_type": None,
+        "specimen_collected_at": None, "test_code": local, "test_name": None,
+        "test_system": "L", "value_type": "NM", "value": value, "value_numeric": float(value),
+        "unit": unit, "reference_range": None, "abnormal_flags": [], "result_status": "F",
+        "observed_at": _AT, "performing_lab": None, "standard_value": None,
+        "standard_unit": None, "ordering_provider_id": "D1", "ordering_department": "NK",
+        "visit_number": None, "patient_class": "I",
+    }
+
+
+def maps() -> list[MapEntry]:
+    return [MapEntry(FACILITY, "lab-test", local, "LOINC", loinc, None, "bench-1", _AT)
+            for local, loinc, _, _ in _CODES]
+
+
+def translate_alone() -> float:
+    store = MapStore(maps())
+    events = [lab_result(n, n % PATIENTS) | {"empi_id": "E"} for n in range(50_000)]
+    started = time.perf_counter()
+    for event in events:
+        translate(event, store)
+    return len(events) / (time.perf_counter() - started)
+
+
+class Stack:
+    """Tansu with the contract's topics and a stream worker on it."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="hutong-bench-"))
+        self.broker = EmbeddedBroker(self.dir, port=free_port())
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Stack:
+        self.broker.start()
+        ensure_topics({"bootstrap.servers": self.broker.bootstrap})
+        self.config = {"bootstrap.servers": self.broker.bootstrap}
+        self.producer = Producer(producer_config(self.config))
+        self.publish_maps()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.worker is not None:
+            self.worker.terminate()
+            self.worker.wait(20)
+        self.broker.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def publish_maps(self) -> None:
+        schema = catalog.schema("concept-map")
+        for entry in maps():
+            self.producer.produce("hutong.terminology.maps", key=entry.topic_key,
+                                  value=wire.encode(schema, entry.to_record()))
+        self.producer.flush(30)
+
+    def send(self, event: dict[str, Any]) -> None:
+        value = wire.encode(catalog.schema("lab-result"), event)
+        while True:
+            try:
+                self.producer.produce("hutong.events.lab-result", key=event_key(event),
+                                      value=value)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def start_worker(self) -> None:
+        env = {**os.environ, "HUTONG_DATA_DIR": str(self.dir),
+               "HUTONG_KAFKA_BOOTSTRAP": self.broker.bootstrap, "HUTONG_LOG_LEVEL": "WARNING"}
+        log = (self.dir / "worker.log").open("wb")
+        self.worker = subprocess.Popen([sys.executable, "-m", "streams"], env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
+
+    def link_patients(self) -> float:
+        """One result per patient, through a worker started now; when all are linked, the
+        monotonic deadline the rest of the run keeps to."""
+        for patient in range(PATIENTS):
+            self.send(lab_result(patient, patient))
+        self.producer.flush(60)
+        self.start_worker()
+        deadline = time.monotonic() + 180
+        self.settle("hutong.std.lab-result", PATIENTS, deadline)
+        return deadline
+
+    def settle(self, topic: str, expected: int, deadline: float) -> int:
+        """Wait until ``topic`` holds about ``expected`` records and stops growing. (Tansu's
+        high watermarks can read a record or two off, so "about" and "stops".)"""
+        seen, still_since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            now = self.count(topic)
+            if now != seen:
+                seen, still_since = now, time.monotonic()
+            elif now >= expected * 0.99 and time.monotonic() - still_since > 2.0:
+                break
+            time.sleep(0.3)
+        return seen
+
+    def count(self, topic: str) -> int:
+        consumer = Consumer({**self.config, "group.id": "bench-count"})
+        try:
+            metadata = consumer.list_topics(topic, timeout=10)
+            return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                       for p in metadata.topics[topic].partitions)
+        finally:
+            consumer.close()
+
+
+def stage_throughput() -> tuple[float, float]:
+    """(events/s through the worker, records/s librdkafka reads the same events)."""
+    with Stack() as stack:
+        stack.link_patients()
+        for n in range(EVENTS):
+            stack.send(lab_result(PATIENTS + n, n % PATIENTS))
+        stack.producer.flush(120)
+        target = PATIENTS + EVENTS
+        first = last = None
+        base = seen = stack.count("hutong.std.lab-result")
+        until = time.monotonic() + 900
+        while seen < target - 10 and time.monotonic() < until:
+            time.sleep(0.2)
+            now, seen = time.perf_counter(), stack.count("hutong.std.lab-result")
+            if first is None and seen > base:
+                first = (now, seen)
+            last = (now, seen)
+        if first is None or last is None or last[1] <= first[1]:
+            return 0.0, 0.0
+        stage = (last[1] - first[1]) / (last[0] - first[0])
+        raw = _raw_consume(stack.config, "hutong.events.lab-result", target)
+        return stage, raw
+
+
+def _raw_consume(config: dict[str, Any], topic: str, count: int) -> float:
+    consumer = Consumer({**config, "group.id": f"bench-raw-{time.time()}",
+                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
+    consumer.subscribe([topic])
+    seen, started = 0, None
+    try:
+        while seen < count:
+            batch = consumer.consume(10_000, timeout=1.0)
+            if batch and started is None:
+                started = time.perf_counter()
+            seen += sum(1 for m in batch if not m.error())
+        return count / (time.perf_counter() - (started or time.perf_counter()))
+    finally:
+        consumer.close()
+
+
+def alert_latency() -> tuple[list[float], int]:
+    """Seconds from each critical result's write to its alert; and how many were sent."""
+    with Stack() as stack:
+        stack.link_patients()
+        alerts = Consumer({**stack.config, "group.id": "bench-alerts",
+                           "auto.offset.reset": "latest", "fetch.wait.max.ms": 10})
+        alerts.subscribe(["hutong.alerts.critical"])
+        while not alerts.assignment():
+            alerts.poll(0.2)
+        sent: dict[str, float] = {}
+        started, n = time.perf_counter(), 0
+        while time.perf_counter() - started < SECONDS:
+            due = started + n / RATE
+            if time.perf_counter() < due:
+                time.sleep(max(0.0, due - time.perf_counter()))
+            critical = n % 100 == 0
+            # each critical result for a patient of its own: no de-duplication in the way
+            event = lab_result(10_000_000 + n, PATIENTS + n if critical else n % PATIENTS,
+                               critical)
+            stack.send(event)
+            if critical:
+                sent[event["event_id"]] = time.perf_counter()
+            n += 1
+            stack.producer.poll(0)
+        stack.producer.flush(60)
+        latencies: list[float] = []
+        until = time.monotonic() + 60
+        while len(latencies) < len(sent) and time.monotonic() < until:
+            msg = alerts.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            alert = wire.decode(msg.value())[1]
+            if alert["status"] == "raised" and alert["event_id"] in sent:
+                latencies.append(time.perf_counter() - sent.pop(alert["event_id"]))
+        alerts.close()
+        return sorted(latencies), len(latencies) + len(sent)
+
+
+def _pct(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def main() -> list[dict[str, Any]]:
+    alone = translate_alone()
+    stage, raw = stage_throughput()
+    latencies, critical = alert_latency()
+    print(f"\nStream worker, translation stage ({EVENTS} lab results, one worker)")
+    print(f"  translate() alone                {alone:>10.0f} events/s")
+    print(f"  the stage (link, translate, alert) {stage:>8.0f} events/s   "
+          f"{stage / alone:.3f} of translate() alone; target 20,000")
+    print(f"  librdkafka reading the same      {raw:>10.0f} records/s  (the consumer limit)")
+    print(f"Critical-value alerts at {RATE} results/s for {SECONDS} s: {len(latencies)} of "
+          f"{critical} alerts seen; latency p50 {_pct(latencies, 0.5) * 1000:.0f} ms, "
+          f"p99 {_pct(latencies, 0.99) * 1000:.0f} ms (target p99 <= 1000 ms)")
+    return [
+        {"name": "streams.translate_alone", "value": round(alone), "unit": "events/s"},
+        {"name": "streams.stage", "value": round(stage), "unit": "events/s",
+         "limit": round(raw), "ratio": round(stage / raw, 4) if raw else None},
+        {"name": "alerts.latency_p50", "value": round(_pct(latencies, 0.5), 3), "unit": "s"},
+        {"name": "alerts.latency_p99", "value": round(_pct(latencies, 0.99), 3), "unit": "s"},
+    ]
+
+
+if __name__ == "__main__":
+    main()
