@@ -40,10 +40,11 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI on a synthetic population and on FEBRL4 vs Splink
+bench: $(BENCH_STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI on a synthetic population and FEBRL4 vs Splink; the stream stage and alert latency
 	$(BIN)/python -m tests.bench.mllp_intake
 	$(BIN)/python -m tests.bench.empi_population
 	$(BIN)/python -m tests.bench.febrl
+	$(BIN)/python -m tests.bench.streams_stage
 
 clean: ## remove the virtualenv and embedded state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
