@@ -3,12 +3,15 @@
 Two agents and a timer, thin around :mod:`streams.alerts`:
 
 ``critical-values``
-    reads ``hutong.std.lab-result`` and ``hutong.std.imaging-report`` in
-    batches; each result is compared with its facility's rules
-    (:func:`~streams.alerts.evaluate.evaluate`), a hit that the de-duplication
-    admits becomes an alert on ``hutong.alerts.critical`` (status ``raised``,
-    the ordering provider to notify, a deadline). The de-duplication state is
-    the ``alert-dedup`` table, partitioned like the results (by EMPI id).
+    the translation stage compares every standard result with its facility's
+    rules as it writes it (:func:`~streams.alerts.evaluate.evaluate`, a few
+    microseconds) and copies the rare one that crosses a rule to
+    ``hutong.alerts.candidates``, keyed like the results (by EMPI id); this
+    agent reads those, asks the de-duplication, and raises the alert on
+    ``hutong.alerts.critical`` (status ``raised``, the ordering provider to
+    notify, a deadline). The de-duplication state is the ``alert-dedup`` table,
+    partitioned like the candidates. (Reading every standard result here
+    instead would double the worker's Kafka messages for the 1-2 % that matter.)
 ``alert-tracker``
     reads ``hutong.alerts.critical`` and ``hutong.alerts.ack`` (both keyed by
     alert id) one by one, keeps each alert's latest state in the
@@ -44,27 +47,22 @@ from schemas.registry import Resolver
 from streams.alerts.dedup import Dedup
 from streams.alerts.evaluate import evaluate
 from streams.alerts.lifecycle import acknowledge, escalate, raise_alert
-from streams.alerts.loading import RuleBook, load_default, load_rule_book
-from streams.topology import ALERTS_TABLE, DEDUP_TABLE
+from streams.alerts.loading import RuleBook, load_rule_book
+from streams.topology import ALERTS_TABLE, CANDIDATES_TOPIC, DEDUP_TABLE
 
-__all__ = ["ACK_TOPIC", "ALERTS_TOPIC", "CANDIDATE_HEADER", "add_alerting", "may_alert"]
+__all__ = ["ACK_TOPIC", "ALERTS_TOPIC", "CANDIDATES_TOPIC", "add_alerting", "rule_book"]
 
 log = logging.getLogger(__name__)
 
 ALERTS_TOPIC = "hutong.alerts.critical"
 ACK_TOPIC = "hutong.alerts.ack"
-_RESULT_TOPICS = ("hutong.std.lab-result", "hutong.std.imaging-report")
+_RESULT_TYPES = frozenset({"lab-result", "imaging-report"})
 _BATCH = 500
 _WITHIN_S = 0.05
 #: An acknowledgement waits this long for an alert it names before it is a dead letter.
 _ACK_GRACE = timedelta(minutes=10)
 #: Closed alerts are forgotten this long after they closed.
 _KEEP_CLOSED = timedelta(days=2)
-
-#: Set by the translation stage on a standard result the rules may concern, so that the
-#: critical-value agent decodes only those (most results concern no rule).
-CANDIDATE_HEADER = "hutong.critical-candidate"
-_candidate_codes: set[str] = {code for rule in load_default().rules for code in rule.codes}
 
 DeadLetter = Callable[[Any, str], Any]
 AsCurrent = Callable[[Any], None]
@@ -91,47 +89,32 @@ def _load(raw: bytes) -> dict[str, Any]:
     return record
 
 
-def may_alert(event: dict[str, Any]) -> bool:
-    """Whether a standard result could cross any rule: an imaging report with a critical
-    finding, a result with an OBX-8 flag, or a code some rule names. A facility rule on a
-    code no default rule names is still seen: rule books add their codes at start."""
-    kind = event["event_type"]
-    if kind == "imaging-report":
-        return event.get("critical_finding") is True
-    if kind != "lab-result":
-        return False
-    if event.get("abnormal_flags"):
-        return True
-    return any(c["field"] == "test_code" and c["code"] in _candidate_codes
-               for c in event.get("codes") or ())
-
-
-def _is_candidate(event: Any) -> bool:
-    headers = event.message.headers or ()
-    pairs = headers.items() if isinstance(headers, dict) else headers
-    return any(key == CANDIDATE_HEADER for key, _ in pairs)
-
-
 def rule_book(settings: Settings) -> RuleBook:
     """The default rules with each facility's file over them (``critical_values_dir``)."""
     folder = settings.critical_values_dir or settings.data_dir / "critical-values"
-    book = load_rule_book(folder if folder.is_dir() else None)
-    for rules in book.facilities.values():  # their codes make results candidates too
-        _candidate_codes.update(code for rule in rules.rules for code in rule.codes)
-    return book
+    return load_rule_book(folder if folder.is_dir() else None)
 
 
-def add_alerting(app: faust.App, settings: Settings, ids: Resolver, *,
+def candidate_check(book: RuleBook) -> Callable[[dict[str, Any]], bool]:
+    """Whether a standard event crosses one of its facility's rules (a candidate alert)."""
+    def crosses(event: dict[str, Any]) -> bool:
+        if event["event_type"] not in _RESULT_TYPES:
+            return False
+        return bool(evaluate(event, book.for_facility(event["facility_id"])))
+
+    return crosses
+
+
+def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: RuleBook, *,
                  dead_letter: DeadLetter, as_current: AsCurrent,
                  durably: Callable[[Any], Any]) -> None:
     """Add the critical-value agents, tables and timer to ``app``."""
-    book = rule_book(settings)
     window = timedelta(minutes=settings.critical_value_window_minutes)
 
     def named(*names: str) -> Any:
         return app.topic(*names, value_type=bytes, key_type=bytes)
 
-    results, alerts = named(*_RESULT_TOPICS), named(ALERTS_TOPIC)
+    results, alerts = named(CANDIDATES_TOPIC), named(ALERTS_TOPIC)
     dedup_table = app.Table(DEDUP_TABLE, partitions=settings.kafka_partitions,
                             key_type=bytes, value_type=bytes)
     open_table = app.Table(ALERTS_TABLE, partitions=settings.kafka_partitions,
@@ -177,8 +160,6 @@ def add_alerting(app: faust.App, settings: Settings, ids: Resolver, *,
         pending: list[Any] = []
         now = datetime.now(UTC)
         for event in batch:
-            if not _is_candidate(event):
-                continue  # no rule concerns it: not even decoded
             try:
                 _, record = wire.decode(event.value, ids.by_id)
             except (WireFormatError, SchemaError) as exc:

@@ -40,7 +40,7 @@ import json
 import logging
 import os
 import weakref
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_heade
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
 from schemas.registry import EMBEDDED, Resolver
-from streams.alerting import CANDIDATE_HEADER, add_alerting, may_alert
+from streams.alerting import CANDIDATES_TOPIC, add_alerting, candidate_check, rule_book
 from streams.empi.linker import Thresholds
 from streams.empi.resolution import IdentityResolver, Resolution, ResolverConfig
 from streams.empi.routing import Router
@@ -268,7 +268,9 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
         return None
 
     topic.ids = ids
-    add_alerting(app, settings, ids, durably=_durably, as_current=_as_current,
+    book = rule_book(settings)
+    topic.crosses_rule = candidate_check(book)
+    add_alerting(app, settings, ids, book, durably=_durably, as_current=_as_current,
                  dead_letter=lambda event, reason: _dead_letter(topic.dlq, ids, event, reason))
     return app
 
@@ -289,6 +291,8 @@ class _Topics:
         self.review = named(_REVIEW_TOPIC)
         self.golden_records = named(_GOLDEN_TOPIC)
         self.unmapped = named(_UNMAPPED_TOPIC)
+        self.candidates = named(CANDIDATES_TOPIC)
+        self.crosses_rule: Callable[[dict[str, Any]], bool] = lambda event: False
         self.dlq = named(DLQ_TOPIC)
         self.tally = UnmappedTally()
         self.maps: MapFeed = MapFeed({})
@@ -302,8 +306,10 @@ class _Topics:
         target = self.std[out["event_type"]]
         # Decoded, linked and translated here: the field check would cost as much again.
         value = wire.encode(self.ids.for_topic(target.get_topic_name()), out, checked=False)
-        headers = [(CANDIDATE_HEADER, b"1")] if may_alert(out) else None
-        return await target.send(key=std_key(out), value=value, headers=headers)
+        key = std_key(out)
+        if self.crosses_rule(out):  # a critical-value candidate: the alert stage's input
+            await self.candidates.send(key=key, value=value)
+        return await target.send(key=key, value=value)
 
     async def send_unmapped(self) -> list[Any]:
         """The unmapped codes counted since the last call, one record per code."""

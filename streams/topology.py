@@ -25,11 +25,13 @@ from __future__ import annotations
 
 from schemas.catalog import TopicSpec
 
-__all__ = ["ALERTS_TABLE", "DEDUP_TABLE", "INDEX_TABLE", "INTERNAL_TOPIC_SPECS", "LINKS_TABLE",
-           "RESOLVE_TOPIC", "STREAMS_GROUP", "changelog_topic"]
+__all__ = ["ALERTS_TABLE", "CANDIDATES_TOPIC", "DEDUP_TABLE", "INDEX_TABLE",
+           "INTERNAL_TOPIC_SPECS", "LINKS_TABLE", "RESOLVE_TOPIC", "STREAMS_GROUP",
+           "changelog_topic"]
 
 STREAMS_GROUP = "hutong-streams"
 RESOLVE_TOPIC = "hutong.empi.resolve"
+CANDIDATES_TOPIC = "hutong.alerts.candidates"
 LINKS_TABLE = "empi-links"
 INDEX_TABLE = "empi-index"
 DEDUP_TABLE = "alert-dedup"
@@ -51,6 +53,9 @@ INTERNAL_TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(RESOLVE_TOPIC, "", "facility|source patient id",
               "events with identity news, on their way to the one EMPI resolver "
               "(the events' own schemas)", partitions=1, fixed_partitions=True),
+    TopicSpec(CANDIDATES_TOPIC, "", "EMPI id",
+              "standard results that cross a critical-value rule, on their way to the "
+              "alert stage (their own schemas)"),
     _changelog(LINKS_TABLE, "the partitioned copy of hutong.empi.links", single=False),
     _changelog(INDEX_TABLE, "the resolver's index: records, reviews, merges", single=True),
     _changelog(DEDUP_TABLE, "critical values already alerted, per patient and rule",

@@ -258,3 +258,10 @@ def test_decode_uses_the_given_resolver() -> None:
 
     entry, _ = wire.decode(DEAD_LETTER_GOLDEN, resolve)
     assert entry.name == "dead-letter"
+
+
+def test_an_unchecked_encode_still_refuses_a_record_that_does_not_fit() -> None:
+    entry = catalog.schema("lab-result")
+    assert wire.encode(entry, LAB_RESULT, checked=False) == LAB_RESULT_GOLDEN
+    with pytest.raises(SchemaError, match="Avro writer failed"):
+        wire.encode(entry, {**LAB_RESULT, "set_id": "one"}, checked=False)
