@@ -133,6 +133,31 @@ class Settings(BaseSettings):
         default_factory=dict, description="EMPI golden record: how far each facility's "
         "demographics are trusted (higher wins; others 0).")
     sink_batch_size: int = Field(1000, ge=1, description="Events per warehouse insert.")
+    sink_batch_wait_s: float = Field(
+        0.2, gt=0, le=30, description="A sink writes what it has after waiting this long "
+        "for a full batch.")
+    clickhouse_cluster: str | None = Field(
+        None, description="Run warehouse migrations ON CLUSTER this cluster, with replicated "
+        "tables (a ClickHouse server cluster only).")
+    clickhouse_http_port: int | None = Field(
+        8123, description="ClickHouse HTTP interface of the embedded warehouse, for analysts "
+        "(read-only, analyst role); unset: none. Not served with HUTONG_CLICKHOUSE_URL.")
+    warehouse_identifiers: str = Field(
+        "pseudonymised", description="What the warehouse holds of who a record is: "
+        "'pseudonymised' (keyed HMAC pseudonyms, age band and region code) or 'raw' "
+        "(source patient ids and birth dates, for an authorised deployment).")
+    pseudonym_key: SecretStr | None = Field(
+        None, description="HMAC key of warehouse pseudonyms; unset: a key generated once and "
+        "kept in <data_dir>/pseudonym.key.")
+    docstore_url: str | None = Field(
+        None, description="Document store: a SQLAlchemy URL (postgresql+psycopg://...); "
+        "unset: SQLite at <data_dir>/documents.sqlite.")
+    users_file: Path | None = Field(
+        None, description="API users (YAML): names, roles, hashed tokens. Default: "
+        "<data_dir>/users.yaml if present.")
+    access_audit_retention_days: int = Field(
+        190, ge=183, description="Document access audit records are kept this many days "
+        "(at least six months).")
 
     @field_validator("log_level")
     @classmethod
@@ -141,6 +166,13 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError(f"unknown log level {value!r}")
         return level
+
+    @field_validator("warehouse_identifiers")
+    @classmethod
+    def _known_identifier_mode(cls, value: str) -> str:
+        if value not in {"pseudonymised", "raw"}:
+            raise ValueError("must be 'pseudonymised' or 'raw'")
+        return value
 
     @model_validator(mode="after")
     def _thresholds_in_order(self) -> Settings:
@@ -202,6 +234,14 @@ class Settings(BaseSettings):
         if self.facilities_file is not None:
             return self.facilities_file
         default = self.data_dir / "facilities.yaml"
+        return default if default.is_file() else None
+
+    @property
+    def users_path(self) -> Path | None:
+        """The users file in use: the setting, else ``<data_dir>/users.yaml`` if any."""
+        if self.users_file is not None:
+            return self.users_file
+        default = self.data_dir / "users.yaml"
         return default if default.is_file() else None
 
     @property

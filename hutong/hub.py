@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 
 from connectors.batch import BatchWatcher
 from connectors.facilities import FacilityRegistry
@@ -33,6 +34,7 @@ from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
 from hutong.terminology import TerminologyFolder
+from hutong.users import Users
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
 from producers.receipts import ReceiptLog
@@ -64,8 +66,10 @@ def child_environment(settings: Settings) -> dict[str, str]:
         text = value if isinstance(value, str) else json.dumps(value)
         env[f"HUTONG_{name.upper()}"] = text
     env["HUTONG_KAFKA_BOOTSTRAP"] = settings.bootstrap
-    if settings.api_token is not None:
-        env["HUTONG_API_TOKEN"] = settings.api_token.get_secret_value()
+    for name in type(settings).model_fields:  # model_dump masks secrets
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            env[f"HUTONG_{name.upper()}"] = value.get_secret_value()
     return env
 
 
@@ -96,6 +100,7 @@ class Hub:
         self.mllps: MLLPServer | None = None
         self.intake: Intake | None = None
         self.registry = FacilityRegistry()
+        self.users = Users()
         self.receipts: ReceiptLog | None = None
         self.audit: AuditLog | None = None
         self.batch: BatchWatcher | None = None
@@ -117,6 +122,8 @@ class Hub:
         s = self.settings
         self.registry = FacilityRegistry.load(s.facility_registry_path,
                                               open_intake=s.intake_open)
+        self.users = Users.load(s.users_path, api_token=s.api_token.get_secret_value()
+                                if s.api_token else None)
         if s.intake_open:
             log.warning("intake is open: plain MLLP from any facility is accepted "
                         "(HUTONG_INTAKE_OPEN); do not run a production hub like this")
@@ -218,7 +225,8 @@ class Hub:
                          api_token=s.api_token.get_secret_value() if s.api_token else None,
                          serve_registry=s.schema_registry_url is None, intake=self.intake,
                          facilities=self.registry, max_body_bytes=s.http_max_body_bytes,
-                         producer=self.producer, ids=self.ids, mapfeed=self.mapfeed)
+                         producer=self.producer, ids=self.ids, mapfeed=self.mapfeed,
+                         users=self.users)
         config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=5)
         self._api = _ApiServer(config)

@@ -11,6 +11,7 @@ from connectors.facilities import FacilityRegistry
 from connectors.http import ingest
 from hutong.api import alerts, empi, registry, sql, terminology
 from hutong.metrics import Metrics
+from hutong.users import Users
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
 from schemas.registry import EMBEDDED, Resolver
@@ -27,7 +28,8 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                serve_registry: bool = True, intake: Intake | None = None,
                facilities: FacilityRegistry | None = None,
                max_body_bytes: int = 16 * 1024 * 1024, producer: AsyncProducer | None = None,
-               ids: Resolver = EMBEDDED, mapfeed: MapFeed | None = None) -> FastAPI:
+               ids: Resolver = EMBEDDED, mapfeed: MapFeed | None = None,
+               users: Users | None = None) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
@@ -37,7 +39,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app = FastAPI(title="hutong", summary="Regional health data-exchange hub",
                   version="0.1.0")
     app.state.warehouse = warehouse
-    app.state.api_token = api_token
+    app.state.users = users if users is not None else Users(api_token=api_token)
     app.state.intake = intake
     app.state.registry = facilities if facilities is not None else FacilityRegistry()
     app.state.max_body_bytes = max_body_bytes

@@ -10,13 +10,13 @@ import datetime as dt
 import decimal
 import ipaddress
 import re
-import secrets
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from hutong.api.auth import caller
 from hutong.errors import WarehouseError
 from sinks.warehouse import Warehouse
 
@@ -84,18 +84,9 @@ def warehouse_of(request: Request) -> Warehouse:
     return warehouse
 
 
-_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-
-
 def authorised(request: Request) -> None:
-    """With ``api_token`` set, require it; without, answer only this machine."""
-    token = request.app.state.api_token
-    if token:
-        if not secrets.compare_digest(request.headers.get("authorization", ""),
-                                      f"Bearer {token}"):
-            raise HTTPException(401, "a valid bearer token is required")
-    elif request.client is None or request.client.host not in _LOOPBACK:
-        raise HTTPException(403, "requests from other hosts need HUTONG_API_TOKEN to be set")
+    """Any authenticated caller (`hutong.api.auth.caller`)."""
+    caller(request)
 
 
 router = APIRouter(prefix="/api/v1", tags=["warehouse"])
