@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -40,12 +40,13 @@ from producers.kafka import AsyncProducer
 from producers.receipts import ReceiptLog
 from schemas.registry import EMBEDDED, Resolver, resolver
 from sinks.runner import SinkRunner
-from sinks.warehouse import Warehouse, migrate, open_warehouse
+from sinks.warehouse import TABLES, TableSpec, Warehouse, migrate, open_warehouse
+from sinks.warehouse.pseudonyms import Pseudonyms, load_key, protect
 from sinks.warehouse.sink import WarehouseSink
 from sinks.webhook import WebhookSink
 from streams.mapfeed import MapFeed
 
-__all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment"]
+__all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment", "warehouse_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,15 @@ def child_environment(settings: Settings) -> dict[str, str]:
         if isinstance(value, SecretStr):
             env[f"HUTONG_{name.upper()}"] = value.get_secret_value()
     return env
+
+
+def warehouse_tables(settings: Settings) -> Mapping[str, TableSpec]:
+    """What the warehouse rows hold: pseudonymised by default (``warehouse_identifiers``)."""
+    if settings.warehouse_identifiers == "raw":
+        return TABLES
+    key = load_key(settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
+                   else None, settings.data_dir)
+    return protect(TABLES, Pseudonyms(key))
 
 
 class _ApiServer(uvicorn.Server):
@@ -187,10 +197,11 @@ class Hub:
                       replication=s.kafka_replication)
         self.ids = resolver(s.schema_registry_url)
         self.warehouse = open_warehouse(s.clickhouse_url, s.data_dir)
-        migrate(self.warehouse)
+        migrate(self.warehouse, s.clickhouse_cluster)
         self.sink = SinkRunner(s.kafka_client_config(), SINK_GROUP, SINK_TOPICS,
-                               WarehouseSink(self.warehouse, self.metrics), self.metrics,
-                               s.sink_batch_size, self.ids)
+                               WarehouseSink(self.warehouse, self.metrics, warehouse_tables(s)),
+                               self.metrics, s.sink_batch_size, self.ids,
+                               batch_wait_s=s.sink_batch_wait_s)
         self.sink.start()
         if s.alert_webhook_urls:
             secret = s.alert_webhook_secret.get_secret_value() if s.alert_webhook_secret \

@@ -47,11 +47,16 @@ def consumer_config(base: dict[str, Any], group: str) -> dict[str, Any]:
 
 
 class SinkRunner:
-    """Feeds one sink from a set of topics (names or ``^regex``)."""
+    """Feeds one sink from a set of topics (names or ``^regex``).
+
+    A batch is what arrives until ``batch_size`` records or ``batch_wait_s`` seconds,
+    whichever comes first (librdkafka's ``consume``); its offsets are committed only
+    after the sink wrote it.
+    """
 
     def __init__(self, client_config: dict[str, Any], group: str, topics: Sequence[str],
                  sink: Sink, metrics: Metrics, batch_size: int = 1000,
-                 ids: Resolver = EMBEDDED) -> None:
+                 ids: Resolver = EMBEDDED, *, batch_wait_s: float = 0.2) -> None:
         self._ids = ids
         self._consumer = Consumer(consumer_config(client_config, group))
         self._dlq = Producer({**client_config, "acks": "all", "enable.idempotence": True})
@@ -59,6 +64,7 @@ class SinkRunner:
         self._sink = sink
         self._metrics = metrics
         self._batch_size = batch_size
+        self._batch_wait_s = batch_wait_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
         self.assigned = threading.Event()
@@ -77,7 +83,7 @@ class SinkRunner:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                messages = self._consumer.consume(self._batch_size, timeout=0.2)
+                messages = self._consumer.consume(self._batch_size, timeout=self._batch_wait_s)
                 if not messages:
                     continue
                 try:

@@ -11,6 +11,12 @@ the versions not recorded, so running it again applies nothing. Write DDL with
 ``IF NOT EXISTS`` so two processes migrating at once (several sink workers
 against one ClickHouse server) do no harm: the second one's statements are
 no-ops and its duplicate record collapses on the version key.
+
+On a ClickHouse cluster (``clickhouse_cluster``) every statement runs ``ON
+CLUSTER`` and the tables become replicated (`for_cluster`): one migration on
+one node creates them on every node, and ReplicatedReplacingMergeTree keeps the
+replicas alike. Its argument-less form takes the server's
+``default_replica_path`` and ``default_replica_name``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from importlib import resources
 from hutong.errors import WarehouseError
 from sinks.warehouse.client import Warehouse
 
-__all__ = ["Migration", "load_migrations", "migrate", "split_statements"]
+__all__ = ["Migration", "for_cluster", "load_migrations", "migrate", "split_statements"]
 
 _PACKAGE = "sinks.warehouse.migrations"
 _FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -66,6 +72,26 @@ def split_statements(sql: str) -> tuple[str, ...]:
     return tuple(statement for statement in statements if statement)
 
 
+_DDL_TARGET = re.compile(
+    r"^(?P<head>\s*(?:CREATE\s+(?:TABLE|VIEW|DATABASE)\s+IF\s+NOT\s+EXISTS|ALTER\s+TABLE|"
+    r"DROP\s+(?:TABLE|VIEW)\s+IF\s+EXISTS)\s+)(?P<name>[A-Za-z_][A-Za-z0-9_.]*)",
+    re.IGNORECASE)
+_MERGE_TREE = re.compile(r"ENGINE\s*=\s*(?P<engine>(?:Replacing|Summing|Aggregating)?MergeTree)"
+                         r"(?:\s*\(\s*\))?", re.IGNORECASE)
+
+
+def for_cluster(statement: str, cluster: str) -> str:
+    """``statement`` run on every node of ``cluster``, its MergeTree tables replicated."""
+    if not re.fullmatch(r"[A-Za-z0-9_]+", cluster):
+        raise WarehouseError(f"cluster name {cluster!r} is not a plain identifier")
+    found = _DDL_TARGET.match(statement)
+    if found is None:
+        return statement
+    clustered = (f"{found['head']}{found['name']} ON CLUSTER {cluster}"
+                 f"{statement[found.end():]}")
+    return _MERGE_TREE.sub(lambda m: f"ENGINE = Replicated{m['engine']}", clustered)
+
+
 def load_migrations() -> list[Migration]:
     """All migrations shipped with the package, in version order."""
     migrations: list[Migration] = []
@@ -82,10 +108,18 @@ def load_migrations() -> list[Migration]:
     return migrations
 
 
-def migrate(wh: Warehouse) -> list[str]:
-    """Create the database and apply pending migrations; return the names applied."""
-    wh.ensure_database()
-    wh.command(_CREATE_LEDGER)
+def migrate(wh: Warehouse, cluster: str | None = None) -> list[str]:
+    """Create the database and apply pending migrations; return the names applied.
+
+    With ``cluster``, statements run ON CLUSTER with replicated tables (`for_cluster`).
+    """
+    def run(statement: str) -> None:
+        wh.command(for_cluster(statement, cluster) if cluster else statement)
+
+    if cluster:
+        run(f"CREATE DATABASE IF NOT EXISTS {wh.database}")
+    wh.ensure_database(create=cluster is None)
+    run(_CREATE_LEDGER)
     _, rows = wh.query_rows("SELECT DISTINCT version FROM schema_migrations")
     applied = {int(row[0]) for row in rows}
     done: list[str] = []
@@ -94,7 +128,7 @@ def migrate(wh: Warehouse) -> list[str]:
             continue
         for number, statement in enumerate(migration.statements, start=1):
             try:
-                wh.command(statement)
+                run(statement)
             except WarehouseError as exc:
                 raise WarehouseError(
                     f"migration {migration.name}, statement {number}: {exc}"

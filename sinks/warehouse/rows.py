@@ -8,7 +8,9 @@ that creates the table.
 
 Identity stays in the EMPI: names, ID card and health card numbers, phones,
 addresses and the identifier list never reach the analytics tables. Of the
-patient only `source_patient_id`, `empi_id`, sex and birth date are kept.
+patient only `source_patient_id`, `empi_id`, sex, birth date, age band and
+region code are kept, and by default the facility's id becomes a pseudonym and
+the birth date is withheld (`sinks.warehouse.pseudonyms.protect`).
 Clinicians are kept by id, never by name. Clinical free text that may name
 people (an imaging report's findings and impression, an order's clinical
 information) is kept as its length (`chars`), and a document as its registry
@@ -27,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import WarehouseError
+from sinks.warehouse.derived import age_band, region_code
 
 __all__ = [
     "HEADER_COLUMNS",
@@ -145,6 +148,9 @@ HEADER_COLUMNS: tuple[Column, ...] = (
     field("empi_id"),
     patient("sex"),
     patient("birth_date"),
+    Column("patient_age_band", lambda event: age_band(event["patient"]["birth_date"],
+                                                      event["occurred_at"])),
+    Column("patient_region_code", lambda event: region_code(event["patient"]["id_card_number"])),
     timestamp("occurred_at"),
     timestamp("received_at"),
     field("quality_warnings"),

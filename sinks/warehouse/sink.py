@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hutong.errors import WarehouseError
 from hutong.metrics import Metrics
 from sinks.base import Decoded, Rejected
 from sinks.warehouse.client import Warehouse
-from sinks.warehouse.rows import TABLES
+from sinks.warehouse.rows import TABLES, TableSpec
 from sinks.warehouse.writer import WarehouseWriter
 from streams.alerts.lifecycle import turnaround
 
@@ -40,21 +40,25 @@ _OBSERVED: dict[str, Callable[[Metrics, dict[str, Any]], None]] = {
 class WarehouseSink:
     """Writes decoded ``hutong.std.*`` events and dead letters into their tables.
 
-    A record with no table, or one its table refuses (``to_row`` fails), is rejected
-    for the dead-letter queue; an insert that fails raises, so the batch is retried.
+    ``tables`` decides what each row holds: `rows.TABLES` as the events say it, or
+    `pseudonyms.protect` of it (the hub's default). A record with no table, or one
+    its table refuses (``to_row`` fails), is rejected for the dead-letter queue; an
+    insert that fails raises, so the batch is retried.
     """
 
     name = "warehouse"
 
-    def __init__(self, warehouse: Warehouse, metrics: Metrics) -> None:
-        self._writer = WarehouseWriter(warehouse)
+    def __init__(self, warehouse: Warehouse, metrics: Metrics,
+                 tables: Mapping[str, TableSpec] = TABLES) -> None:
+        self._tables = tables
+        self._writer = WarehouseWriter(warehouse, tables)
         self._metrics = metrics
 
     def write(self, batch: Sequence[Decoded]) -> list[Rejected]:
         rejected: list[Rejected] = []
         by_table: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for item in batch:
-            spec = TABLES.get(item.schema_name)
+            spec = self._tables.get(item.schema_name)
             if spec is None:
                 rejected.append(Rejected(item, f"no warehouse table for {item.schema_name}"))
                 continue
@@ -65,12 +69,12 @@ class WarehouseSink:
         for key, rows in by_table.items():
             new_ids: set[str] = set()
             inserted, replaced = self._writer.write_changes(key, rows, new_ids=new_ids)
-            table = TABLES[key].table
+            table = self._tables[key].table
             self._metrics.sink_rows.labels(table).inc(inserted)
             self._metrics.sink_replaced.labels(table).inc(replaced)
             self._metrics.sink_duplicates.labels(table).inc(len(rows) - inserted - replaced)
             if key in _OBSERVED:
-                spec = TABLES[key]
+                spec = self._tables[key]
                 for item in batch:
                     if item.schema_name == key and spec.to_row(item.record)[0] in new_ids:
                         _OBSERVED[key](self._metrics, item.record)

@@ -27,6 +27,7 @@ from hutong.hub import Hub
 from hutong.sender import ack_summary
 from hutong.stack.broker import EmbeddedBroker
 from hutong.stack.topics import ensure_topics
+from sinks.warehouse.pseudonyms import Pseudonyms
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +98,17 @@ class RunningHub:
         return self.hub.warehouse.query_rows(sql, parameters)[1]
 
 
+#: The warehouse pseudonym key of test hubs, so tests can name pseudonymised ids.
+PSEUDONYM_KEY = "integration-test-pseudonym-key"
+
+
+def pid(source_patient_id: str) -> str:
+    """The pseudonym a test hub's warehouse holds for ``source_patient_id``."""
+    pseudonym = Pseudonyms(PSEUDONYM_KEY.encode()).of(source_patient_id)
+    assert pseudonym is not None
+    return pseudonym
+
+
 @pytest.fixture(scope="session")
 def hub_settings(kafka_bootstrap: str) -> Callable[[Path], Settings]:
     def make(data_dir: Path, **overrides: Any) -> Settings:
@@ -104,7 +116,7 @@ def hub_settings(kafka_bootstrap: str) -> Callable[[Path], Settings]:
             "data_dir": data_dir, "kafka_bootstrap": kafka_bootstrap,
             "mllp_host": "127.0.0.1", "mllp_port": free_port(),
             "http_host": "127.0.0.1", "http_port": free_port(),
-            "intake_open": True,
+            "intake_open": True, "pseudonym_key": PSEUDONYM_KEY,
         }
         values.update(overrides)
         return Settings(**values)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import RunningHub, send, wait_for
+from .conftest import RunningHub, pid, send, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +40,8 @@ def test_admit_and_merge_land_in_patients_and_encounters(hub: RunningHub) -> Non
         "WHERE facility_id = 'ADTHOSP' ORDER BY message_control_id")) and len(rows) == 2
         and rows)
     assert patients == [
-        ("ADT0001", "admit", "A01", "MRNA01", None, "01"),
-        ("ADT0002", "merge", "A40", "MRNA01", "MRNOLD", None),
+        ("ADT0001", "admit", "A01", pid("MRNA01"), None, "01"),
+        ("ADT0002", "merge", "A40", pid("MRNA01"), pid("MRNOLD"), None),
     ]
     encounters = wait_for(lambda: hub.query(
         "SELECT action, visit_number, patient_class, ward, department_code "

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer
 from hutong.config import Settings
 from schemas import wire
 
-from .conftest import RunningHub, free_port, send, wait_for
+from .conftest import RunningHub, free_port, pid, send, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -173,7 +173,9 @@ def test_a_repeat_within_the_window_raises_no_second_alert(hub: RunningHub) -> N
     wait_for(lambda: hub.query("SELECT count() FROM hutong.lab_results "
                                "WHERE message_control_id = 'CRIT012'")[0][0] == 1)
     alerts = wait_for(lambda: hub.query(
-        "SELECT event_id FROM hutong.critical_alerts WHERE source_patient_id = 'B0002'"))
+        "SELECT event_id FROM hutong.critical_alerts WHERE source_patient_id = {p:String}",
+        {"p": pid("B0002")}))
     time.sleep(1)
     assert len(hub.query("SELECT alert_id FROM hutong.critical_alerts "
-                         "WHERE source_patient_id = 'B0002'")) == len(alerts) == 1
+                         "WHERE source_patient_id = {p:String}", {"p": pid("B0002")})) \
+        == len(alerts) == 1

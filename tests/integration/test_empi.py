@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -21,6 +22,7 @@ import httpx
 import pytest
 from confluent_kafka import Consumer
 
+from hutong.config import Settings
 from producers.idcard import check_character
 from schemas import wire
 
@@ -120,6 +122,17 @@ def api(hub: RunningHub, method: str, path: str, body: dict[str, Any] | None = N
     response = httpx.request(method, f"{hub.settings.api_url}{path}", json=body, timeout=30)
     assert response.status_code < 300, response.text
     return response.json()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory,
+        hub_settings: Callable[..., Settings]) -> Iterator[RunningHub]:
+    """A hub whose warehouse keeps facility ids as sent (``warehouse_identifiers: raw``),
+    so these tests can follow each record by its MRN."""
+    running = RunningHub(hub_settings(tmp_path_factory.mktemp("empi-hub"),
+                                      warehouse_identifiers="raw")).start()
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -132,7 +132,8 @@ def count(wh: Warehouse, table: str = "lab_results") -> int:
 MIGRATIONS = ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters",
               "0003_imaging_orders_medications_diagnoses_documents",
               "0004_document_replacements", "0005_patient_links_and_reviews",
-              "0006_standard_codes", "0007_terminology_and_critical_alerts"]
+              "0006_standard_codes", "0007_terminology_and_critical_alerts",
+              "0008_pseudonymised_identity", "0009_analyst_views"]
 
 
 def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
@@ -145,7 +146,9 @@ def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
             "medications", "diagnoses", "documents", "schema_migrations", "patient_links",
             "current_patient_links", "empi_reviews", "concept_maps", "current_concept_maps",
             "unmapped_codes", "unmapped_code_summary", "critical_alert_events",
-            "critical_alerts"}
+            "critical_alerts", "facility_daily_activity", "diagnosis_ranking", "prescriptions",
+            "antibiotic_share", "large_prescriptions", "critical_value_turnaround",
+            "facility_data_quality", "empi_duplicates_resolved"}
         _, applied = wh.query_rows("SELECT version, name FROM schema_migrations ORDER BY version")
         assert applied == list(enumerate(MIGRATIONS, start=1))
 

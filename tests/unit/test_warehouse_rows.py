@@ -173,7 +173,8 @@ def test_identity_stays_out_of_every_table() -> None:
         # patient_class is the encounter's PV1-2, not a field of the PatientIdentity
         from_patient = {c for c in spec.column_names if c.startswith("patient_")} - {
             "patient_class"}
-        assert from_patient <= {"patient_sex", "patient_birth_date"}
+        assert from_patient <= {"patient_sex", "patient_birth_date", "patient_age_band",
+                                "patient_region_code"}
         assert not sensitive & set(spec.column_names)
     row = TABLES["lab-result"].to_row(lab_result())
     assert not any(value in str(row) for value in IDENTITY_VALUES)
