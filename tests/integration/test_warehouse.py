@@ -454,3 +454,62 @@ def test_second_process_is_told_who_owns_the_warehouse(
     assert "hutong up" in message
     assert "hutong sql" in message
     assert str((tmp_path / "warehouse").resolve()) in message
+
+
+def view(warehouse: Warehouse, sql: str) -> list[tuple[Any, ...]]:
+    return warehouse.query_rows(sql, read_only=True)[1]
+
+
+def test_the_analyst_views_count_what_the_guidelines_ask(warehouse: Warehouse) -> None:
+    """Activity, diagnosis ranking, prescriptions, data quality and EMPI views on known rows."""
+    writer = WarehouseWriter(warehouse)
+    admit = encounter("v-i1", "F001", "ZY-9", "I") | {"action": "admit", "empi_id": "E-1"}
+    discharge = encounter("v-i2", "F001", "ZY-9", "I") | {"action": "discharge",
+                                                          "empi_id": "E-1"}
+    writer.write("encounter", [
+        encounter("v-o1", "F001", "MZ-7", "O"), encounter("v-o1b", "F001", "MZ-7", "O"),
+        encounter("v-e1", "F001", "MZ-8", "E") | {"empi_id": "E-2"}, admit, discharge,
+        encounter("v-x", "F001", "MZ-9", "O") | {"action": "cancel"}])
+    assert view(warehouse, "SELECT facility_id, outpatient_visits, emergency_visits, "
+                "admissions, discharges, people FROM facility_daily_activity") == [
+        ("F001", 2, 1, 1, 1, 3)]  # E-42 (the samples), E-2, E-1
+
+    writer.write("diagnosis", [
+        SAMPLES["diagnosis"](event_id="r1", visit_number="MZ-7", diagnosis_code="I10"),
+        SAMPLES["diagnosis"](event_id="r2", visit_number="MZ-8", diagnosis_code="I10"),
+        SAMPLES["diagnosis"](event_id="r3", visit_number="MZ-8", diagnosis_code="J20"),
+        SAMPLES["diagnosis"](event_id="r4", visit_number="ZY-9", diagnosis_code="I21")])
+    assert view(warehouse, "SELECT setting, code, visits, rank FROM diagnosis_ranking "
+                "ORDER BY setting, rank, code") == [
+        ("inpatient", "I21", 1, 1), ("outpatient", "I10", 2, 1), ("outpatient", "J20", 1, 2)]
+
+    big = [SAMPLES["medication"](event_id=f"m{n}", prescription_number="RX-BIG",
+                                 drug_code=f"D{n}", drug_name=f"药{n}", duration_days=3)
+           for n in range(6)]
+    writer.write("medication", [
+        *big,
+        SAMPLES["medication"](event_id="a1"),  # 阿莫西林, 7 days: an antimicrobial, not large
+        SAMPLES["medication"](event_id="l1", prescription_number="RX-LONG", drug_code="D9",
+                              drug_name="二甲双胍片", duration_days=30),
+        SAMPLES["medication"](event_id="c1", prescription_number="RX-CANCEL",
+                              action="cancel")])
+    assert view(warehouse, "SELECT prescription, drugs, antimicrobial_lines, longest_days "
+                "FROM prescriptions ORDER BY prescription") == [
+        ("RX-8001", 1, 1, 7), ("RX-BIG", 6, 0, 3), ("RX-LONG", 1, 0, 30)]
+    assert view(warehouse, "SELECT prescriptions, with_antimicrobial, share "
+                "FROM antibiotic_share") == [(3, 1, 0.3333)]
+    assert view(warehouse, "SELECT prescription, reasons FROM large_prescriptions "
+                "ORDER BY prescription") == [("RX-BIG", ["more than 5 drugs"]),
+                                             ("RX-LONG", ["more than 7 days"])]
+
+    quality = view(warehouse, "SELECT facility_id, events, events_with_warnings, "
+                   "quality_score FROM facility_data_quality")
+    # every sample event carries one quality warning: 100 x (1 - 0.2)
+    assert quality == [("F001", 19, 19, 80.0)]
+
+    writer.write("empi-link", [
+        {"facility_id": fac, "source_patient_id": mrn, "empi_id": empi, "action": "link",
+         "score": 1.0, "reason": "same ID card", "decided_by": "id_card", "previous_empi_id": None,
+         "linked_at": RECEIVED, "sequence": 1}
+        for fac, mrn, empi in (("F001", "A", "E-1"), ("F002", "B", "E-1"), ("F001", "C", "E-2"))])
+    assert view(warehouse, "SELECT * FROM empi_duplicates_resolved") == [(3, 2, 1, 2, 1)]
