@@ -7,7 +7,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.console import Console
 from hutong.config import Settings, load_settings
 from hutong.errors import HutongError
 from hutong.signals import stop_event
+
+if TYPE_CHECKING:
+    from hutong.hubclient import HubClient
 
 __all__ = ["app", "main"]
 
@@ -324,6 +327,146 @@ def alerts_ack(
     HubClient(_settings(config)).post(f"/api/v1/alerts/{alert_id}/ack",
                                       {"by": by, "channel": "cli", "note": note})
     console.print(f"acknowledgement of {alert_id} by {by} sent")
+
+
+documents_app = typer.Typer(help="Shared documents (共享文档库): a patient's index, one document. "
+                            "Needs a clinician's token; every read is audited.",
+                            no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option("--token-file", help="A file holding your API token (reading documents needs "
+                 "the clinician role); default: the hub's api_token.", exists=True,
+                 dir_okay=False)]
+PurposeOption = Annotated[str, typer.Option(
+    "--purpose", help="Purpose of use: treatment, emergency, referral, quality or "
+    "research-deidentified (recorded in the access audit).")]
+_INDEX_COLUMNS = ["document_id", "type_code", "type_name", "title", "effective_time",
+                  "facility_id", "version_number", "replaced_by", "sensitive"]
+
+
+def _document_client(config: Path | None, token_file: Path | None) -> HubClient:
+    from hutong.hubclient import HubClient
+
+    token = token_file.read_text("utf-8").strip() if token_file is not None else None
+    return HubClient(_settings(config), token=token)
+
+
+@documents_app.command("list")
+def documents_list(
+    empi_id: Annotated[str, typer.Argument(help="The patient's EMPI id.")],
+    type_code: Annotated[str | None, typer.Option("--type", help="Only this WS/T 500 type "
+                                                  "(C00xx).")] = None,
+    facility: Annotated[str | None, typer.Option("--facility", help="Only from this "
+                                                 "facility.")] = None,
+    since: Annotated[str | None, typer.Option("--from", help="Effective at or after (ISO).")]
+    = None,
+    until: Annotated[str | None, typer.Option("--to", help="Effective before (ISO).")] = None,
+    all_versions: Annotated[bool, typer.Option("--all-versions", help="Also versions a newer "
+                                               "one replaced.")] = False,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 100,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
+    purpose: PurposeOption = "treatment",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    token_file: TokenFileOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """A patient's documents, newest first: registry metadata, never content."""
+    from urllib.parse import quote
+
+    from hutong.query import print_result
+
+    if fmt not in {"pretty", "csv", "json"}:
+        raise typer.BadParameter("choose pretty, csv or json", param_hint="--format")
+    params: dict[str, object] = {"type_code": type_code, "facility": facility,
+                                 "include_replaced": all_versions, "limit": limit,
+                                 "offset": offset, "purpose": purpose}
+    for name, text, option in (("from", since, "--from"), ("to", until, "--to")):
+        moment = _moment(text, option)
+        if moment is not None:
+            params[name] = moment.isoformat()
+    client = _document_client(config, token_file)
+    answer = client.get(f"/api/v1/patients/{quote(empi_id, safe='')}/documents",
+                        **{k: v for k, v in params.items() if v is not None})
+    rows = [[row.get(c) for c in _INDEX_COLUMNS] for row in answer["documents"]]
+    print_result(_INDEX_COLUMNS, rows, fmt)
+
+
+@documents_app.command("show")
+def documents_show(
+    document_id: Annotated[str, typer.Argument(help="The document id (root^extension).")],
+    cda: Annotated[bool, typer.Option("--cda", help="Only the CDA document, as stored, on "
+                                      "standard output.")] = False,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the CDA "
+                                                "document to this file.", dir_okay=False)]
+    = None,
+    deidentified: Annotated[bool, typer.Option("--deidentified", help="Ask for it "
+                                               "de-identified (how a clinician without the "
+                                               "sensitive role reads a sensitive one).")]
+    = False,
+    purpose: PurposeOption = "treatment",
+    token_file: TokenFileOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """One document: its registry metadata and CDA text, or (--cda, --output) the CDA."""
+    import json
+    import sys
+    from urllib.parse import quote
+
+    from sinks.docstore.model import CDA_MEDIA_TYPE
+
+    client = _document_client(config, token_file)
+    path = f"/api/v1/documents/{quote(document_id, safe='')}"
+    params = {"deidentified": deidentified, "purpose": purpose}
+    if cda or output is not None:
+        content = client.get_bytes(path, CDA_MEDIA_TYPE, format="cda", **params)
+        if output is None:
+            sys.stdout.buffer.write(content)
+            sys.stdout.flush()
+        else:
+            output.write_bytes(content)
+            console.print(f"{len(content)} bytes written to {output}")
+        return
+    answer = client.get(path, format="json", **params)
+    text = answer.pop("content")
+    json.dump(answer, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n\n" + text + "\n")
+
+
+users_app = typer.Typer(help="API users and their roles (clinician, sensitive, analyst, admin).",
+                        no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="The user's name, as audit records show it.")],
+    role: Annotated[list[str], typer.Option("--role", help="A role: clinician, sensitive, "
+                                            "analyst or admin (repeat for more).")],
+    config: ConfigOption = None,
+) -> None:
+    """Add a user (or a new token for one) to the users file; print the token once.
+
+    The file keeps only the token's hash. A running hub reads the file when it starts.
+    """
+    from pydantic import ValidationError
+
+    from hutong.users import ROLES, add_user
+
+    roles = sorted({r.strip() for given in role for r in given.split(",") if r.strip()})
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown or not roles:
+        raise typer.BadParameter(f"roles are {', '.join(ROLES)}", param_hint="--role")
+    settings = _settings(config)
+    path = settings.users_path or settings.data_dir / "users.yaml"
+    try:
+        token = add_user(path, name, roles)
+    except ValidationError:
+        raise typer.BadParameter("a name is letters, digits and . _ @ - (at most 128)",
+                                 param_hint="NAME") from None
+    console.print(f"{name} ({', '.join(roles)}) is in {path}; the token below is shown once "
+                  "and kept nowhere (restart the hub to let it in):")
+    typer.echo(token)
 
 
 def _moment(text: str | None, option: str) -> datetime | None:

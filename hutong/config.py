@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         "tables (a ClickHouse server cluster only).")
     clickhouse_http_port: int | None = Field(
         8123, description="ClickHouse HTTP interface of the embedded warehouse, for analysts "
-        "(read-only, analyst role); unset: none. Not served with HUTONG_CLICKHOUSE_URL.")
+        "(read-only, analyst role); empty or null: none. Not served with HUTONG_CLICKHOUSE_URL.")
     warehouse_identifiers: str = Field(
         "pseudonymised", description="What the warehouse holds of who a record is: "
         "'pseudonymised' (keyed HMAC pseudonyms, age band and region code) or 'raw' "
@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     access_audit_retention_days: int = Field(
         190, ge=183, description="Document access audit records are kept this many days "
         "(at least six months).")
+
+    @field_validator("clickhouse_http_port", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        """``HUTONG_CLICKHOUSE_HTTP_PORT=`` (empty) turns the interface off."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_level")
     @classmethod

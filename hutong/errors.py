@@ -9,7 +9,9 @@
     ├── HL7Error                    HL7 v2 text that cannot be read (producers.hl7v2)
     │   └── ValidationError         a message readable but missing what it needs
     ├── DeliveryError               Kafka did not confirm a write (producers.kafka)
-    └── WarehouseError              the warehouse refused a statement (sinks.warehouse)
+    ├── WarehouseError              the warehouse refused a statement (sinks.warehouse)
+    │   └── WarehouseQueryError     the engine failed an analyst's query, with its error code
+    └── DocumentStoreError          the document store failed or refused (sinks.docstore)
 
 Messages name the cause and the place (segment, field, topic, table), never a
 patient's values.
@@ -20,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DeliveryError",
+    "DocumentStoreError",
     "HL7Error",
     "HutongError",
     "ResourceBusy",
@@ -27,6 +30,7 @@ __all__ = [
     "StackError",
     "ValidationError",
     "WarehouseError",
+    "WarehouseQueryError",
     "WireFormatError",
 ]
 
@@ -76,3 +80,21 @@ class DeliveryError(HutongError):
 
 class WarehouseError(HutongError):
     """The warehouse refused a statement or could not be reached."""
+
+
+class WarehouseQueryError(WarehouseError):
+    """The engine refused or failed an analyst's raw query.
+
+    ``code`` is ClickHouse's error code; ``detail`` the engine's own words,
+    which may quote the query, so they go back to the analyst who sent it and
+    never into a log (``str()`` leaves them out).
+    """
+
+    def __init__(self, message: str, *, code: int, detail: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+
+class DocumentStoreError(HutongError):
+    """The document store (SQLite or PostgreSQL) failed a statement or could not be reached."""

@@ -3,9 +3,10 @@
 Start order: data-dir lock and port checks (so a second hub says what is in
 the way before it touches anything), the embedded broker (unless an external
 cluster is named), topics, schema registration, the warehouse and its
-migrations, the warehouse sink, the stream worker process, the Kafka producer,
-the MLLP connector and the HTTP API. ``stop`` undoes it in reverse; child
-processes also die with the hub if it is killed (PR_SET_PDEATHSIG).
+migrations, the warehouse sink, the document store and its sink, the stream
+worker process, the Kafka producer, the MLLP connector, the HTTP API and the
+ClickHouse HTTP interface of the embedded warehouse. ``stop`` undoes it in
+reverse; child processes also die with the hub if it is killed (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from connectors.facilities import FacilityRegistry
 from connectors.mllp.server import MLLPServer
 from connectors.tls import server_context
 from hutong.api.app import create_api
+from hutong.api.clickhouse_http import create_clickhouse_http
 from hutong.audit import AuditLog
 from hutong.config import Settings
+from hutong.errors import DocumentStoreError
 from hutong.metrics import Metrics
 from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
@@ -39,6 +42,8 @@ from producers.intake import Intake
 from producers.kafka import AsyncProducer
 from producers.receipts import ReceiptLog
 from schemas.registry import EMBEDDED, Resolver, resolver
+from sinks.docstore.sink import DocumentSink
+from sinks.docstore.store import DocumentStore, open_store
 from sinks.runner import SinkRunner
 from sinks.warehouse import TABLES, TableSpec, Warehouse, migrate, open_warehouse
 from sinks.warehouse.pseudonyms import Pseudonyms, load_key, protect
@@ -52,6 +57,9 @@ log = logging.getLogger(__name__)
 
 SINK_GROUP = "hutong-sink-warehouse"
 WEBHOOK_GROUP = "hutong-sink-webhook"
+DOCUMENTS_GROUP = "hutong-sink-documents"
+DOCUMENT_TOPICS = ["^hutong\\.std\\..*"]
+_AUDIT_PURGE_EVERY_S = 86400.0
 ALERTS_TOPIC = "hutong.alerts.critical"
 SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.empi.links", "hutong.empi.review",
                "hutong.terminology.maps", "hutong.terminology.unmapped", "hutong.alerts.critical",
@@ -102,6 +110,8 @@ class Hub:
         self.warehouse: Warehouse | None = None
         self.sink: SinkRunner | None = None
         self.webhooks: SinkRunner | None = None
+        self.documents: DocumentStore | None = None
+        self.document_sink: SinkRunner | None = None
         self.mapfeed: MapFeed | None = None
         self.terminology: TerminologyFolder | None = None
         self.streams: list[Child] = []
@@ -117,6 +127,8 @@ class Hub:
         self.ids: Resolver = EMBEDDED
         self._api: uvicorn.Server | None = None
         self._api_task: asyncio.Task[None] | None = None
+        self._clickhouse: uvicorn.Server | None = None
+        self._clickhouse_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
         #: Set when a component the hub cannot do without has died.
         self.failed = asyncio.Event()
@@ -127,6 +139,15 @@ class Hub:
         ensure_port_free(s.http_host, s.http_port, "HTTP API", "HUTONG_HTTP_PORT")
         if s.mllps_port is not None:
             ensure_port_free(s.mllp_host, s.mllps_port, "MLLP over TLS", "HUTONG_MLLPS_PORT")
+        if self._clickhouse_http_port is not None:
+            ensure_port_free(s.http_host, self._clickhouse_http_port, "ClickHouse HTTP interface",
+                             "HUTONG_CLICKHOUSE_HTTP_PORT")
+
+    @property
+    def _clickhouse_http_port(self) -> int | None:
+        """The analysts' ClickHouse HTTP port: served by the hub that owns chDB only."""
+        s = self.settings
+        return s.clickhouse_http_port if s.clickhouse_url is None else None
 
     def _load_registry(self) -> None:
         s = self.settings
@@ -180,6 +201,7 @@ class Hub:
             await self._start_intake()
             await self._start_terminology()
             await self._start_api()
+            await self._start_clickhouse_http()
             self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
         except BaseException:
             await self.stop()
@@ -203,6 +225,15 @@ class Hub:
                                self.metrics, s.sink_batch_size, self.ids,
                                batch_wait_s=s.sink_batch_wait_s)
         self.sink.start()
+        self.documents = open_store(s.docstore_url, s.data_dir)
+        self.documents.migrate()
+        self.documents.purge_audit(s.access_audit_retention_days)
+        self.document_sink = SinkRunner(s.kafka_client_config(), DOCUMENTS_GROUP,
+                                        DOCUMENT_TOPICS,
+                                        DocumentSink(self.documents, self.metrics, self.ids),
+                                        self.metrics, s.sink_batch_size, self.ids,
+                                        batch_wait_s=s.sink_batch_wait_s)
+        self.document_sink.start()
         if s.alert_webhook_urls:
             secret = s.alert_webhook_secret.get_secret_value() if s.alert_webhook_secret \
                 else None
@@ -237,7 +268,7 @@ class Hub:
                          serve_registry=s.schema_registry_url is None, intake=self.intake,
                          facilities=self.registry, max_body_bytes=s.http_max_body_bytes,
                          producer=self.producer, ids=self.ids, mapfeed=self.mapfeed,
-                         users=self.users)
+                         users=self.users, documents=self.documents)
         config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=5)
         self._api = _ApiServer(config)
@@ -247,9 +278,28 @@ class Hub:
                 self._api_task.result()
             await asyncio.sleep(0.02)
 
+    async def _start_clickhouse_http(self) -> None:
+        """Analysts' ClickHouse HTTP interface (`hutong.api.clickhouse_http`); no access log,
+        since URLs carry query text."""
+        port = self._clickhouse_http_port
+        if port is None or self.warehouse is None:
+            return
+        app = create_clickhouse_http(self.warehouse, self.users)
+        config = uvicorn.Config(app, host=self.settings.http_host, port=port,
+                                log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=5)
+        self._clickhouse = _ApiServer(config)
+        self._clickhouse_task = asyncio.create_task(self._clickhouse.serve(),
+                                                    name="clickhouse-http")
+        while not self._clickhouse.started:
+            if self._clickhouse_task.done():
+                self._clickhouse_task.result()
+            await asyncio.sleep(0.02)
+
     async def _supervise(self, every: float = 1.0) -> None:
         """Restart stream workers that died (with back-off); a dead broker ends the hub."""
         restarts: dict[str, float] = {}
+        purge_at = asyncio.get_running_loop().time() + _AUDIT_PURGE_EVERY_S
         while True:
             await asyncio.sleep(every)
             if self.sink is not None and not self.sink.alive():
@@ -257,6 +307,18 @@ class Hub:
                              "messages the warehouse will not see")
                 self.failed.set()
                 return
+            if self.document_sink is not None and not self.document_sink.alive():
+                log.critical("the document sink stopped; the hub stops rather than ACK "
+                             "documents the store will not see")
+                self.failed.set()
+                return
+            if self.documents is not None and asyncio.get_running_loop().time() >= purge_at:
+                purge_at += _AUDIT_PURGE_EVERY_S
+                try:
+                    await asyncio.to_thread(self.documents.purge_audit,
+                                            self.settings.access_audit_retention_days)
+                except DocumentStoreError as exc:  # kept longer is no harm: try tomorrow
+                    log.error("purging the access audit failed: %s", exc)
             if self.broker is not None and not self.broker.child.alive():
                 log.critical("the embedded broker died:\n%s", self.broker.child.tail())
                 self.failed.set()
@@ -280,16 +342,19 @@ class Hub:
             state[child.name] = "ok" if child.alive() else "down"
         state["warehouse"] = "ok" if self.warehouse is not None else "down"
         state["sink"] = "ok" if self.sink is not None and self.sink.alive() else "down"
+        state["documents"] = ("ok" if self.document_sink is not None
+                              and self.document_sink.alive() else "down")
         return state
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
-        """Wait until the sink has its partitions (the stream worker joins on its own)."""
+        """Wait until the sinks have their partitions (the stream worker joins on its own)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.sink is not None and not self.sink.assigned.is_set():
-            if loop.time() > deadline:
-                raise TimeoutError("the warehouse sink did not join its consumer group")
-            await asyncio.sleep(0.1)
+        for runner, name in ((self.sink, "warehouse"), (self.document_sink, "document")):
+            while runner is not None and not runner.assigned.is_set():
+                if loop.time() > deadline:
+                    raise TimeoutError(f"the {name} sink did not join its consumer group")
+                await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         """Stop everything that started, in reverse order; safe to call twice."""
@@ -297,6 +362,11 @@ class Hub:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
             self._supervisor = None
+        if self._clickhouse is not None:
+            self._clickhouse.should_exit = True
+            if self._clickhouse_task is not None:
+                await asyncio.gather(self._clickhouse_task, return_exceptions=True)
+            self._clickhouse = None
         if self._api is not None:
             self._api.should_exit = True
             if self._api_task is not None:
@@ -330,10 +400,13 @@ class Hub:
         for child in self.streams:
             child.stop()
         self.streams.clear()
-        for runner in (self.webhooks, self.sink):
+        for runner in (self.webhooks, self.document_sink, self.sink):
             if runner is not None:
                 runner.stop()
-        self.sink = self.webhooks = None
+        self.sink = self.webhooks = self.document_sink = None
+        if self.documents is not None:
+            self.documents.close()
+            self.documents = None
         if self.warehouse is not None:
             self.warehouse.close()
             self.warehouse = None
@@ -347,4 +420,7 @@ class Hub:
                      "kafka": s.bootstrap, "data_dir": str(s.data_dir)}
         if s.mllps_port is not None:
             described["mllps"] = f"{s.mllp_host}:{s.mllps_port}"
+        if self._clickhouse_http_port is not None:
+            host = "127.0.0.1" if s.http_host in {"0.0.0.0", "::"} else s.http_host  # noqa: S104
+            described["clickhouse"] = f"http://{host}:{self._clickhouse_http_port}"
         return described

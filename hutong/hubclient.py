@@ -13,13 +13,17 @@ __all__ = ["HubClient"]
 
 
 class HubClient:
-    """GET and POST against ``settings.api_url`` with the API token, errors as HutongError."""
+    """GET and POST against ``settings.api_url`` with a token (``token``, else the hub's
+    API token), errors as HutongError."""
 
-    def __init__(self, settings: Settings, timeout: float = 60) -> None:
+    def __init__(self, settings: Settings, timeout: float = 60,
+                 token: str | None = None) -> None:
         self._url = settings.api_url
         self._headers = {}
-        if settings.api_token is not None:
-            self._headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
+        if token is None and settings.api_token is not None:
+            token = settings.api_token.get_secret_value()
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
         self._timeout = timeout
 
     def get(self, path: str, **params: Any) -> Any:
@@ -32,7 +36,14 @@ class HubClient:
         return self._call("POST", path, content=body, params=params,
                           headers={"Content-Type": content_type})
 
+    def get_bytes(self, path: str, accept: str, **params: Any) -> bytes:
+        """GET a body that is not JSON (a CDA document), asking for ``accept``."""
+        return self._send("GET", path, params=params, headers={"Accept": accept}).content
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._send(method, path, **kwargs).json()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             headers = {**self._headers, **kwargs.pop("headers", {})}
             response = httpx.request(method, f"{self._url}{path}", headers=headers,
@@ -49,4 +60,4 @@ class HubClient:
             except ValueError:
                 detail = response.text
             raise HutongError(f"the hub answered {response.status_code}: {detail}")
-        return response.json()
+        return response

@@ -72,6 +72,18 @@ class Metrics:
             "hutong_unmapped_codes_total",
             "Coded fields that came with a local code no map covers, by kind.", ["kind"],
             registry=r)
+        self.documents_stored = Counter(
+            "hutong_documents_stored_total",
+            "Shared document versions stored, by kind (received, lab-report, ...).", ["kind"],
+            registry=r)
+        self.document_duplicates = Counter(
+            "hutong_document_duplicates_total",
+            "Document parts and documents already stored (redeliveries, unchanged "
+            "re-assemblies), by item: part or document.", ["item"], registry=r)
+        self.document_access = Counter(
+            "hutong_document_access_total",
+            "Audited reads of patient documents, by action (index, read) and outcome.",
+            ["action", "outcome"], registry=r)
         self.dead_letters = Counter(
             "hutong_dead_letters_total", "Dead letters written, by stage.", ["stage"], registry=r)
 

@@ -10,11 +10,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from connectors.facilities import FacilityRegistry
 from connectors.http import ingest
 from hutong.api import alerts, empi, registry, sql, terminology
+from hutong.api import documents as documents_api
 from hutong.metrics import Metrics
 from hutong.users import Users
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
 from schemas.registry import EMBEDDED, Resolver
+from sinks.docstore.store import DocumentStore
 from sinks.warehouse import Warehouse
 from streams.mapfeed import MapFeed
 
@@ -29,12 +31,14 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                facilities: FacilityRegistry | None = None,
                max_body_bytes: int = 16 * 1024 * 1024, producer: AsyncProducer | None = None,
                ids: Resolver = EMBEDDED, mapfeed: MapFeed | None = None,
-               users: Users | None = None) -> FastAPI:
+               users: Users | None = None,
+               documents: DocumentStore | None = None) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
     ingest routes take HL7 v2, CDA, JSON and batch files; with a ``producer``
-    the EMPI routes take reviewers' decisions.
+    the EMPI routes take reviewers' decisions; with the ``documents`` store the document
+    routes answer clinicians (every read audited there).
     """
     app = FastAPI(title="hutong", summary="Regional health data-exchange hub",
                   version="0.1.0")
@@ -46,6 +50,8 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.producer = producer
     app.state.ids = ids
     app.state.mapfeed = mapfeed
+    app.state.documents = documents
+    app.state.metrics = metrics
 
     @app.get("/healthz", tags=["operations"])
     def healthz(response: Response) -> dict[str, object]:
@@ -67,4 +73,5 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.include_router(empi.router)
     app.include_router(alerts.router)
     app.include_router(terminology.router)
+    app.include_router(documents_api.router)
     return app

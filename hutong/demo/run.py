@@ -107,6 +107,20 @@ async def _wait_for_links(hub: Hub, console: Console) -> tuple[int, int, int]:
             await asyncio.sleep(0.5)
 
 
+async def _wait_for_documents(hub: Hub, console: Console) -> int:
+    """Wait until the document store stops growing (lab reports assembled); how many."""
+    assert hub.documents is not None  # noqa: S101
+    deadline = time.monotonic() + _WAIT_S
+    seen, steady = -1, 0
+    with console.status("waiting for the document store …"):
+        while time.monotonic() < deadline and steady < 3:
+            stored = await asyncio.to_thread(hub.documents.count)
+            steady = steady + 1 if stored == seen and stored > 0 else 0
+            seen = stored
+            await asyncio.sleep(0.5)
+    return max(seen, 0)
+
+
 DEMO_FACILITIES = Path(__file__).with_name("facilities.yaml")
 DEMO_MAPS = Path(__file__).with_name("terminology")
 
@@ -141,6 +155,7 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         codes, per_file = await _send_all(hub, console)
         rows, letters = await _wait_for_rows(hub, codes["AE"] + codes["AR"], console)
         records, people, across = await _wait_for_links(hub, console)
+        documents = await _wait_for_documents(hub, console)
         assert hub.warehouse is not None  # noqa: S101
         translated, unmapped = hub.warehouse.query_rows(_CODES)[1][0]
         missing = ", ".join(f"{code} at {facility} ({n})" for facility, code, n
@@ -157,6 +172,7 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         table.add_row("  people seen at 2+ facilities", str(across))
         table.add_row("lab tests translated to LOINC", str(translated))
         table.add_row("  left with a local code", str(unmapped))
+        table.add_row("shared documents stored (检验报告 CDA)", str(documents))
         table.add_row("dead letters in warehouse", str(letters))
         console.print(table)
         if missing:

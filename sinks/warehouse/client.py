@@ -16,6 +16,9 @@ chDB facts this module is built on (measured with chdb 4.4 / clickhouse-connect 
   while a client is open fails; after every client is closed, another path opens.
 - Tables live in the `database` (``hutong``), which is the session default
   once it exists, so SQL names tables unqualified: ``SELECT count() FROM lab_results``.
+- Analysts' raw queries (`Warehouse.query_raw`, the ClickHouse HTTP interface)
+  run on a second, read-only connection to the same engine
+  (`sinks.warehouse.analyst`), embedded only.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.exceptions import Error as DriverError
 
 from hutong.errors import WarehouseError
+from sinks.warehouse.analyst import AnalystSession, RawResult
 
 __all__ = ["Warehouse", "open_warehouse"]
 
@@ -46,13 +50,36 @@ class Warehouse:
     `location` names the warehouse in messages (never with a password).
     """
 
-    def __init__(self, client: Any, database: str, location: str) -> None:
+    def __init__(self, client: Any, database: str, location: str, *,
+                 chdb_path: str | None = None) -> None:
         self._client = client
         self._lock = threading.Lock()
         self._insert_contexts: dict[tuple[str, tuple[str, ...]], Any] = {}
         self._closed = False
         self.database = database
         self.location = location
+        #: Analysts' read-only session on the embedded engine (None for a server).
+        self._analyst = (AnalystSession(chdb_path, database, location)
+                         if chdb_path is not None else None)
+
+    @property
+    def embedded(self) -> bool:
+        """Whether this is the in-process chDB engine (which answers raw queries)."""
+        return self._analyst is not None
+
+    def format_query(self, sql: str) -> str:
+        """The engine's one-line rendering of one statement (comments gone); embedded only."""
+        return self._analyst_session().format_query(sql)
+
+    def query_raw(self, sql: str, fmt: str, *, parameters: Mapping[str, str] | None = None,
+                  database: str | None = None) -> RawResult:
+        """Run an analyst's statement read-only; its output in ``fmt`` (or its own FORMAT).
+
+        Embedded only: it runs on the analyst session, not on the client the sink
+        writes with. Failures raise `hutong.errors.WarehouseQueryError`.
+        """
+        return self._analyst_session().query(sql, fmt, parameters=parameters,
+                                             database=database)
 
     def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
         """Run a statement that returns no rows (DDL, ``INSERT ... SELECT``)."""
@@ -134,6 +161,8 @@ class Warehouse:
 
     def close(self) -> None:
         """Close the client; for chDB this releases the data directory."""
+        if self._analyst is not None:
+            self._analyst.close()  # first: any open connection keeps the engine
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -145,6 +174,12 @@ class Warehouse:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    def _analyst_session(self) -> AnalystSession:
+        if self._analyst is None:
+            raise WarehouseError(f"{self.location}: raw queries are served by the embedded "
+                                 "warehouse only; query the ClickHouse server directly")
+        return self._analyst
 
     def _check_open(self) -> None:
         if self._closed:
@@ -171,7 +206,8 @@ def open_warehouse(url: str | None, data_dir: Path, database: str = "hutong") ->
     if url is None:
         path = (data_dir / "warehouse").resolve()
         path.mkdir(parents=True, exist_ok=True)
-        warehouse = Warehouse(_open_chdb(path), database, f"chDB at {path}")
+        warehouse = Warehouse(_open_chdb(path), database, f"chDB at {path}",
+                              chdb_path=os.path.realpath(path))
     elif urlsplit(url).scheme in ("http", "https"):
         location = f"ClickHouse at {_without_credentials(url)}"
         try:

@@ -116,6 +116,7 @@ def hub_settings(kafka_bootstrap: str) -> Callable[[Path], Settings]:
             "data_dir": data_dir, "kafka_bootstrap": kafka_bootstrap,
             "mllp_host": "127.0.0.1", "mllp_port": free_port(),
             "http_host": "127.0.0.1", "http_port": free_port(),
+            "clickhouse_http_port": free_port(),
             "intake_open": True, "pseudonym_key": PSEUDONYM_KEY,
         }
         values.update(overrides)

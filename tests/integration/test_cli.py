@@ -29,6 +29,7 @@ def hub_env(data_dir: Path) -> dict[str, str]:
         "HUTONG_DATA_DIR": str(data_dir), "HUTONG_KAFKA_PORT": str(free_port()),
         "HUTONG_MLLP_HOST": "127.0.0.1", "HUTONG_MLLP_PORT": str(free_port()),
         "HUTONG_HTTP_HOST": "127.0.0.1", "HUTONG_HTTP_PORT": str(free_port()),
+        "HUTONG_CLICKHOUSE_HTTP_PORT": str(free_port()),
     })
     return env
 

@@ -1,0 +1,128 @@
+"""Building blocks of the CDA hutong writes: elements in the HL7 V3 namespace and data types.
+
+Everything here is deterministic: attributes are written in the order given,
+times are written in China Standard Time (UTC+8, the zone every facility of the
+platform is in), numbers in plain decimal notation. A naive datetime is read as
+Asia/Shanghai, as the HL7 v2 parser does (``producers.hl7v2.types.DEFAULT_TZ``).
+
+Data elements are observations coded from the 卫生信息数据元目录
+(2.16.156.10011.2.2.1). Where neither the reference nor the WS/T 500 template it
+was read from gives a data-element code for a value, the observation's ``code``
+carries only a ``displayName``, as the templates themselves do for some sections
+(检查报告, 检验报告): hutong does not make codes up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+
+from producers.cda.xml import Element
+from sinks.docstore.assembly.oids import DATA_ELEMENT_SYSTEM, LOINC_SYSTEM
+
+__all__ = ["V3", "XSI", "add", "data_element", "decimal_text", "identifier", "new_root",
+           "section", "serialize", "time_text", "timestamp", "value"]
+
+V3 = "urn:hl7-org:v3"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+_NSMAP = {None: V3, "xsi": XSI}
+_XSI_TYPE = f"{{{XSI}}}type"
+_CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def new_root(tag: str) -> Element:
+    """A root element in the V3 namespace, declaring ``xsi``."""
+    element: Element = etree.Element(f"{{{V3}}}{tag}", nsmap=_NSMAP)
+    return element
+
+
+def add(parent: Element, tag: str, text: str | None = None, **attributes: str | None) -> Element:
+    """A child ``tag`` of ``parent``; attributes that are None are left out.
+
+    ``xsi_type`` is written as ``xsi:type``.
+    """
+    child: Element = etree.SubElement(parent, f"{{{V3}}}{tag}")
+    for name, setting in attributes.items():
+        if setting is not None:
+            child.set(_XSI_TYPE if name == "xsi_type" else name, setting)
+    if text is not None:
+        child.text = text
+    return child
+
+
+def time_text(moment: datetime | date) -> str:
+    """An HL7 TS: ``YYYYMMDDHHMMSS+0800`` for a datetime, ``YYYYMMDD`` for a date."""
+    if not isinstance(moment, datetime):
+        return moment.strftime("%Y%m%d")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_CHINA)
+    return moment.astimezone(_CHINA).strftime("%Y%m%d%H%M%S%z")
+
+
+def timestamp(parent: Element, tag: str, moment: datetime | date | None) -> Element:
+    """A TS element: ``value`` when known, else ``nullFlavor="UNK"``."""
+    if moment is None:
+        return add(parent, tag, nullFlavor="UNK")
+    return add(parent, tag, value=time_text(moment))
+
+
+def identifier(parent: Element, root: str, extension: str | None, tag: str = "id") -> Element:
+    """An II: ``root`` and ``extension``, or ``nullFlavor="UNK"`` without an extension."""
+    if not extension:
+        return add(parent, tag, nullFlavor="UNK")
+    return add(parent, tag, root=root, extension=extension)
+
+
+def decimal_text(number: float) -> str:
+    """A number in plain decimal notation (``1e-05`` is written ``0.00001``)."""
+    text = format(Decimal(repr(float(number))).normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def value(parent: Element, xsi_type: str, text: str | None = None,
+          **attributes: str | None) -> Element:
+    """A ``value`` element of the given data type."""
+    return add(parent, "value", text, xsi_type=xsi_type, **attributes)
+
+
+def data_element(parent: Element, code: str | None, display: str) -> Element:
+    """An ``observation`` (OBS, EVN) coded with data element ``code`` (None: display only)."""
+    observation = add(parent, "observation", classCode="OBS", moodCode="EVN")
+    if code is None:
+        add(observation, "code", displayName=display)
+    else:
+        add(observation, "code", code=code, codeSystem=DATA_ELEMENT_SYSTEM,
+            codeSystemName="卫生信息数据元目录", displayName=display)
+    return observation
+
+
+def section(body: Element, loinc: str | None, display: str, title: str,
+            lines: Iterable[str]) -> Element:
+    """A ``component/section`` of ``body`` coded ``loinc``, titled, with a narrative list.
+
+    Entries are added to the returned section by the caller, after the narrative.
+    """
+    element = add(add(body, "component"), "section")
+    if loinc is None:
+        add(element, "code", displayName=display)
+    else:
+        add(element, "code", code=loinc, codeSystem=LOINC_SYSTEM, codeSystemName="LOINC",
+            displayName=display)
+    add(element, "title", title)
+    narrative = add(element, "text")
+    items = [line for line in lines if line]
+    if items:
+        listing = add(narrative, "list")
+        for line in items:
+            add(listing, "item", line)
+    return element
+
+
+def serialize(root: Element) -> bytes:
+    """The document as UTF-8 bytes with an XML declaration, not pretty-printed."""
+    content: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return content

@@ -1,0 +1,148 @@
+"""The document store's tables (SQLAlchemy Core) and their ordered migrations.
+
+One definition serves SQLite and PostgreSQL. Times are stored in UTC and read
+back as aware UTC datetimes on both (`UtcDateTime`); binary columns hold bytes
+exactly as they came.
+
+``documents``        one row per version of a shared document, with its registry metadata
+``document_parts``   the events a made document is assembled from (raw Kafka values)
+``document_groups``  each group's current version: what a new part is compared with
+``access_audit``     who read whose documents, when, why, and what they were given
+``schema_version``   the migrations applied, by number
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = ["MIGRATIONS", "Migration", "UtcDateTime", "access_audit", "document_groups",
+           "document_parts", "documents", "metadata", "schema_version"]
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A point in time, stored as UTC; a naive value is taken to be UTC already."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None,
+                           dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        utc = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        # SQLite keeps text: the same zone-less UTC form everywhere keeps comparisons right.
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: dt.datetime | None,
+                             dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+metadata = MetaData()
+_ID = 256  # root^extension of an OID-based id
+
+#: SQLite numbers rows itself only for an INTEGER PRIMARY KEY.
+_ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(128), nullable=False),
+    Column("applied_at", UtcDateTime, nullable=False),
+)
+
+documents = Table(
+    "documents", metadata,
+    Column("document_id", String(_ID), primary_key=True),
+    Column("set_id", String(_ID)),
+    Column("version_number", Integer, nullable=False),
+    Column("replaces_document_id", String(_ID)),
+    Column("replaced_by", String(_ID)),
+    Column("kind", String(32), nullable=False),
+    Column("type_code", String(16), nullable=False),
+    Column("type_name", String(128), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("empi_id", String(64), nullable=False),
+    Column("facility_id", String(64), nullable=False),
+    Column("effective_time", UtcDateTime),
+    Column("author_id", String(_ID)),
+    Column("custodian_id", String(_ID)),
+    Column("visit_number", String(128)),
+    Column("confidentiality_code", String(8)),
+    Column("sensitivity", Text, nullable=False, default=""),  # sorted, comma-separated
+    Column("content_type", String(128), nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("stored_at", UtcDateTime, nullable=False),
+    Index("documents_by_patient", "empi_id", "effective_time"),
+    Index("documents_by_set", "set_id"),
+    Index("documents_by_replaced", "replaces_document_id"),
+)
+
+document_parts = Table(
+    "document_parts", metadata,
+    Column("group_key", String(_ID), primary_key=True),
+    Column("event_id", String(128), primary_key=True),
+    Column("schema_name", String(64), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the Kafka value, Confluent wire format
+    Column("stored_at", UtcDateTime, nullable=False),
+)
+
+document_groups = Table(
+    "document_groups", metadata,
+    Column("group_key", String(_ID), primary_key=True),
+    Column("document_id", String(_ID), nullable=False),
+    Column("version_number", Integer, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+access_audit = Table(
+    "access_audit", metadata,
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("roles", String(128), nullable=False),
+    Column("empi_id", String(64)),
+    Column("document_id", String(_ID)),  # null: the patient's index was read
+    Column("action", String(16), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("client_address", String(64)),
+    Index("access_audit_by_time", "at"),
+    Index("access_audit_by_patient", "empi_id", "at"),
+)
+
+#: One step of the schema: its number, a name, and what it does on an open transaction.
+Migration = tuple[int, str, Callable[[Connection], Any]]
+
+
+def _documents_parts_groups_audit(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[documents, document_parts, document_groups,
+                                      access_audit], checkfirst=True)
+
+
+#: Applied in order, each once; a new step gets the next number and never changes after.
+MIGRATIONS: list[Migration] = [
+    (1, "documents_parts_groups_audit", _documents_parts_groups_audit),
+]

@@ -1,0 +1,437 @@
+"""The shared-document store (共享文档库): SQLite by default, PostgreSQL when configured.
+
+One SQLAlchemy Core code path serves both (`sinks.docstore.schema`). The
+embedded hub keeps ``<data_dir>/documents.sqlite`` (WAL journal; a writing
+transaction begins ``IMMEDIATE`` so it never meets a busy upgrade, readers never
+wait for it); a
+production hub names PostgreSQL in ``HUTONG_DOCSTORE_URL``
+(``postgresql+psycopg://user@host/db``; a bare ``postgresql://`` gets psycopg).
+
+Writes are idempotent: a part is stored once per (group, event id), a document
+once per id. A document id seen again with the same content is a duplicate;
+with other content it is a conflict the caller must not paper over. A version
+that replaces another (CDA ``relatedDocument`` RPLC) marks the one it replaces
+``replaced_by`` and both stay: the history is kept.
+
+Errors surface as `DocumentStoreError` naming the failure's type only: driver
+messages can quote the values of a row, which may be a patient's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from hutong.errors import DocumentStoreError
+from sinks.docstore.model import Document
+from sinks.docstore.schema import (
+    MIGRATIONS,
+    Migration,
+    access_audit,
+    document_groups,
+    document_parts,
+    documents,
+    schema_version,
+)
+
+__all__ = ["MIN_AUDIT_RETENTION_DAYS", "AccessRecord", "DocumentStore", "GroupState", "Put",
+           "StoreWriter", "StoredDocument", "open_store", "store_url"]
+
+#: Access audit records are kept at least this long (six months), whatever is configured.
+MIN_AUDIT_RETENTION_DAYS = 183
+#: What writing a document did: new, already there (same content), or an id with other content.
+Put = Literal["stored", "duplicate", "conflict"]
+
+_MIGRATION_LOCK = 0x68757464  # pg_advisory_xact_lock key: one hub migrates at a time
+_READING = "hutong_reading"  # execution option of read-only connections
+_SQLITE_FILE = "documents.sqlite"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """One stored version: registry metadata, and the content when it was asked for."""
+
+    document_id: str
+    set_id: str | None
+    version_number: int
+    replaces_document_id: str | None
+    replaced_by: str | None
+    kind: str
+    type_code: str
+    type_name: str
+    title: str
+    empi_id: str
+    facility_id: str
+    effective_time: dt.datetime | None
+    author_id: str | None
+    custodian_id: str | None
+    visit_number: str | None
+    confidentiality_code: str | None
+    sensitivity: frozenset[str]
+    content_type: str
+    content_sha256: str
+    stored_at: dt.datetime
+    content: bytes | None = None
+
+    @property
+    def sensitive(self) -> bool:
+        return bool(self.sensitivity)
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> StoredDocument:
+        values = dict(row)
+        values["sensitivity"] = frozenset(s for s in (values["sensitivity"] or "").split(",")
+                                          if s)
+        if values.get("content") is not None:
+            values["content"] = bytes(values["content"])
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """A group's current version (what a re-assembly is compared with)."""
+
+    document_id: str
+    version_number: int
+    content_sha256: str
+    replaces_document_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """One read of patient documents, allowed or refused (审计: who, whose, what, when, why)."""
+
+    principal: str
+    roles: frozenset[str]
+    action: Literal["index", "read"]
+    purpose: str
+    outcome: str
+    empi_id: str | None = None
+    document_id: str | None = None  # None: the patient's index was read
+    client_address: str | None = None
+    at: dt.datetime | None = None  # None: now, when written
+
+
+def store_url(url: str | None, data_dir: Path) -> str:
+    """The SQLAlchemy URL in use: ``url`` (PostgreSQL gets psycopg), else the SQLite file."""
+    if url is None:
+        return f"sqlite:///{(data_dir / _SQLITE_FILE).resolve()}"
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url[len(bare):]
+    return url
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    """WAL journal, a busy wait, and transactions SQLAlchemy begins itself (immediately)."""
+
+    @event.listens_for(engine, "connect")
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite must not begin or commit on its own
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READING)
+                             else "BEGIN IMMEDIATE")
+
+
+def open_store(url: str | None, data_dir: Path,
+               clock: Callable[[], dt.datetime] = _now) -> DocumentStore:
+    """Open (not migrate) the store: ``url`` if set, else SQLite under ``data_dir``."""
+    full = store_url(url, data_dir)
+    if url is None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(full, hide_parameters=True, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise DocumentStoreError(f"cannot use the document store URL ({type(exc).__name__}); "
+                                 "expected sqlite:///PATH or postgresql+psycopg://...") from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_pragmas(engine)
+    elif engine.dialect.name != "postgresql":
+        engine.dispose()
+        raise DocumentStoreError(f"the document store runs on SQLite or PostgreSQL, "
+                                 f"not {engine.dialect.name}")
+    return DocumentStore(engine, clock)
+
+
+@contextlib.contextmanager
+def _translated(doing: str, *, detail: bool = False) -> Iterator[None]:
+    """Database errors as DocumentStoreError, without the driver's text (it may quote a
+    row's values) unless ``detail`` (no patient data involved: connecting, migrating)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None) or exc
+        cause = type(orig).__name__
+        if detail:
+            cause += ": " + (str(orig).strip().splitlines() or [""])[0][:300]
+        raise DocumentStoreError(f"document store failed {doing} ({cause})") from None
+
+
+def _upsert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT, in the connection's dialect."""
+    return (postgresql.insert(table) if conn.dialect.name == "postgresql"
+            else sqlite.insert(table))
+
+
+_METADATA = [c for c in documents.c if c.name != "content"]
+
+
+class StoreWriter:
+    """Writes within one transaction (`DocumentStore.writing`): all of it, or none."""
+
+    def __init__(self, conn: Connection, clock: Callable[[], dt.datetime]) -> None:
+        self._conn = conn
+        self._clock = clock
+
+    def add_part(self, group_key: str, event_id: str, schema_name: str, payload: bytes) -> bool:
+        """Keep one event of a group; True when the group changed (a new or different part).
+
+        The same event again with the same bytes changes nothing; with other bytes (the
+        event processed again, e.g. after a code map was added) it replaces the part.
+        """
+        c = document_parts.c
+        where = (c.group_key == group_key) & (c.event_id == event_id)
+        stored = self._conn.execute(select(c.payload).where(where)).scalar_one_or_none()
+        if stored is None:
+            result = self._conn.execute(
+                _upsert(self._conn, document_parts).values(
+                    group_key=group_key, event_id=event_id, schema_name=schema_name,
+                    payload=payload, stored_at=self._clock()
+                ).on_conflict_do_nothing(index_elements=["group_key", "event_id"]))
+            return bool(result.rowcount)
+        if bytes(stored) == payload:
+            return False
+        self._conn.execute(update(document_parts).where(where).values(
+            schema_name=schema_name, payload=payload, stored_at=self._clock()))
+        return True
+
+    def parts(self, group_key: str) -> list[tuple[str, bytes]]:
+        """A group's parts as (schema name, raw value), in a fixed order."""
+        c = document_parts.c
+        rows = self._conn.execute(select(c.schema_name, c.payload)
+                                  .where(c.group_key == group_key)
+                                  .order_by(c.schema_name, c.event_id))
+        return [(name, bytes(payload)) for name, payload in rows]
+
+    def group(self, group_key: str) -> GroupState | None:
+        g, d = document_groups.c, documents.c
+        row = self._conn.execute(
+            select(g.document_id, g.version_number, g.content_sha256, d.replaces_document_id)
+            .join_from(document_groups, documents, g.document_id == d.document_id)
+            .where(g.group_key == group_key)).first()
+        return GroupState(*row) if row is not None else None
+
+    def put(self, document: Document, group_key: str | None = None) -> Put:
+        """Store one version; a group's current version moves to it when ``group_key``."""
+        d = documents.c
+        stored = self._conn.execute(select(d.content_sha256)
+                                    .where(d.document_id == document.document_id)
+                                    ).scalar_one_or_none()
+        if stored is not None:
+            return "duplicate" if stored == document.content_sha256 else "conflict"
+        now = self._clock()
+        result = self._conn.execute(
+            _upsert(self._conn, documents).values(**_row(document, now))
+            .on_conflict_do_nothing(index_elements=["document_id"]))
+        if not result.rowcount:  # another writer got there between the two statements
+            return self.put(document, group_key)
+        if document.replaces_document_id is not None:
+            self._conn.execute(update(documents).where(
+                (d.document_id == document.replaces_document_id) & d.replaced_by.is_(None)
+            ).values(replaced_by=document.document_id))
+        successor = self._conn.execute(  # its replacement arrived first
+            select(d.document_id).where(d.replaces_document_id == document.document_id)
+            .order_by(d.version_number.desc(), d.stored_at).limit(1)).scalar_one_or_none()
+        if successor is not None:
+            self._conn.execute(update(documents).where(d.document_id == document.document_id)
+                               .values(replaced_by=successor))
+        if group_key is not None:
+            current = {"document_id": document.document_id,
+                       "version_number": document.version_number,
+                       "content_sha256": document.content_sha256, "updated_at": now}
+            self._conn.execute(_upsert(self._conn, document_groups)
+                               .values(group_key=group_key, **current)
+                               .on_conflict_do_update(index_elements=["group_key"], set_=current))
+        return "stored"
+
+
+def _row(document: Document, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "document_id": document.document_id, "set_id": document.set_id,
+        "version_number": document.version_number,
+        "replaces_document_id": document.replaces_document_id, "replaced_by": None,
+        "kind": document.kind, "type_code": document.type_code,
+        "type_name": document.type_name, "title": document.title,
+        "empi_id": document.empi_id, "facility_id": document.facility_id,
+        "effective_time": document.effective_time, "author_id": document.author_id,
+        "custodian_id": document.custodian_id, "visit_number": document.visit_number,
+        "confidentiality_code": document.confidentiality_code,
+        "sensitivity": ",".join(sorted(document.sensitivity)),
+        "content_type": document.content_type, "content": document.content,
+        "content_sha256": document.content_sha256, "stored_at": now,
+    }
+
+
+class DocumentStore:
+    """Documents, their parts and the access audit, in SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], dt.datetime] = _now) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def migrate(self, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+        """Apply the migrations not applied yet, in order; the names of those applied."""
+        applied: list[str] = []
+        with _translated("to migrate", detail=True), self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": _MIGRATION_LOCK})
+            schema_version.create(conn, checkfirst=True)
+            done = set(conn.execute(select(schema_version.c.version)).scalars())
+            known = {number for number, _, _ in migrations}
+            if done - known:
+                raise DocumentStoreError(
+                    f"the document store is at schema version {max(done)}, newer than this "
+                    f"hutong knows ({max(known)}); run the newer hutong")
+            for number, name, step in sorted(migrations, key=lambda m: m[0]):
+                if number in done:
+                    continue
+                step(conn)
+                conn.execute(insert(schema_version).values(version=number, name=name,
+                                                           applied_at=self._clock()))
+                applied.append(name)
+        return applied
+
+    def _reading(self) -> Connection:
+        return self.engine.connect().execution_options(**{_READING: True})
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[StoreWriter]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with _translated("to write"), self.engine.begin() as conn:
+            yield StoreWriter(conn, self._clock)
+
+    def put(self, document: Document) -> Put:
+        """Store one document in a transaction of its own."""
+        with self.writing() as writer:
+            return writer.put(document)
+
+    def index(self, empi_id: str, *, type_code: str | None = None,
+              facility_id: str | None = None, since: dt.datetime | None = None,
+              until: dt.datetime | None = None, include_replaced: bool = False,
+              limit: int = 100, offset: int = 0) -> list[StoredDocument]:
+        """A patient's documents, newest effective time first, without their content."""
+        d = documents.c
+        query = select(*_METADATA).where(d.empi_id == empi_id)
+        if type_code:
+            query = query.where(d.type_code == type_code)
+        if facility_id:
+            query = query.where(d.facility_id == facility_id)
+        if since is not None:
+            query = query.where(d.effective_time >= since)
+        if until is not None:
+            query = query.where(d.effective_time < until)
+        if not include_replaced:
+            query = query.where(d.replaced_by.is_(None))
+        query = (query.order_by(d.effective_time.desc().nulls_last(), d.document_id)
+                 .limit(limit).offset(offset))
+        with _translated("to list documents"), self._reading() as conn:
+            return [StoredDocument.from_row(row) for row in conn.execute(query).mappings()]
+
+    def get(self, document_id: str) -> StoredDocument | None:
+        """One version, with its content."""
+        with _translated("to read a document"), self._reading() as conn:
+            row = conn.execute(select(documents).where(
+                documents.c.document_id == document_id)).mappings().first()
+        return StoredDocument.from_row(row) if row is not None else None
+
+    def versions(self, set_id: str) -> list[StoredDocument]:
+        """Every stored version of a document set, oldest first, without content."""
+        d = documents.c
+        with _translated("to list versions"), self._reading() as conn:
+            rows = conn.execute(select(*_METADATA).where(d.set_id == set_id)
+                                .order_by(d.version_number, d.stored_at)).mappings()
+            return [StoredDocument.from_row(row) for row in rows]
+
+    def count(self, table: str = "documents") -> int:
+        """Rows in one of the store's tables (for operators and tests)."""
+        chosen = {t.name: t for t in (documents, document_parts, document_groups,
+                                      access_audit)}[table]
+        with _translated("to count"), self._reading() as conn:
+            return int(conn.execute(select(func.count()).select_from(chosen)).scalar_one())
+
+    def record_access(self, record: AccessRecord) -> None:
+        """Write one audit record; raises if it cannot (then nothing may be shown)."""
+        values = {
+            "at": record.at or self._clock(), "principal": record.principal[:128],
+            "roles": ",".join(sorted(record.roles))[:128],
+            "empi_id": record.empi_id[:64] if record.empi_id else record.empi_id,
+            "document_id": record.document_id[:256] if record.document_id else None,
+            "action": record.action, "purpose": record.purpose[:32],
+            "outcome": record.outcome[:16],
+            "client_address": record.client_address[:64] if record.client_address else None}
+        with _translated("to write the access audit"), self.engine.begin() as conn:
+            conn.execute(insert(access_audit).values(**values))
+
+    def access_records(self, *, empi_id: str | None = None,
+                       limit: int = 1000) -> list[AccessRecord]:
+        """Audit records, oldest first; only those about ``empi_id`` when given."""
+        a = access_audit.c
+        query = select(access_audit).order_by(a.at, a.id).limit(limit)
+        if empi_id is not None:
+            query = query.where(a.empi_id == empi_id)
+        with _translated("to read the access audit"), self._reading() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [AccessRecord(principal=r["principal"],
+                             roles=frozenset(x for x in r["roles"].split(",") if x),
+                             action=r["action"], purpose=r["purpose"], outcome=r["outcome"],
+                             empi_id=r["empi_id"], document_id=r["document_id"],
+                             client_address=r["client_address"], at=r["at"]) for r in rows]
+
+    def purge_audit(self, retention_days: int, now: dt.datetime | None = None) -> int:
+        """Delete audit records older than ``retention_days`` (at least 183); how many."""
+        if retention_days < MIN_AUDIT_RETENTION_DAYS:
+            raise ValueError(f"access audit records are kept at least "
+                             f"{MIN_AUDIT_RETENTION_DAYS} days, not {retention_days}")
+        cutoff = (now or self._clock()) - dt.timedelta(days=retention_days)
+        with _translated("to purge the access audit"), self.engine.begin() as conn:
+            result = conn.execute(delete(access_audit).where(access_audit.c.at < cutoff))
+        return int(result.rowcount)
+
+    def close(self) -> None:
+        self.engine.dispose()
