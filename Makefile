@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help run up test unit integration lint bench clean
+.PHONY: help run up test unit integration lint bench clean tools
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,13 +21,27 @@ run: $(STAMP) ## set up, start the hub on embedded defaults, replay the sample f
 up: $(STAMP) ## set up and run the hub in the foreground (Ctrl-C stops it)
 	$(BIN)/hutong up
 
-test: $(STAMP) lint ## set up, lint, and run every test (unit and integration)
+#: Debian packages some tests drive: promtool checks the chart's alert rules, a real
+#: Prometheus scrapes the hub, headless Chromium opens the exchange monitor.
+SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/prometheus /usr/bin/chromium /usr/bin/chromedriver
+
+$(SYSTEM_TOOLS):
+	@command -v apt-get >/dev/null || { echo "install prometheus, chromium and chromium-driver"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q --no-install-recommends \
+		prometheus chromium chromium-driver >/dev/null || { \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q >/dev/null && \
+		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q --no-install-recommends \
+		prometheus chromium chromium-driver >/dev/null; }
+
+tools: $(SYSTEM_TOOLS) ## the Debian packages the tests drive (prometheus, chromium)
+
+test: $(STAMP) tools lint ## set up, lint, and run every test (unit and integration)
 	$(BIN)/pytest -q
 
 unit: $(STAMP) ## only the unit tests (start nothing)
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP) ## only the integration tests (real Tansu, chDB, PostgreSQL)
+integration: $(STAMP) tools ## only the integration tests (real Tansu, chDB, PostgreSQL)
 	$(BIN)/pytest -q tests/integration
 
 lint: $(STAMP) ## ruff and mypy
