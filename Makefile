@@ -22,18 +22,21 @@ up: $(STAMP) ## set up and run the hub in the foreground (Ctrl-C stops it)
 	$(BIN)/hutong up
 
 #: Debian packages some tests drive: promtool checks the chart's alert rules, a real
-#: Prometheus scrapes the hub, headless Chromium opens the exchange monitor.
-SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/prometheus /usr/bin/chromium /usr/bin/chromedriver
+#: Prometheus scrapes the hub, headless Chromium opens the exchange monitor (with a CJK
+#: font, so its screenshots show the Chinese labels).
+CJK_FONT     := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/prometheus /usr/bin/chromium /usr/bin/chromedriver \
+                $(CJK_FONT)
 
 $(SYSTEM_TOOLS):
-	@command -v apt-get >/dev/null || { echo "install prometheus, chromium and chromium-driver"; exit 1; }
+	@command -v apt-get >/dev/null || { echo "install prometheus, chromium, chromium-driver and a CJK font"; exit 1; }
 	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q --no-install-recommends \
-		prometheus chromium chromium-driver >/dev/null || { \
+		prometheus chromium chromium-driver fonts-wqy-microhei >/dev/null || { \
 		$(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q >/dev/null && \
 		$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q --no-install-recommends \
-		prometheus chromium chromium-driver >/dev/null; }
+		prometheus chromium chromium-driver fonts-wqy-microhei >/dev/null; }
 
-tools: $(SYSTEM_TOOLS) ## the Debian packages the tests drive (prometheus, chromium)
+tools: $(SYSTEM_TOOLS) ## the Debian packages the tests drive (prometheus, chromium, a CJK font)
 
 test: $(STAMP) tools lint ## set up, lint, and run every test (unit and integration)
 	$(BIN)/pytest -q

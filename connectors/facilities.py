@@ -205,6 +205,10 @@ class FacilityRegistry:
     def get(self, facility_id: str) -> Facility | None:
         return self._by_id.get(facility_id)
 
+    def facilities(self) -> tuple[Facility, ...]:
+        """Every registered facility, in the order of the registry file."""
+        return tuple(self._by_id.values())
+
     def ack_mode(self, facility_id: str | None) -> str:
         facility = self._by_id.get(facility_id) if facility_id else None
         return facility.ack_mode if facility is not None else "auto"

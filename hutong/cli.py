@@ -342,7 +342,7 @@ PurposeOption = Annotated[str, typer.Option(
     "--purpose", help="Purpose of use: treatment, emergency, referral, quality or "
     "research-deidentified (recorded in the access audit).")]
 _INDEX_COLUMNS = ["document_id", "type_code", "type_name", "title", "effective_time",
-                  "facility_id", "version_number", "replaced_by", "sensitive"]
+                  "facility_id", "version_number", "replaced_by", "sensitive", "withdrawn"]
 
 
 def _document_client(config: Path | None, token_file: Path | None) -> HubClient:
@@ -364,6 +364,8 @@ def documents_list(
     until: Annotated[str | None, typer.Option("--to", help="Effective before (ISO).")] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions", help="Also versions a newer "
                                                "one replaced.")] = False,
+    withdrawn: Annotated[bool, typer.Option("--withdrawn", help="Also documents withdrawn "
+                                            "(their events no longer support them).")] = False,
     limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 100,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
     purpose: PurposeOption = "treatment",
@@ -379,7 +381,8 @@ def documents_list(
     if fmt not in {"pretty", "csv", "json"}:
         raise typer.BadParameter("choose pretty, csv or json", param_hint="--format")
     params: dict[str, object] = {"type_code": type_code, "facility": facility,
-                                 "include_replaced": all_versions, "limit": limit,
+                                 "include_replaced": all_versions,
+                                 "include_withdrawn": withdrawn, "limit": limit,
                                  "offset": offset, "purpose": purpose}
     for name, text, option in (("from", since, "--from"), ("to", until, "--to")):
         moment = _moment(text, option)

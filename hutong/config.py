@@ -9,18 +9,21 @@ a default.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
 
+from hutong.components import COMPONENTS, Plan, partial_set_problem, plan
 from hutong.errors import ConfigError
 
 __all__ = ["ENV_PREFIX", "Settings", "load_settings"]
@@ -38,6 +41,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("var"), description="Embedded state: warehouse, logs, lock.")
     log_level: str = Field("INFO", description="Python logging level of hub processes.")
+    components: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(COMPONENTS),
+        description="The parts of the hub this process runs (comma-separated): connectors, "
+        "streams, sinks, api. A partial set needs kafka_bootstrap, and with sinks or api also "
+        "clickhouse_url and docstore_url (hutong.components).")
 
     kafka_bootstrap: str | None = Field(
         None, description="An external Kafka cluster; unset runs the embedded Tansu broker."
@@ -47,6 +55,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Extra librdkafka settings (SASL/SSL) for every client; unknown keys fail.",
     )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password of every Kafka client (sasl.password), kept out of "
+        "kafka_config so that the rest of it need not be secret.")
     kafka_partitions: int = Field(3, ge=1, description="Partitions of topics hutong creates.")
     kafka_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
 
@@ -165,6 +176,44 @@ class Settings(BaseSettings):
         """``HUTONG_CLICKHOUSE_HTTP_PORT=`` (empty) turns the interface off."""
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("components", mode="before")
+    @classmethod
+    def _component_list(cls, value: object) -> object:
+        """``connectors,api`` or a JSON list (how child processes get it) or a YAML list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("components")
+    @classmethod
+    def _known_components(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(COMPONENTS))
+        if unknown:
+            raise ValueError(f"unknown component(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(COMPONENTS)}")
+        if not value:
+            raise ValueError(f"name at least one of {', '.join(COMPONENTS)}")
+        return [c for c in COMPONENTS if c in value]  # one order, no repeats
+
+    @model_validator(mode="after")
+    def _partial_set_is_external(self) -> Settings:
+        problem = partial_set_problem(self.components, kafka_bootstrap=self.kafka_bootstrap,
+                                      clickhouse_url=self.clickhouse_url,
+                                      docstore_url=self.docstore_url)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    @model_validator(mode="after")
+    def _one_sasl_password(self) -> Settings:
+        if self.kafka_sasl_password is not None and "sasl.password" in self.kafka_config:
+            raise ValueError("the SASL password is set twice: in kafka_sasl_password and in "
+                             "kafka_config; keep it in kafka_sasl_password")
+        return self
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:
@@ -251,6 +300,12 @@ class Settings(BaseSettings):
         return default if default.is_file() else None
 
     @property
+    def plan(self) -> Plan:
+        """What a process with these settings starts (`hutong.components`)."""
+        return plan(self.components, kafka_bootstrap=self.kafka_bootstrap,
+                    clickhouse_url=self.clickhouse_url)
+
+    @property
     def embedded_broker(self) -> bool:
         return self.kafka_bootstrap is None
 
@@ -260,7 +315,10 @@ class Settings(BaseSettings):
 
     def kafka_client_config(self) -> dict[str, Any]:
         """librdkafka settings every hutong client starts from."""
-        return {"bootstrap.servers": self.bootstrap, **self.kafka_config}
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap, **self.kafka_config}
+        if self.kafka_sasl_password is not None:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        return config
 
     @property
     def api_url(self) -> str:

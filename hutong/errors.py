@@ -11,7 +11,11 @@
     ├── DeliveryError               Kafka did not confirm a write (producers.kafka)
     ├── WarehouseError              the warehouse refused a statement (sinks.warehouse)
     │   └── WarehouseQueryError     the engine failed an analyst's query, with its error code
-    └── DocumentStoreError          the document store failed or refused (sinks.docstore)
+    ├── DocumentStoreError          the document store failed or refused (sinks.docstore)
+    └── RetryError                  a dead letter was not retried (hutong.monitor.retry)
+        ├── NotRetryable            its stage, facility or contents rule a retry out
+        ├── LetterGone              hutong.dlq no longer holds it (retention)
+        └── DlqUnreachable          hutong.dlq could not be read
 
 Messages name the cause and the place (segment, field, topic, table), never a
 patient's values.
@@ -22,10 +26,14 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DeliveryError",
+    "DlqUnreachable",
     "DocumentStoreError",
     "HL7Error",
     "HutongError",
+    "LetterGone",
+    "NotRetryable",
     "ResourceBusy",
+    "RetryError",
     "SchemaError",
     "StackError",
     "ValidationError",
@@ -98,3 +106,19 @@ class WarehouseQueryError(WarehouseError):
 
 class DocumentStoreError(HutongError):
     """The document store (SQLite or PostgreSQL) failed a statement or could not be reached."""
+
+
+class RetryError(HutongError):
+    """A dead letter was not retried; the message says why."""
+
+
+class NotRetryable(RetryError):
+    """The letter cannot be retried: its stage, its facility or what it kept rule it out."""
+
+
+class LetterGone(RetryError):
+    """``hutong.dlq`` no longer holds the letter where the warehouse says it is."""
+
+
+class DlqUnreachable(RetryError):
+    """``hutong.dlq`` could not be read (Kafka unreachable or too slow)."""

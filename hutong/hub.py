@@ -7,6 +7,11 @@ migrations, the warehouse sink, the document store and its sink, the stream
 worker process, the Kafka producer, the MLLP connector, the HTTP API and the
 ClickHouse HTTP interface of the embedded warehouse. ``stop`` undoes it in
 reverse; child processes also die with the hub if it is killed (PR_SET_PDEATHSIG).
+
+The ``components`` setting chooses which of these one process runs
+(`hutong.components`): a cluster runs connectors, streams, sinks and the API in
+separate Deployments against external Kafka, ClickHouse and PostgreSQL. Every
+process serves ``/healthz`` (its own components only) and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ from hutong.api.clickhouse_http import create_clickhouse_http
 from hutong.audit import AuditLog
 from hutong.config import Settings
 from hutong.errors import DocumentStoreError
+from hutong.keys import pseudonym_key
 from hutong.metrics import Metrics
+from hutong.metrics.children import MULTIPROC_ENV, prepare_dir
+from hutong.metrics.monitor import Monitor
 from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
@@ -46,10 +54,11 @@ from sinks.docstore.sink import DocumentSink
 from sinks.docstore.store import DocumentStore, open_store
 from sinks.runner import SinkRunner
 from sinks.warehouse import TABLES, TableSpec, Warehouse, migrate, open_warehouse
-from sinks.warehouse.pseudonyms import Pseudonyms, load_key, protect
+from sinks.warehouse.pseudonyms import Pseudonyms, protect
 from sinks.warehouse.sink import WarehouseSink
 from sinks.webhook import WebhookSink
 from streams.mapfeed import MapFeed
+from streams.topology import INPUT_TOPICS, STREAMS_GROUP
 
 __all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment", "warehouse_tables"]
 
@@ -86,9 +95,7 @@ def warehouse_tables(settings: Settings) -> Mapping[str, TableSpec]:
     """What the warehouse rows hold: pseudonymised by default (``warehouse_identifiers``)."""
     if settings.warehouse_identifiers == "raw":
         return TABLES
-    key = load_key(settings.pseudonym_key.get_secret_value() if settings.pseudonym_key
-                   else None, settings.data_dir)
-    return protect(TABLES, Pseudonyms(key))
+    return protect(TABLES, Pseudonyms(pseudonym_key(settings)))
 
 
 class _ApiServer(uvicorn.Server):
@@ -130,14 +137,17 @@ class Hub:
         self._clickhouse: uvicorn.Server | None = None
         self._clickhouse_task: asyncio.Task[None] | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self.monitor: Monitor | None = None
+        self.metrics.watch_components(self.health)
         #: Set when a component the hub cannot do without has died.
         self.failed = asyncio.Event()
 
     def _check_free(self) -> None:
         s = self.settings
-        ensure_port_free(s.mllp_host, s.mllp_port, "MLLP", "HUTONG_MLLP_PORT")
+        if s.plan.connectors:
+            ensure_port_free(s.mllp_host, s.mllp_port, "MLLP", "HUTONG_MLLP_PORT")
         ensure_port_free(s.http_host, s.http_port, "HTTP API", "HUTONG_HTTP_PORT")
-        if s.mllps_port is not None:
+        if s.plan.connectors and s.mllps_port is not None:
             ensure_port_free(s.mllp_host, s.mllps_port, "MLLP over TLS", "HUTONG_MLLPS_PORT")
         if self._clickhouse_http_port is not None:
             ensure_port_free(s.http_host, self._clickhouse_http_port, "ClickHouse HTTP interface",
@@ -147,7 +157,7 @@ class Hub:
     def _clickhouse_http_port(self) -> int | None:
         """The analysts' ClickHouse HTTP port: served by the hub that owns chDB only."""
         s = self.settings
-        return s.clickhouse_http_port if s.clickhouse_url is None else None
+        return s.clickhouse_http_port if s.plan.clickhouse_http else None
 
     def _load_registry(self) -> None:
         s = self.settings
@@ -155,6 +165,8 @@ class Hub:
                                               open_intake=s.intake_open)
         self.users = Users.load(s.users_path, api_token=s.api_token.get_secret_value()
                                 if s.api_token else None)
+        if not s.plan.connectors:
+            return
         if s.intake_open:
             log.warning("intake is open: plain MLLP from any facility is accepted "
                         "(HUTONG_INTAKE_OPEN); do not run a production hub like this")
@@ -196,17 +208,23 @@ class Hub:
             self._check_free()
             self._load_registry()
             await asyncio.to_thread(self._start_backbone)
-            self._start_streams()
-            self.producer = AsyncProducer(s.kafka_client_config())
-            await self._start_intake()
-            await self._start_terminology()
+            if s.plan.streams:
+                self._start_streams()
+            if s.plan.producer:
+                self.producer = AsyncProducer(s.kafka_client_config())
+            if s.plan.connectors:
+                await self._start_intake()
+            if s.plan.api:
+                await self._start_terminology()
             await self._start_api()
             await self._start_clickhouse_http()
+            self._start_monitor()
             self._supervisor = asyncio.create_task(self._supervise(), name="supervisor")
         except BaseException:
             await self.stop()
             raise
-        log.info("hutong is up: MLLP %s:%d, HTTP %s", s.mllp_host, s.mllp_port, s.api_url)
+        log.info("hutong is up (%s): %s", ", ".join(s.components),
+                 ", ".join(f"{k} {v}" for k, v in self.describe().items()))
 
     def _start_backbone(self) -> None:
         s = self.settings
@@ -218,16 +236,24 @@ class Hub:
         ensure_topics(s.kafka_client_config(), partitions=s.kafka_partitions,
                       replication=s.kafka_replication)
         self.ids = resolver(s.schema_registry_url)
-        self.warehouse = open_warehouse(s.clickhouse_url, s.data_dir)
-        migrate(self.warehouse, s.clickhouse_cluster)
+        if s.plan.warehouse:  # migrations are idempotent: the sinks and the API both run them
+            self.warehouse = open_warehouse(s.clickhouse_url, s.data_dir)
+            migrate(self.warehouse, s.clickhouse_cluster)
+        if s.plan.documents:
+            self.documents = open_store(s.docstore_url, s.data_dir)
+            self.documents.migrate()  # under an advisory lock on PostgreSQL
+            self.documents.purge_audit(s.access_audit_retention_days)
+        if s.plan.sinks:
+            self._start_sinks()
+
+    def _start_sinks(self) -> None:
+        s = self.settings
+        assert self.warehouse is not None and self.documents is not None  # noqa: S101
         self.sink = SinkRunner(s.kafka_client_config(), SINK_GROUP, SINK_TOPICS,
                                WarehouseSink(self.warehouse, self.metrics, warehouse_tables(s)),
                                self.metrics, s.sink_batch_size, self.ids,
                                batch_wait_s=s.sink_batch_wait_s)
         self.sink.start()
-        self.documents = open_store(s.docstore_url, s.data_dir)
-        self.documents.migrate()
-        self.documents.purge_audit(s.access_audit_retention_days)
         self.document_sink = SinkRunner(s.kafka_client_config(), DOCUMENTS_GROUP,
                                         DOCUMENT_TOPICS,
                                         DocumentSink(self.documents, self.metrics, self.ids),
@@ -244,12 +270,28 @@ class Hub:
 
     def _start_streams(self) -> None:
         env = child_environment(self.settings)
+        # The workers' metrics, in files this process's /metrics reads (ADR 0007).
+        self.metrics.children.path = prepare_dir(self.settings.data_dir / "metrics")
+        env[MULTIPROC_ENV] = str(self.metrics.children.path)
         for n in range(self.settings.streams_workers):
             child = Child(f"stream worker {n}",
                           [sys.executable, "-m", "streams", "--worker", str(n)],
                           self.settings.data_dir / "logs" / f"streams-{n}.log", env=env)
             child.start()
             self.streams.append(child)
+
+    def _start_monitor(self) -> None:
+        """Consumer lag and the warehouse's gauges, from the processes that run the API."""
+        s = self.settings
+        if not s.plan.api:
+            return
+        groups = {STREAMS_GROUP: list(INPUT_TOPICS), SINK_GROUP: SINK_TOPICS,
+                  DOCUMENTS_GROUP: DOCUMENT_TOPICS}
+        if s.alert_webhook_urls:
+            groups[WEBHOOK_GROUP] = [ALERTS_TOPIC]
+        self.monitor = Monitor(self.metrics, client_config=s.kafka_client_config(),
+                               groups=groups, warehouse=self.warehouse)
+        self.monitor.start()
 
     async def _start_terminology(self) -> None:
         s = self.settings
@@ -263,12 +305,17 @@ class Hub:
 
     async def _start_api(self) -> None:
         s = self.settings
-        api = create_api(self.metrics, warehouse=self.warehouse, health=self.health,
+        api_part = s.plan.api  # a process without it answers those routes 503
+        api = create_api(self.metrics, warehouse=self.warehouse if api_part else None,
+                         health=self.health,
                          api_token=s.api_token.get_secret_value() if s.api_token else None,
-                         serve_registry=s.schema_registry_url is None, intake=self.intake,
-                         facilities=self.registry, max_body_bytes=s.http_max_body_bytes,
-                         producer=self.producer, ids=self.ids, mapfeed=self.mapfeed,
-                         users=self.users, documents=self.documents)
+                         serve_registry=api_part and s.schema_registry_url is None,
+                         intake=self.intake, facilities=self.registry,
+                         max_body_bytes=s.http_max_body_bytes,
+                         producer=self.producer if api_part else None, ids=self.ids,
+                         mapfeed=self.mapfeed, users=self.users,
+                         documents=self.documents if api_part else None,
+                         kafka_config=s.kafka_client_config(), audit=self.audit)
         config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
                                 lifespan="off", timeout_graceful_shutdown=5)
         self._api = _ApiServer(config)
@@ -334,16 +381,23 @@ class Hub:
                 child.start()
 
     def health(self) -> dict[str, str]:
-        """Each component's state, for ``/healthz`` and the supervisor."""
+        """The state of each part this process runs, for ``/healthz`` and the supervisor."""
+        plan = self.settings.plan
         state: dict[str, str] = {}
         if self.broker is not None:
             state["kafka"] = "ok" if self.broker.child.alive() else "down"
+        if plan.connectors:
+            state["mllp"] = "ok" if self.mllp is not None else "down"
+            if self.settings.mllps_port is not None:
+                state["mllps"] = "ok" if self.mllps is not None else "down"
         for child in self.streams:
             state[child.name] = "ok" if child.alive() else "down"
-        state["warehouse"] = "ok" if self.warehouse is not None else "down"
-        state["sink"] = "ok" if self.sink is not None and self.sink.alive() else "down"
-        state["documents"] = ("ok" if self.document_sink is not None
-                              and self.document_sink.alive() else "down")
+        if plan.warehouse:
+            state["warehouse"] = "ok" if self.warehouse is not None else "down"
+        if plan.sinks:
+            state["sink"] = "ok" if self.sink is not None and self.sink.alive() else "down"
+            state["documents"] = ("ok" if self.document_sink is not None
+                                  and self.document_sink.alive() else "down")
         return state
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
@@ -362,6 +416,9 @@ class Hub:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
             self._supervisor = None
+        if self.monitor is not None:
+            await asyncio.to_thread(self.monitor.stop)
+            self.monitor = None
         if self._clickhouse is not None:
             self._clickhouse.should_exit = True
             if self._clickhouse_task is not None:
@@ -416,9 +473,13 @@ class Hub:
 
     def describe(self) -> dict[str, Any]:
         s = self.settings
-        described = {"mllp": f"{s.mllp_host}:{s.mllp_port}", "http": s.api_url,
-                     "kafka": s.bootstrap, "data_dir": str(s.data_dir)}
-        if s.mllps_port is not None:
+        described: dict[str, Any] = {}
+        if not s.plan.everything:
+            described["parts"] = ",".join(s.components)
+        if s.plan.connectors:
+            described["mllp"] = f"{s.mllp_host}:{s.mllp_port}"
+        described |= {"http": s.api_url, "kafka": s.bootstrap, "data_dir": str(s.data_dir)}
+        if s.plan.connectors and s.mllps_port is not None:
             described["mllps"] = f"{s.mllp_host}:{s.mllps_port}"
         if self._clickhouse_http_port is not None:
             host = "127.0.0.1" if s.http_host in {"0.0.0.0", "::"} else s.http_host  # noqa: S104

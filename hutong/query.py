@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from hutong.api.sql import jsonable, refusal
+from hutong.api.sql import engine_refusal, jsonable, refusal
 from hutong.config import Settings
 from hutong.errors import HutongError
 from sinks.warehouse import open_warehouse
@@ -42,6 +42,9 @@ def _direct(settings: Settings, query: str) -> tuple[list[str], list[list[Any]]]
         raise HutongError(f"hutong sql refused the query: {reason}")
     warehouse = open_warehouse(settings.clickhouse_url, settings.data_dir)
     try:
+        reason = engine_refusal(warehouse, query)
+        if reason is not None:
+            raise HutongError(f"hutong sql refused the query: {reason}")
         columns, rows = warehouse.query_rows(query, read_only=True)
     finally:
         warehouse.close()

@@ -27,6 +27,7 @@ from connectors.facilities import FacilityRegistry, Peer, Refusal
 from hutong.audit import AuditLog
 from hutong.errors import DeliveryError, HL7Error, ValidationError
 from hutong.metrics import Metrics
+from hutong.metrics.labels import FacilityLabels, message_type, refusal_reason, reject_reason
 from hutong.ratelimit import KeyedLimiter
 from producers.hl7v2.ack import build_ack, build_ack_for_unparseable
 from producers.hl7v2.ackmode import acknowledgements
@@ -84,6 +85,7 @@ class Intake:
         self._audit_limit = audit_limit if audit_limit is not None else KeyedLimiter(
             rate=1.0, burst=20)
         self._clock = clock
+        self._facility = FacilityLabels(self._registry, open_intake=self._registry.open_intake)
         self._ack_ids = itertools.count(1)
         self._in_flight: dict[tuple[str, str], asyncio.Event] = {}
 
@@ -145,24 +147,29 @@ class Intake:
                 self._receipts.put(*key, Accepted(digest, receipt.event_ids))
             return receipt
 
-    async def refuse(self, head: bytes, peer: Peer, error: HL7Error) -> Receipt:
+    async def refuse(self, head: bytes, peer: Peer, error: HL7Error, *,
+                     kind: str = "framing") -> Receipt:
         """Answer AR to input refused before it was read (oversize or stalled frame).
 
         A dead letter keeps ``head``, the first bytes, not the whole input; from a
-        sender no registered facility may use, only an audit record is kept.
+        sender no registered facility may use, only an audit record is kept. ``kind``
+        is the metrics' reason: ``oversize`` or ``framing``.
         """
+        started = time.perf_counter()
         adapted = Adapted(arrival=Arrival(head, peer.transport, self._clock(), peer.address))
         adapted.fail(error, "AR")
         if not self._registry.may_connect(peer):
-            return self._refused(adapted, peer, Refusal(error.reason), time.perf_counter())
+            return self._refused(adapted, peer, Refusal(error.reason), started)
         stored = await self._send(dead_letter_record(adapted, self._ids), adapted)
-        self._metrics.observe_message(peer.transport, "unknown", "AR", 0.0)
+        self._count(adapted, "AR", started, kind, facility=peer.facility_id)
         return Receipt("AR", self._acks(adapted, "AR", error.reason, stored=stored), (),
                        error.reason, stored=stored)
 
     def refuse_connection(self, peer: Peer, reason: str, **details: object) -> None:
         """Record input turned away before any message was read: a failed TLS handshake,
         an unknown API key, an oversized or empty HTTP body."""
+        self._metrics.refusal(self._facility(peer.facility_id),
+                              refusal_reason(details.get("status")))
         if peer.facility_id is not None:
             details.update(facility=peer.facility_id, credential=peer.credential)
         if self._record("connection.refused", peer, reason=reason, **details):
@@ -197,8 +204,8 @@ class Intake:
             log.warning("%s message from %s refused: %s", peer.transport,
                         peer.address or "-", refusal.reason)
         self._metrics.refused.labels(peer.transport).inc()
-        self._metrics.observe_message(peer.transport, adapted.event_type or "unknown", "AR",
-                                      time.perf_counter() - started)
+        self._count(adapted, "AR", started, "unauthorised",
+                    facility=peer.facility_id or adapted.facility_id)
         error = HL7Error(f"not authorised: {refusal.reason}", location="MSH-4", code="207")
         adapted.events = []
         adapted.fail(error, "AR")
@@ -209,8 +216,7 @@ class Intake:
         log.info("%s message %s from %s is a resend: ACKed again, not stored twice",
                  adapted.arrival.transport, adapted.control_id, adapted.facility_id)
         self._metrics.resends.labels(adapted.arrival.transport).inc()
-        self._metrics.observe_message(adapted.arrival.transport, adapted.event_type or "unknown",
-                                      "AA", time.perf_counter() - started)
+        self._count(adapted, "AA", started, None)
         return Receipt("AA", self._acks(adapted, "AA", None, stored=True), previous.event_ids,
                        stored=True, duplicate=True)
 
@@ -223,13 +229,30 @@ class Intake:
             code, reason = "AE", "message could not be stored; resend it"
         acks = self._acks(adapted, code, reason, stored=stored)
         transport = adapted.arrival.transport
-        self._metrics.observe_message(transport, adapted.event_type or "unknown", code,
-                                      time.perf_counter() - started)
+        error = adapted.error
+        self._count(adapted, code, started, reject_reason(
+            code, stored=stored, error_code=error.code if error else None,
+            error_text=error.reason if error else "",
+            readable=adapted.message is not None or adapted.content_type != "hl7v2"),
+            events=len(adapted.events) if code == "AA" else 0)
         if adapted.error is not None:
             log.info("%s message rejected (%s) at %s: %s", transport, code,
                      adapted.error.location or "-", adapted.error.reason)
         ids = tuple(e["event_id"] for e in adapted.events) if code == "AA" else ()
         return Receipt(code, acks, ids, reason, stored=stored, error=adapted.error)
+
+    def _count(self, adapted: Adapted, code: str, started: float, reason: str | None, *,
+               facility: str | None = None, events: int = 0) -> None:
+        """One answered message in the metrics (`hutong.metrics.labels` bounds the labels)."""
+        message = adapted.message
+        self._metrics.message(
+            transport=adapted.arrival.transport,
+            facility=self._facility(facility or adapted.facility_id),
+            message_type=message_type(adapted.content_type,
+                                      message.message_type if message is not None else None),
+            event_type=adapted.event_type or "unknown", outcome=code, reason=reason,
+            size=len(adapted.arrival.payload), events=events,
+            seconds=time.perf_counter() - started)
 
     async def _send(self, records: list[OutRecord], adapted: Adapted) -> bool:
         try:

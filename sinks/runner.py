@@ -12,12 +12,14 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from hutong.errors import HutongError, SchemaError, WireFormatError
 from hutong.metrics import Metrics
+from hutong.metrics.labels import oldest_age, sink_stage
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
 from schemas import wire
 from schemas.registry import EMBEDDED, Resolver
@@ -65,6 +67,8 @@ class SinkRunner:
         self._metrics = metrics
         self._batch_size = batch_size
         self._batch_wait_s = batch_wait_s
+        self._stage = sink_stage(sink.name)
+        self._committed = metrics.sink_last_commit.labels(sink.name)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
         self.assigned = threading.Event()
@@ -85,6 +89,7 @@ class SinkRunner:
             while not self._stop.is_set():
                 messages = self._consumer.consume(self._batch_size, timeout=self._batch_wait_s)
                 if not messages:
+                    self._committed.set(time.time())  # caught up: idle is not stalled
                     continue
                 try:
                     self._handle(messages)
@@ -131,7 +136,11 @@ class SinkRunner:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise
-        self._metrics.sink_batch_seconds.observe(time.perf_counter() - started)
+        self._metrics.sink_batch_seconds.labels(self._sink.name).observe(
+            time.perf_counter() - started)
+        self._committed.set(time.time())
+        age = oldest_age((item.record.get("received_at") for item in batch), datetime.now(UTC))
+        self._metrics.stages.passed(self._stage, len(messages), len(batch) - len(rejected), age)
 
     def _write(self, batch: list[Decoded]) -> list[Rejected] | None:
         """Write until the sink takes the batch; None when stopping first."""
@@ -159,7 +168,7 @@ class SinkRunner:
                     value=wire.encode(self._ids.for_topic(DLQ_TOPIC), letter),
                     on_delivery=_on_failure(failed, letter))
             if self._dlq.flush(10) == 0 and not failed:
-                self._metrics.dead_letters.labels("sink").inc(len(letters))
+                self._metrics.dead_letters.labels(self._stage).inc(len(letters))
                 return True
             log.error("%d dead letters not confirmed by Kafka; retrying in %.1f s",
                       len(failed) or len(letters), backoff)

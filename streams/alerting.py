@@ -42,6 +42,8 @@ import faust
 
 from hutong.config import Settings
 from hutong.errors import SchemaError, WireFormatError
+from hutong.metrics import StageMetrics
+from hutong.metrics.labels import oldest_age
 from schemas import wire
 from schemas.registry import Resolver
 from streams.alerts.dedup import Dedup
@@ -107,8 +109,9 @@ def candidate_check(book: RuleBook) -> Callable[[dict[str, Any]], bool]:
 
 def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: RuleBook, *,
                  dead_letter: DeadLetter, as_current: AsCurrent,
-                 durably: Callable[[Any], Any]) -> None:
-    """Add the critical-value agents, tables and timer to ``app``."""
+                 durably: Callable[[Any], Any], stages: StageMetrics | None = None) -> None:
+    """Add the critical-value agents, tables and timer to ``app``; ``stages`` counts the
+    candidates read and the alerts raised (stage ``alerts``)."""
     window = timedelta(minutes=settings.critical_value_window_minutes)
 
     def named(*names: str) -> Any:
@@ -158,6 +161,7 @@ def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: RuleBo
     async def _evaluate(batch: list[Any]) -> None:
         state = _dedup()
         pending: list[Any] = []
+        received: list[Any] = []
         now = datetime.now(UTC)
         for event in batch:
             try:
@@ -168,6 +172,7 @@ def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: RuleBo
                             event.message.topic, event.message.partition,
                             event.message.offset, exc)
                 continue
+            received.append(record.get("received_at"))
             rules = book.for_facility(record["facility_id"])
             for hit in evaluate(record, rules):
                 if state.admit(record, hit).alert:
@@ -181,6 +186,9 @@ def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: RuleBo
                     else:
                         dedup_table[key.encode()] = json.dumps(entry).encode()
         await asyncio.gather(*pending)
+        if stages is not None:
+            stages.passed("alerts", len(batch), len(pending),
+                          oldest_age(received, datetime.now(UTC)))
 
     @app.agent(named(ALERTS_TOPIC, ACK_TOPIC), name="alert-tracker")
     async def alert_tracker(stream: Any) -> None:

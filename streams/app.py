@@ -41,15 +41,20 @@ import logging
 import os
 import weakref
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import faust
 import faust.streams as faust_streams
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from prometheus_client import CollectorRegistry
 
 from hutong.config import Settings
 from hutong.errors import SchemaError, WireFormatError
+from hutong.keys import pseudonym_key
+from hutong.metrics import StageMetrics
+from hutong.metrics.labels import oldest_age, stream_stage
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers, event_key
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
@@ -58,6 +63,7 @@ from streams.alerting import CANDIDATES_TOPIC, add_alerting, candidate_check, ru
 from streams.empi.linker import Thresholds
 from streams.empi.resolution import IdentityResolver, Resolution, ResolverConfig
 from streams.empi.routing import Router
+from streams.kafka_auth import faust_credentials
 from streams.mapfeed import MapFeed
 from streams.standardize import standardize, std_key
 from streams.terminology.tally import UnmappedTally
@@ -103,6 +109,7 @@ def _faust_kafka_settings(settings: Settings) -> dict[str, Any]:
         "broker_rebalance_timeout": 10.0,
         "producer_acks": -1,
         "consumer_auto_offset_reset": "earliest",
+        "broker_credentials": faust_credentials(settings.kafka_client_config()),
     }
 
 
@@ -111,7 +118,7 @@ def resolver_config(settings: Settings) -> ResolverConfig:
     return ResolverConfig(
         thresholds=Thresholds(settings.empi_link_threshold, settings.empi_review_threshold),
         train_from=settings.empi_train_from, model_overrides=settings.empi_model,
-        trust=settings.empi_trust)
+        trust=settings.empi_trust, id_secret=pseudonym_key(settings))
 
 
 def worker_datadir(settings: Settings, worker: int) -> Path:
@@ -119,8 +126,14 @@ def worker_datadir(settings: Settings, worker: int) -> Path:
     return settings.data_dir / "streams" / f"worker-{worker}"
 
 
-def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0) -> faust.App:
-    """Build the Faust app with its agents and tables; nothing connects until it runs."""
+def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
+               stages: StageMetrics | None = None) -> faust.App:
+    """Build the Faust app with its agents and tables; nothing connects until it runs.
+
+    ``stages`` counts what each stage reads and hands on; started by a hub process, the
+    values reach its ``/metrics`` through prometheus_client's files (ADR 0007).
+    """
+    metered = stages if stages is not None else StageMetrics(CollectorRegistry())
     datadir = worker_datadir(settings, worker)
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -164,6 +177,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
     async def _route(batch: list[Any]) -> None:
         await _maps_ready()
         pending: list[Any] = []
+        linked_now: list[Any] = []  # the receipt times of the events linked here
         for event in batch:
             record = await _decoded(event, pending)
             if record is None:
@@ -173,10 +187,12 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
             linked = json.loads(held)["empi_id"] if held else None
             if router.local_link(key, record, linked):
                 pending.append(await topic.send_std({**record, "empi_id": linked}))
+                linked_now.append(record.get("received_at"))
             else:
                 pending.append(await topic.resolve.send(key=key, value=event.value))
         pending += await topic.send_unmapped()
         await asyncio.gather(*pending)
+        _passed(len(batch), linked_now)
 
     @app.agent(topic.decisions, name="empi-decisions")
     async def forward_decisions(stream: Any) -> None:
@@ -204,6 +220,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
         index = resolver[0]
         pending: list[Any] = []
         results: list[Resolution] = []
+        linked_now: list[Any] = []
         latest = None
         for event in batch:
             record = await _decoded(event, pending)
@@ -217,16 +234,17 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
                     result = index.resolve(record)
                     latest = record["received_at"]
                     pending.append(await topic.send_std(result.event or {}))
+                    linked_now.append(latest)
             except (KeyError, TypeError, ValueError) as exc:  # a record the step cannot use
                 reason = f"internal error in empi-resolve ({type(exc).__name__})"
                 log.error("event at %s[%d]@%d failed: %s", event.message.topic,
                           event.message.partition, event.message.offset, reason, exc_info=True)
-                pending.append(await _dead_letter(topic.dlq, ids, event, reason))
+                pending.append(await letter(event, reason))
                 continue
             if result.refused is not None:
                 log.warning("EMPI decision at %s[%d]@%d not applied: %s", event.message.topic,
                             event.message.partition, event.message.offset, result.refused)
-                pending.append(await _dead_letter(topic.dlq, ids, event, result.refused))
+                pending.append(await letter(event, result.refused))
             results.append(result)
         pending += await topic.send_unmapped()
         await asyncio.gather(*pending)  # the events first: a link never precedes its event
@@ -242,6 +260,19 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
             else:
                 state[key.encode()] = value
         await app.producer.flush()
+        _passed(0, linked_now)
+
+    def _passed(read: int, linked_now: list[Any]) -> None:
+        """EMPI read ``read`` events and linked these; translation ran on each as it was
+        sent (`_Topics.send_std`), so both stages hand on the same events at once."""
+        age = oldest_age(linked_now, datetime.now(UTC))
+        metered.passed("empi", read, len(linked_now), age)
+        metered.passed("translate", len(linked_now), len(linked_now), age)
+
+    async def letter(event: Any, reason: str) -> Any:
+        """Send the dead letter of ``event`` and count it under its stage."""
+        metered.dead_letters.labels(stream_stage(event.message.topic)).inc()
+        return await _dead_letter(topic.dlq, ids, event, reason)
 
     @app.agent(topic.links, name="empi-links")
     async def follow_links(stream: Any) -> None:
@@ -249,7 +280,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
             try:
                 _, change = wire.decode(event.value, ids.by_id)
             except (WireFormatError, SchemaError) as exc:
-                await (await _dead_letter(topic.dlq, ids, event, str(exc)))
+                await (await letter(event, str(exc)))
                 continue
             key = f"{change['facility_id']}|{change['source_patient_id']}".encode()
             held = links.get(key)
@@ -264,14 +295,14 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0)
             _, record = wire.decode(event.value, ids.by_id)
             return record
         except (WireFormatError, SchemaError) as exc:
-            pending.append(await _dead_letter(topic.dlq, ids, event, str(exc)))
+            pending.append(await letter(event, str(exc)))
         return None
 
     topic.ids = ids
     book = rule_book(settings)
     topic.crosses_rule = candidate_check(book)
     add_alerting(app, settings, ids, book, durably=_durably, as_current=_as_current,
-                 dead_letter=lambda event, reason: _dead_letter(topic.dlq, ids, event, reason))
+                 dead_letter=letter, stages=metered)
     return app
 
 

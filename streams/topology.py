@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from schemas.catalog import TopicSpec
 
-__all__ = ["ALERTS_TABLE", "CANDIDATES_TOPIC", "DEDUP_TABLE", "INDEX_TABLE",
+__all__ = ["ALERTS_TABLE", "CANDIDATES_TOPIC", "DEDUP_TABLE", "INDEX_TABLE", "INPUT_TOPICS",
            "INTERNAL_TOPIC_SPECS", "LINKS_TABLE", "RESOLVE_TOPIC", "STREAMS_GROUP",
            "changelog_topic"]
 
@@ -36,6 +36,10 @@ LINKS_TABLE = "empi-links"
 INDEX_TABLE = "empi-index"
 DEDUP_TABLE = "alert-dedup"
 ALERTS_TABLE = "alerts-open"
+#: What the worker's agents read in the group (names, or ``^regex``): its consumer lag.
+INPUT_TOPICS = ("^hutong\\.events\\..*", RESOLVE_TOPIC, "hutong.empi.decisions",
+                "hutong.empi.links", CANDIDATES_TOPIC, "hutong.alerts.critical",
+                "hutong.alerts.ack")
 
 
 def changelog_topic(table: str) -> str:

@@ -216,7 +216,7 @@ class MLLPServer:
                          location="MLLP", code="207")
         log.warning("MLLP sender %s stalled mid-frame (%d bytes): NAK and close", peer.address,
                     decoder.pending)
-        receipt = await self._intake.refuse(decoder.partial_head(), peer, error)
+        receipt = await self._intake.refuse(decoder.partial_head(), peer, error, kind="framing")
         await self._answer(writer, *receipt.acks)
 
     async def _reject_oversize(self, writer: asyncio.StreamWriter, item: Oversize,
@@ -225,5 +225,5 @@ class MLLPServer:
                          code="207")
         log.warning("MLLP frame from %s over %d bytes: NAK and close", peer.address,
                     self._max_frame)
-        receipt = await self._intake.refuse(item.head, peer, error)
+        receipt = await self._intake.refuse(item.head, peer, error, kind="oversize")
         await self._answer(writer, *receipt.acks)

@@ -5,9 +5,10 @@ tracks the alert closes it (no more escalation) and publishes the acknowledged
 state on ``hutong.alerts.critical``, which the warehouse keeps with the
 turnaround (``critical_alerts``). The answer is ``202 Accepted``: the loop
 closes a moment later. An alert the warehouse shows acknowledged already is
-answered 409. One the warehouse does not show yet (it may be seconds old) is
-accepted; if the stream worker knows no such alert either, the acknowledgement
-becomes a dead letter that says so.
+answered 409. Clinicians and admins list and acknowledge alerts, each under their
+own name (a shared identity names the person in ``by``). One the warehouse does
+not show yet (it may be seconds old) is accepted; if the stream worker knows no
+such alert either, the acknowledgement becomes a dead letter that says so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from hutong.api.sql import authorised, jsonable, warehouse_of
+from hutong.api.auth import acting_as, caller, require
+from hutong.api.sql import jsonable, warehouse_of
 from hutong.errors import DeliveryError
 from producers.kafka import AsyncProducer, OutRecord
 from schemas import wire
@@ -55,7 +57,8 @@ class Acknowledged(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], dependencies=[Depends(authorised)])
+router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"],
+                   dependencies=[Depends(require("clinician", "admin"))])
 
 
 @router.get("")
@@ -72,6 +75,7 @@ def alerts(warehouse: Annotated[Warehouse, Depends(warehouse_of)],
 async def acknowledge(alert_id: str, body: Ack, request: Request,
                       warehouse: Annotated[Warehouse, Depends(warehouse_of)]) -> Acknowledged:
     """Acknowledge an alert: who, and when (now); escalation stops."""
+    by = acting_as(caller(request), body.by)
     _, rows = warehouse.query_rows(_ONE, {"alert_id": alert_id}, read_only=True)
     if rows and rows[0][0] == "acknowledged":
         raise HTTPException(409, f"alert {alert_id} is acknowledged already")
@@ -79,7 +83,7 @@ async def acknowledge(alert_id: str, body: Ack, request: Request,
     ids: Resolver = request.app.state.ids
     if producer is None:
         raise HTTPException(503, "this process cannot write acknowledgements to Kafka")
-    record = {"alert_id": alert_id, "acknowledged_by": body.by,
+    record = {"alert_id": alert_id, "acknowledged_by": by,
               "acknowledged_at": datetime.now(UTC), "channel": body.channel, "note": body.note}
     try:
         await producer.send([OutRecord(ACK_TOPIC, alert_id.encode(),

@@ -1,17 +1,21 @@
-"""The hub's HTTP API: health, metrics, the schema-registry read API, SQL."""
+"""The hub's HTTP API: health, metrics, the schema-registry read API, SQL, the exchange
+monitor and its console."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.facilities import FacilityRegistry
 from connectors.http import ingest
-from hutong.api import alerts, empi, registry, sql, terminology
+from hutong.api import alerts, console, empi, monitor, registry, sql, terminology
 from hutong.api import documents as documents_api
+from hutong.audit import AuditLog
 from hutong.metrics import Metrics
+from hutong.monitor.retry import DeadLetterSource, DlqReader, RetryLedger
 from hutong.users import Users
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
@@ -32,13 +36,18 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                max_body_bytes: int = 16 * 1024 * 1024, producer: AsyncProducer | None = None,
                ids: Resolver = EMBEDDED, mapfeed: MapFeed | None = None,
                users: Users | None = None,
-               documents: DocumentStore | None = None) -> FastAPI:
+               documents: DocumentStore | None = None,
+               kafka_config: dict[str, Any] | None = None, audit: AuditLog | None = None,
+               dead_letters: DeadLetterSource | None = None) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
     ingest routes take HL7 v2, CDA, JSON and batch files; with a ``producer``
     the EMPI routes take reviewers' decisions; with the ``documents`` store the document
-    routes answer clinicians (every read audited there).
+    routes answer clinicians (every read audited there). The exchange monitor retries
+    dead letters through the ``intake``, reading them back from ``hutong.dlq`` with
+    ``kafka_config`` (or the ``dead_letters`` source given), each retry in the ``audit``
+    log.
     """
     app = FastAPI(title="hutong", summary="Regional health data-exchange hub",
                   version="0.1.0")
@@ -52,6 +61,11 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.mapfeed = mapfeed
     app.state.documents = documents
     app.state.metrics = metrics
+    app.state.audit = audit
+    app.state.dead_letter_source = dead_letters if dead_letters is not None else (
+        DlqReader(kafka_config, ids) if kafka_config is not None else None)
+    app.state.retries = RetryLedger()
+    app.state.monitor_answers = monitor.Answers()
 
     @app.get("/healthz", tags=["operations"])
     def healthz(response: Response) -> dict[str, object]:
@@ -74,4 +88,6 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.include_router(alerts.router)
     app.include_router(terminology.router)
     app.include_router(documents_api.router)
+    app.include_router(monitor.router)
+    app.include_router(console.router)
     return app

@@ -13,9 +13,12 @@ from fastapi import HTTPException, Request
 
 from hutong.users import Principal, Users
 
-__all__ = ["LOCAL", "caller", "require"]
+__all__ = ["LOCAL", "SHARED", "acting_as", "caller", "require"]
 
 LOCAL = Principal("local", frozenset({"admin", "analyst"}))
+#: Identities several people may hold (this machine, the hub's api_token): a decision
+#: taken under one names its person in the request instead.
+SHARED = frozenset({"local", "api-token"})
 _LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -49,3 +52,14 @@ def require(*roles: str) -> Callable[[Request], Principal]:
         return principal
 
     return check
+
+
+def acting_as(principal: Principal, named: str) -> str:
+    """Who a decision is recorded as: the caller's own name; under a shared identity,
+    the person the request names. A personal token may not decide for someone else."""
+    if principal.name in SHARED:
+        return named
+    if named != principal.name:
+        raise HTTPException(403, f"a decision is recorded under your own name "
+                                 f"({principal.name}), not another")
+    return principal.name

@@ -11,7 +11,13 @@ Who may read what:
   only de-identified: ``?deidentified=true``. Sensitive content never leaves
   otherwise.
 * ``?deidentified=true`` works for any document, and the purpose
-  ``research-deidentified`` makes every answer de-identified.
+  ``research-deidentified`` makes every answer de-identified: documents, and
+  index entries, which then leave out the EMPI id and the visit number.
+
+A withdrawn document (its events no longer support it: every line cancelled,
+the visit cancelled) is left out of the index unless ``include_withdrawn``;
+read by id it is answered as stored, marked ``withdrawn`` (JSON) or by the
+header ``X-Hutong-Withdrawn: true`` (CDA), so what was shown can be audited.
 
 Purpose of use: the ``purpose`` query parameter or the ``X-Purpose-Of-Use``
 header, one of `PURPOSES` (``treatment`` when neither is given); another value
@@ -82,18 +88,25 @@ def _metadata(document: StoredDocument) -> dict[str, Any]:
     fields = [name for name in StoredDocument.__slots__ if name != "content"]
     entry = {name: _jsonable(getattr(document, name)) for name in fields}
     entry["sensitive"] = document.sensitive
+    entry["withdrawn"] = document.withdrawn
     return entry
 
 
-def index_entry(document: StoredDocument, principal: Principal) -> dict[str, Any]:
+def index_entry(document: StoredDocument, principal: Principal, *,
+                deidentified: bool = False) -> dict[str, Any]:
     """One index entry: registry metadata, or only type, time and facility of a sensitive
-    document for a caller without the ``sensitive`` role."""
+    document for a caller without the ``sensitive`` role; ``deidentified`` leaves out what
+    ties it to the patient (EMPI id, visit number)."""
     if document.sensitive and not principal.has("sensitive"):
         return {"document_id": document.document_id, "type_code": document.type_code,
                 "type_name": document.type_name,
                 "effective_time": _jsonable(document.effective_time),
                 "facility_id": document.facility_id, "sensitive": True}
-    return _metadata(document)
+    entry = _metadata(document)
+    if deidentified:
+        for name in _IDENTIFYING:
+            entry.pop(name)
+    return entry
 
 
 def cda_text(content: bytes) -> str:
@@ -182,6 +195,7 @@ def patient_documents(
     until: Annotated[dt.datetime | None, Query(alias="to", description="Effective before.")]
     = None,
     include_replaced: bool = False,
+    include_withdrawn: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
@@ -192,10 +206,14 @@ def patient_documents(
         raise HTTPException(403, "reading patients' documents needs the role clinician")
     found = audit.store.index(empi_id, type_code=type_code, facility_id=facility,
                               since=_moment(since), until=_moment(until),
-                              include_replaced=include_replaced, limit=limit, offset=offset)
-    audit("allowed", empi_id)
-    return {"empi_id": empi_id, "purpose": audit.purpose, "limit": limit, "offset": offset,
-            "documents": [index_entry(document, principal) for document in found]}
+                              include_replaced=include_replaced,
+                              include_withdrawn=include_withdrawn, limit=limit, offset=offset)
+    deidentified = audit.purpose in DEIDENTIFIED_PURPOSES
+    audit("deidentified" if deidentified else "allowed", empi_id)
+    answer: dict[str, Any] = {} if deidentified else {"empi_id": empi_id}
+    return answer | {"purpose": audit.purpose, "limit": limit, "offset": offset,
+                     "documents": [index_entry(document, principal, deidentified=deidentified)
+                                   for document in found]}
 
 
 def _wants_cda(request: Request, fmt: str | None) -> bool:
@@ -240,7 +258,8 @@ def document(
             raise HTTPException(500, f"the document could not be de-identified ({exc}); it "
                                      "is not shown") from None
     audit(decision, empi_id, document_id)
-    headers = {**_NO_STORE, "X-Hutong-Deidentified": str(decision == "deidentified").lower()}
+    headers = {**_NO_STORE, "X-Hutong-Deidentified": str(decision == "deidentified").lower(),
+               "X-Hutong-Withdrawn": str(stored.withdrawn).lower()}
     if _wants_cda(request, fmt):
         return Response(content, media_type=CDA_MEDIA_TYPE, headers=headers)
     answer = _metadata(stored)

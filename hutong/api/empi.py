@@ -6,8 +6,10 @@ the one EMPI resolver applies in order (ADR 0004), so the answer is ``202
 Accepted`` with the decision's id: the changes it makes appear on
 ``hutong.empi.links`` and in ``patient_links`` a moment later.
 
-Who decided is named in the request (``reviewer``) and travels with every link
-change the decision makes.
+Only admins decide (``admin`` role). Who decided travels with every link change
+the decision makes: the caller's user name; under a shared identity (this
+machine in development, the hub's ``api_token``) the ``reviewer`` the request
+names.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from hutong.api.sql import authorised, jsonable, warehouse_of
+from hutong.api.auth import acting_as, caller, require
+from hutong.api.sql import jsonable, warehouse_of
 from hutong.errors import DeliveryError
 from producers.kafka import AsyncProducer, OutRecord
 from schemas import wire
@@ -79,7 +82,7 @@ class Decision(BaseModel):
     status: Literal["accepted"] = "accepted"
 
 
-router = APIRouter(prefix="/api/v1/empi", tags=["empi"], dependencies=[Depends(authorised)])
+router = APIRouter(prefix="/api/v1/empi", tags=["empi"], dependencies=[Depends(require("admin"))])
 
 
 def _rows(warehouse: Warehouse, sql: str, parameters: dict[str, Any]) -> list[dict[str, Any]]:
@@ -117,21 +120,24 @@ async def decide(pair_id: str, body: ReviewDecision, request: Request,
         raise HTTPException(404, f"no review pair {pair_id}")
     if found[0]["status"] != "open":
         raise HTTPException(409, f"pair {pair_id} is already {found[0]['status']}")
-    return await _publish(request, body.decision, body.reviewer, body.reason,
+    return await _publish(request, body.decision, acting_as(caller(request), body.reviewer),
+                          body.reason,
                           pair_id=pair_id)
 
 
 @router.post("/merges", status_code=202)
 async def merge(body: Merge, request: Request) -> Decision:
     """Merge ``loser_empi_id`` into ``survivor_empi_id`` (history kept for unmerge)."""
-    return await _publish(request, "merge", body.reviewer, body.reason,
+    return await _publish(request, "merge", acting_as(caller(request), body.reviewer),
+                          body.reason,
                           survivor=body.survivor_empi_id, loser=body.loser_empi_id)
 
 
 @router.post("/unmerges", status_code=202)
 async def unmerge(body: Merge, request: Request) -> Decision:
     """Split ``loser_empi_id`` off ``survivor_empi_id`` again, undoing their last merge."""
-    return await _publish(request, "unmerge", body.reviewer, body.reason,
+    return await _publish(request, "unmerge", acting_as(caller(request), body.reviewer),
+                          body.reason,
                           survivor=body.survivor_empi_id, loser=body.loser_empi_id)
 
 

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from hutong.api.sql import authorised, jsonable, warehouse_of
+from hutong.api.auth import require
+from hutong.api.sql import jsonable, warehouse_of
 from hutong.errors import DeliveryError
 from hutong.terminology import publish_maps
 from sinks.warehouse import Warehouse
@@ -47,7 +48,7 @@ LIMIT {limit:UInt32}
 """
 
 router = APIRouter(prefix="/api/v1/terminology", tags=["terminology"],
-                   dependencies=[Depends(authorised)])
+                   dependencies=[Depends(require("admin"))])
 Limit = Annotated[int, Query(ge=1, le=100_000)]
 
 

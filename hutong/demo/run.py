@@ -182,7 +182,9 @@ async def run_demo(settings: Settings, console: Console, *, keep: bool = False) 
         console.print("Try a query:")
         console.print(f'  {_program()} sql "{TRY_QUERY}"', soft_wrap=True, highlight=False)
         if keep:
-            console.print(f"The hub keeps running ({hub.settings.api_url}); Ctrl-C stops it.")
+            console.print(f"The hub keeps running ({hub.settings.api_url}); Ctrl-C stops it. "
+                          f"The exchange monitor (交换监控): {hub.settings.api_url}/console",
+                          soft_wrap=True, highlight=False)
             await until_signalled()
     finally:
         await hub.stop()

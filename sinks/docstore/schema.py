@@ -4,11 +4,20 @@ One definition serves SQLite and PostgreSQL. Times are stored in UTC and read
 back as aware UTC datetimes on both (`UtcDateTime`); binary columns hold bytes
 exactly as they came.
 
-``documents``        one row per version of a shared document, with its registry metadata
+``documents``        one row per version of a shared document, with its registry metadata;
+                     ``withdrawn_at`` set when the events no longer support it
 ``document_parts``   the events a made document is assembled from (raw Kafka values)
-``document_groups``  each group's current version: what a new part is compared with
+``document_groups``  each group's current version per document set (a visit can make
+                     two documents): what a new part is compared with
 ``access_audit``     who read whose documents, when, why, and what they were given
 ``schema_version``   the migrations applied, by number
+
+What facilities send (ids, codes, visit numbers) is stored as unbounded text: a
+value longer than a column's length would make PostgreSQL refuse the row
+(SQLite never checks), and the sink would retry that batch for ever. What the
+store indexes is bounded before it gets here instead (assembly refuses group
+keys and ids over 512 characters, well inside an index entry). Only the access
+audit keeps bounded columns: the store cuts its values to fit.
 """
 
 from __future__ import annotations
@@ -59,7 +68,6 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
 
 
 metadata = MetaData()
-_ID = 256  # root^extension of an OID-based id
 
 #: SQLite numbers rows itself only for an INTEGER PRIMARY KEY.
 _ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -73,27 +81,29 @@ schema_version = Table(
 
 documents = Table(
     "documents", metadata,
-    Column("document_id", String(_ID), primary_key=True),
-    Column("set_id", String(_ID)),
+    Column("document_id", Text, primary_key=True),
+    Column("set_id", Text),
     Column("version_number", Integer, nullable=False),
-    Column("replaces_document_id", String(_ID)),
-    Column("replaced_by", String(_ID)),
-    Column("kind", String(32), nullable=False),
-    Column("type_code", String(16), nullable=False),
-    Column("type_name", String(128), nullable=False),
+    Column("replaces_document_id", Text),
+    Column("replaced_by", Text),
+    Column("kind", Text, nullable=False),
+    Column("type_code", Text, nullable=False),
+    Column("type_name", Text, nullable=False),
     Column("title", Text, nullable=False),
-    Column("empi_id", String(64), nullable=False),
-    Column("facility_id", String(64), nullable=False),
+    Column("empi_id", Text, nullable=False),
+    Column("facility_id", Text, nullable=False),
     Column("effective_time", UtcDateTime),
-    Column("author_id", String(_ID)),
-    Column("custodian_id", String(_ID)),
-    Column("visit_number", String(128)),
-    Column("confidentiality_code", String(8)),
+    Column("author_id", Text),
+    Column("custodian_id", Text),
+    Column("visit_number", Text),
+    Column("confidentiality_code", Text),
     Column("sensitivity", Text, nullable=False, default=""),  # sorted, comma-separated
-    Column("content_type", String(128), nullable=False),
+    Column("content_type", Text, nullable=False),
     Column("content", LargeBinary, nullable=False),
-    Column("content_sha256", String(64), nullable=False),
+    Column("content_sha256", Text, nullable=False),
     Column("stored_at", UtcDateTime, nullable=False),
+    # when the events stopped supporting it (all lines cancelled, the visit cancelled...)
+    Column("withdrawn_at", UtcDateTime),
     Index("documents_by_patient", "empi_id", "effective_time"),
     Index("documents_by_set", "set_id"),
     Index("documents_by_replaced", "replaces_document_id"),
@@ -101,19 +111,20 @@ documents = Table(
 
 document_parts = Table(
     "document_parts", metadata,
-    Column("group_key", String(_ID), primary_key=True),
-    Column("event_id", String(128), primary_key=True),
-    Column("schema_name", String(64), nullable=False),
+    Column("group_key", Text, primary_key=True),
+    Column("event_id", Text, primary_key=True),
+    Column("schema_name", Text, nullable=False),
     Column("payload", LargeBinary, nullable=False),  # the Kafka value, Confluent wire format
     Column("stored_at", UtcDateTime, nullable=False),
 )
 
 document_groups = Table(
     "document_groups", metadata,
-    Column("group_key", String(_ID), primary_key=True),
-    Column("document_id", String(_ID), nullable=False),
+    Column("group_key", Text, primary_key=True),
+    Column("set_id", Text, primary_key=True),
+    Column("document_id", Text, nullable=False),
     Column("version_number", Integer, nullable=False),
-    Column("content_sha256", String(64), nullable=False),
+    Column("content_sha256", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
@@ -124,7 +135,7 @@ access_audit = Table(
     Column("principal", String(128), nullable=False),
     Column("roles", String(128), nullable=False),
     Column("empi_id", String(64)),
-    Column("document_id", String(_ID)),  # null: the patient's index was read
+    Column("document_id", String(256)),  # null: the patient's index was read
     Column("action", String(16), nullable=False),
     Column("purpose", String(32), nullable=False),
     Column("outcome", String(16), nullable=False),
@@ -142,7 +153,11 @@ def _documents_parts_groups_audit(conn: Connection) -> None:
                                       access_audit], checkfirst=True)
 
 
-#: Applied in order, each once; a new step gets the next number and never changes after.
+#: Applied in order, each once; a new step gets the next number and never changes after
+#: it has shipped. Migration 1 was changed in place once, before any release carried it:
+#: text instead of bounded strings, ``documents.withdrawn_at``, and ``document_groups``
+#: keyed by group and set. A development store made before that is deleted (or its
+#: schema dropped) and rebuilt by a replay from Kafka.
 MIGRATIONS: list[Migration] = [
     (1, "documents_parts_groups_audit", _documents_parts_groups_audit),
 ]

@@ -7,14 +7,24 @@ wait for it); a
 production hub names PostgreSQL in ``HUTONG_DOCSTORE_URL``
 (``postgresql+psycopg://user@host/db``; a bare ``postgresql://`` gets psycopg).
 
-Writes are idempotent: a part is stored once per (group, event id), a document
-once per id. A document id seen again with the same content is a duplicate;
-with other content it is a conflict the caller must not paper over. A version
-that replaces another (CDA ``relatedDocument`` RPLC) marks the one it replaces
-``replaced_by`` and both stay: the history is kept.
+Writes are idempotent: a part is stored once per (group, event id), and when
+the same event comes again with other bytes the caller decides which delivery
+stays (`StoreWriter.add_part`), so any delivery order ends the same; a document
+is stored once per id. A document id seen again with the same content is a
+duplicate; with other content it is a conflict the caller must not paper over.
+A version that replaces another (CDA ``relatedDocument`` RPLC) marks the one it
+replaces ``replaced_by`` and both stay: the history is kept. A received document
+may replace only a document of the same facility, custodian, patient (EMPI id)
+and set: another is ``unrelated``, refused, and hides nothing. A document whose
+events no longer support it is ``withdrawn_at`` (`StoreWriter.withdraw`): kept
+and readable by id, left out of the patient's index.
 
 Errors surface as `DocumentStoreError` naming the failure's type only: driver
 messages can quote the values of a row, which may be a patient's.
+`DocumentDataError`, a subclass, is a row the database refused for its values (a
+constraint, a value it cannot hold): writing it again will fail again, so the
+sink makes it a dead letter rather than retrying the batch. `StoreWriter.savepoint`
+lets one item's writes be undone without the rest of the transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from hutong.errors import DocumentStoreError
 from sinks.docstore.model import Document
@@ -54,13 +64,17 @@ from sinks.docstore.schema import (
     schema_version,
 )
 
-__all__ = ["MIN_AUDIT_RETENTION_DAYS", "AccessRecord", "DocumentStore", "GroupState", "Put",
-           "StoreWriter", "StoredDocument", "open_store", "store_url"]
+__all__ = ["MIN_AUDIT_RETENTION_DAYS", "AccessRecord", "DocumentDataError", "DocumentStore",
+           "GroupState", "Put", "StoreWriter", "StoredDocument", "open_store", "store_url"]
 
 #: Access audit records are kept at least this long (six months), whatever is configured.
 MIN_AUDIT_RETENTION_DAYS = 183
-#: What writing a document did: new, already there (same content), or an id with other content.
-Put = Literal["stored", "duplicate", "conflict"]
+#: What writing a document did: new, already there (same content), an id with other
+#: content, or a replacement naming a document of another facility, patient or set.
+Put = Literal["stored", "duplicate", "conflict", "unrelated"]
+#: SQLSTATE classes of a statement refused for its values: data exception, integrity
+#: constraint violation, program limit exceeded (an index entry too large).
+_REFUSED_STATES = ("22", "23", "54")
 
 _MIGRATION_LOCK = 0x68757464  # pg_advisory_xact_lock key: one hub migrates at a time
 _READING = "hutong_reading"  # execution option of read-only connections
@@ -69,6 +83,10 @@ _SQLITE_FILE = "documents.sqlite"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class DocumentDataError(DocumentStoreError):
+    """The database refused a row for its values: the same write will always fail."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +114,16 @@ class StoredDocument:
     content_sha256: str
     stored_at: dt.datetime
     content: bytes | None = None
+    #: When its events stopped supporting it; None while it stands.
+    withdrawn_at: dt.datetime | None = None
 
     @property
     def sensitive(self) -> bool:
         return bool(self.sensitivity)
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
 
     @classmethod
     def from_row(cls, row: RowMapping) -> StoredDocument:
@@ -113,12 +137,15 @@ class StoredDocument:
 
 @dataclass(frozen=True, slots=True)
 class GroupState:
-    """A group's current version (what a re-assembly is compared with)."""
+    """A group's current version of one document set (what a re-assembly is compared with)."""
 
+    set_id: str
+    kind: str
     document_id: str
     version_number: int
     content_sha256: str
     replaces_document_id: str | None
+    withdrawn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +210,19 @@ def open_store(url: str | None, data_dir: Path,
     return DocumentStore(engine, clock)
 
 
+def _refused(exc: SQLAlchemyError) -> bool:
+    """Whether the database refused the statement for the values in it."""
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    state = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(state, str) and state[:2] in _REFUSED_STATES
+
+
 @contextlib.contextmanager
 def _translated(doing: str, *, detail: bool = False) -> Iterator[None]:
-    """Database errors as DocumentStoreError, without the driver's text (it may quote a
-    row's values) unless ``detail`` (no patient data involved: connecting, migrating)."""
+    """Database errors as DocumentStoreError (DocumentDataError for refused values),
+    without the driver's text (it may quote a row's values) unless ``detail`` (no
+    patient data involved: connecting, migrating)."""
     try:
         yield
     except SQLAlchemyError as exc:
@@ -194,6 +230,9 @@ def _translated(doing: str, *, detail: bool = False) -> Iterator[None]:
         cause = type(orig).__name__
         if detail:
             cause += ": " + (str(orig).strip().splitlines() or [""])[0][:300]
+        if _refused(exc):
+            raise DocumentDataError(f"document store refused the values {doing} "
+                                    f"({cause})") from None
         raise DocumentStoreError(f"document store failed {doing} ({cause})") from None
 
 
@@ -206,6 +245,20 @@ def _upsert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
 _METADATA = [c for c in documents.c if c.name != "content"]
 
 
+def _related(document: Document | RowMapping, other: RowMapping) -> bool:
+    """Whether one may replace the other: one facility, custodian, patient and set."""
+    def get(source: Document | RowMapping, name: str) -> Any:
+        return source[name] if isinstance(source, RowMapping) else getattr(source, name)
+    same = all(get(document, name) == other[name]
+               for name in ("facility_id", "custodian_id", "empi_id"))
+    sets = get(document, "set_id"), other["set_id"]
+    return same and (None in sets or sets[0] == sets[1])
+
+
+_KIN = [documents.c[name] for name in ("document_id", "facility_id", "custodian_id", "empi_id",
+                                       "set_id")]
+
+
 class StoreWriter:
     """Writes within one transaction (`DocumentStore.writing`): all of it, or none."""
 
@@ -213,65 +266,120 @@ class StoreWriter:
         self._conn = conn
         self._clock = clock
 
-    def add_part(self, group_key: str, event_id: str, schema_name: str, payload: bytes) -> bool:
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """The block's writes, undone (and the transaction usable again) if it raises."""
+        with _translated("to begin a savepoint"):
+            nested = self._conn.begin_nested()
+        try:
+            yield
+        except BaseException:
+            with _translated("to roll back to a savepoint"):
+                nested.rollback()
+            raise
+        with _translated("to release a savepoint"):
+            nested.commit()
+
+    def part(self, group_key: str, event_id: str) -> bytes | None:
+        """The stored value of one event of a group, if any."""
+        c = document_parts.c
+        with _translated("to read a part"):
+            stored = self._conn.execute(select(c.payload).where(
+                (c.group_key == group_key) & (c.event_id == event_id))).scalar_one_or_none()
+        return None if stored is None else bytes(stored)
+
+    def add_part(self, group_key: str, event_id: str, schema_name: str, payload: bytes, *,
+                 supersedes: Callable[[bytes], bool]) -> bool:
         """Keep one event of a group; True when the group changed (a new or different part).
 
-        The same event again with the same bytes changes nothing; with other bytes (the
-        event processed again, e.g. after a code map was added) it replaces the part.
+        The same event again with the same bytes changes nothing. With other bytes (the
+        event processed again, e.g. after a code map was added) the stored part is replaced
+        only when ``supersedes(stored bytes)`` says the new delivery wins: the order must be
+        the one assembly reads parts by, so that every delivery order ends with the same part.
         """
         c = document_parts.c
         where = (c.group_key == group_key) & (c.event_id == event_id)
-        stored = self._conn.execute(select(c.payload).where(where)).scalar_one_or_none()
-        if stored is None:
-            result = self._conn.execute(
-                _upsert(self._conn, document_parts).values(
-                    group_key=group_key, event_id=event_id, schema_name=schema_name,
-                    payload=payload, stored_at=self._clock()
-                ).on_conflict_do_nothing(index_elements=["group_key", "event_id"]))
-            return bool(result.rowcount)
-        if bytes(stored) == payload:
-            return False
-        self._conn.execute(update(document_parts).where(where).values(
-            schema_name=schema_name, payload=payload, stored_at=self._clock()))
+        stored = self.part(group_key, event_id)
+        with _translated("to store a part"):
+            if stored is None:
+                result = self._conn.execute(
+                    _upsert(self._conn, document_parts).values(
+                        group_key=group_key, event_id=event_id, schema_name=schema_name,
+                        payload=payload, stored_at=self._clock()
+                    ).on_conflict_do_nothing(index_elements=["group_key", "event_id"]))
+                return bool(result.rowcount)
+            if stored == payload or not supersedes(stored):
+                return False
+            self._conn.execute(update(document_parts).where(where).values(
+                schema_name=schema_name, payload=payload, stored_at=self._clock()))
         return True
 
     def parts(self, group_key: str) -> list[tuple[str, bytes]]:
         """A group's parts as (schema name, raw value), in a fixed order."""
         c = document_parts.c
-        rows = self._conn.execute(select(c.schema_name, c.payload)
-                                  .where(c.group_key == group_key)
-                                  .order_by(c.schema_name, c.event_id))
+        with _translated("to read parts"):
+            rows = self._conn.execute(select(c.schema_name, c.payload)
+                                      .where(c.group_key == group_key)
+                                      .order_by(c.schema_name, c.event_id)).all()
         return [(name, bytes(payload)) for name, payload in rows]
 
-    def group(self, group_key: str) -> GroupState | None:
+    def groups(self, group_key: str) -> list[GroupState]:
+        """The group's current version of each of its document sets, by set id."""
         g, d = document_groups.c, documents.c
-        row = self._conn.execute(
-            select(g.document_id, g.version_number, g.content_sha256, d.replaces_document_id)
-            .join_from(document_groups, documents, g.document_id == d.document_id)
-            .where(g.group_key == group_key)).first()
-        return GroupState(*row) if row is not None else None
+        with _translated("to read a group"):
+            rows = self._conn.execute(
+                select(g.set_id, d.kind, g.document_id, g.version_number, g.content_sha256,
+                       d.replaces_document_id, d.withdrawn_at.is_not(None))
+                .join_from(document_groups, documents, g.document_id == d.document_id)
+                .where(g.group_key == group_key).order_by(g.set_id)).all()
+        return [GroupState(set_id, kind, document_id, version, sha256, replaces, bool(gone))
+                for set_id, kind, document_id, version, sha256, replaces, gone in rows]
+
+    def withdraw(self, document_id: str) -> bool:
+        """Mark a version withdrawn (its events no longer support it); False if it was."""
+        d = documents.c
+        with _translated("to withdraw a document"):
+            result = self._conn.execute(update(documents).where(
+                (d.document_id == document_id) & d.withdrawn_at.is_(None)
+            ).values(withdrawn_at=self._clock()))
+        return bool(result.rowcount)
 
     def put(self, document: Document, group_key: str | None = None) -> Put:
-        """Store one version; a group's current version moves to it when ``group_key``."""
+        """Store one version; a group's current version of its set moves to it when
+        ``group_key``. Without ``group_key`` (a received document) a replacement must be
+        related to what it replaces (same facility, custodian, patient and set), else
+        nothing is written: ``unrelated``."""
+        with _translated("to store a document"):
+            return self._put(document, group_key)
+
+    def _put(self, document: Document, group_key: str | None) -> Put:
         d = documents.c
         stored = self._conn.execute(select(d.content_sha256)
                                     .where(d.document_id == document.document_id)
                                     ).scalar_one_or_none()
         if stored is not None:
             return "duplicate" if stored == document.content_sha256 else "conflict"
+        checked = group_key is None  # the hub's own versions replace their own set
+        if checked and document.replaces_document_id is not None:
+            replaced = self._conn.execute(select(*_KIN).where(
+                d.document_id == document.replaces_document_id)).mappings().first()
+            if replaced is not None and not _related(document, replaced):
+                return "unrelated"
         now = self._clock()
         result = self._conn.execute(
             _upsert(self._conn, documents).values(**_row(document, now))
             .on_conflict_do_nothing(index_elements=["document_id"]))
         if not result.rowcount:  # another writer got there between the two statements
-            return self.put(document, group_key)
+            return self._put(document, group_key)
         if document.replaces_document_id is not None:
             self._conn.execute(update(documents).where(
                 (d.document_id == document.replaces_document_id) & d.replaced_by.is_(None)
             ).values(replaced_by=document.document_id))
-        successor = self._conn.execute(  # its replacement arrived first
-            select(d.document_id).where(d.replaces_document_id == document.document_id)
-            .order_by(d.version_number.desc(), d.stored_at).limit(1)).scalar_one_or_none()
+        successors = self._conn.execute(  # its replacement arrived first
+            select(*_KIN).where(d.replaces_document_id == document.document_id)
+            .order_by(d.version_number.desc(), d.stored_at)).mappings().all()
+        successor = next((row["document_id"] for row in successors
+                          if not checked or _related(document, row)), None)
         if successor is not None:
             self._conn.execute(update(documents).where(d.document_id == document.document_id)
                                .values(replaced_by=successor))
@@ -280,8 +388,10 @@ class StoreWriter:
                        "version_number": document.version_number,
                        "content_sha256": document.content_sha256, "updated_at": now}
             self._conn.execute(_upsert(self._conn, document_groups)
-                               .values(group_key=group_key, **current)
-                               .on_conflict_do_update(index_elements=["group_key"], set_=current))
+                               .values(group_key=group_key, set_id=document.set_id or "",
+                                       **current)
+                               .on_conflict_do_update(index_elements=["group_key", "set_id"],
+                                                      set_=current))
         return "stored"
 
 
@@ -298,7 +408,7 @@ def _row(document: Document, now: dt.datetime) -> dict[str, Any]:
         "confidentiality_code": document.confidentiality_code,
         "sensitivity": ",".join(sorted(document.sensitivity)),
         "content_type": document.content_type, "content": document.content,
-        "content_sha256": document.content_sha256, "stored_at": now,
+        "content_sha256": document.content_sha256, "stored_at": now, "withdrawn_at": None,
     }
 
 
@@ -354,8 +464,10 @@ class DocumentStore:
     def index(self, empi_id: str, *, type_code: str | None = None,
               facility_id: str | None = None, since: dt.datetime | None = None,
               until: dt.datetime | None = None, include_replaced: bool = False,
-              limit: int = 100, offset: int = 0) -> list[StoredDocument]:
-        """A patient's documents, newest effective time first, without their content."""
+              include_withdrawn: bool = False, limit: int = 100,
+              offset: int = 0) -> list[StoredDocument]:
+        """A patient's documents, newest effective time first, without their content;
+        replaced and withdrawn versions only when asked for."""
         d = documents.c
         query = select(*_METADATA).where(d.empi_id == empi_id)
         if type_code:
@@ -368,6 +480,8 @@ class DocumentStore:
             query = query.where(d.effective_time < until)
         if not include_replaced:
             query = query.where(d.replaced_by.is_(None))
+        if not include_withdrawn:
+            query = query.where(d.withdrawn_at.is_(None))
         query = (query.order_by(d.effective_time.desc().nulls_last(), d.document_id)
                  .limit(limit).offset(offset))
         with _translated("to list documents"), self._reading() as conn:

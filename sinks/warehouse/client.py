@@ -67,6 +67,12 @@ class Warehouse:
         """Whether this is the in-process chDB engine (which answers raw queries)."""
         return self._analyst is not None
 
+    def canonical_sql(self, sql: str) -> str:
+        """The engine's own rendering of ``sql`` (``formatQuery``: comments gone, keywords
+        spelt out), so a check on the text cannot be dodged with ``INTO/**/OUTFILE``."""
+        _, rows = self.query_rows("SELECT formatQuery({q:String})", {"q": sql})
+        return str(rows[0][0])
+
     def format_query(self, sql: str) -> str:
         """The engine's one-line rendering of one statement (comments gone); embedded only."""
         return self._analyst_session().format_query(sql)

@@ -18,26 +18,23 @@ Names, ID numbers, phones and addresses never reach the warehouse in either
 mode (`sinks.warehouse.rows`). ``raw`` keeps ids, birth dates and dead-letter
 bytes, for a deployment authorised to hold them.
 
-The key is ``pseudonym_key`` or, unset, 32 random bytes generated once in
-``<data_dir>/pseudonym.key``. Every writer of one warehouse must share it;
-changing it changes every pseudonym written from then on.
+The key is the hub's pseudonym key (`hutong.keys.pseudonym_key`). Every writer
+of one warehouse must share it; changing it changes every pseudonym written from
+then on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from hutong.errors import ConfigError
 from sinks.warehouse.rows import Column, TableSpec
 
-__all__ = ["PSEUDONYMISED_COLUMNS", "Pseudonyms", "load_key", "protect"]
+__all__ = ["PSEUDONYMISED_COLUMNS", "Pseudonyms", "protect"]
 
 #: Columns holding a facility's patient id (or a value derived from one).
 PSEUDONYMISED_COLUMNS = frozenset({"source_patient_id", "merged_source_patient_id",
@@ -45,7 +42,6 @@ PSEUDONYMISED_COLUMNS = frozenset({"source_patient_id", "merged_source_patient_i
                                    "link_id"})
 #: Columns left empty when pseudonymised, with their empty value.
 _WITHHELD: dict[str, Any] = {"patient_birth_date": None, "payload": b""}
-_KEY_FILE = "pseudonym.key"
 
 
 class Pseudonyms:
@@ -62,19 +58,6 @@ class Pseudonyms:
             return None
         digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
         return "ps_" + digest[:32]
-
-
-def load_key(configured: str | None, data_dir: Path) -> bytes:
-    """The configured key, else the one kept under ``data_dir`` (made on first use)."""
-    if configured is not None:
-        return configured.encode("utf-8")
-    path = data_dir / _KEY_FILE
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
-    return path.read_text("ascii").strip().encode("ascii")
 
 
 def _pseudonymised(column: Column, pseudonyms: Pseudonyms) -> Column:

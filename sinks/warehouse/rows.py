@@ -40,6 +40,7 @@ __all__ = [
     "coded",
     "coded_system",
     "field",
+    "located",
     "patient",
     "size",
     "timestamp",
@@ -66,10 +67,21 @@ class TableSpec:
     #: A column whose change means "this event was processed again, differently" (the
     #: map version after a replay): the writer replaces the row instead of skipping it.
     version_column: str | None = None
+    #: Fields the sink sets to where it read the record (partition, offset), for a table
+    #: whose rows must find their record on the topic again (`locate`).
+    position_fields: tuple[str, str] | None = None
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
+
+    def locate(self, event: Event, partition: int, offset: int) -> Event:
+        """``event`` with the position it was read at in `position_fields`, if the table
+        keeps one (else ``event`` itself)."""
+        if self.position_fields is None:
+            return event
+        partition_field, offset_field = self.position_fields
+        return {**event, partition_field: partition, offset_field: offset}
 
     def to_row(self, event: Event) -> tuple[Any, ...]:
         """The row for `event`, values in `column_names` order."""
@@ -114,6 +126,11 @@ def coded_system(name: str, coded_field: str) -> Column:
 def patient(name: str) -> Column:
     """A ``patient_<name>`` column from the event's `hutong.PatientIdentity`."""
     return Column(f"patient_{name}", lambda event: event["patient"][name])
+
+
+def located(name: str) -> Column:
+    """A column holding the position field `name` that `TableSpec.locate` set (else None)."""
+    return Column(name, lambda event: event.get(name))
 
 
 def _as_bytes(value: str | bytes) -> bytes:
@@ -335,7 +352,8 @@ DOCUMENT_COLUMNS: tuple[Column, ...] = (
     size("content"),
 )
 
-#: A dead letter (``hutong.dlq``): what failed where, with the raw bytes.
+#: A dead letter (``hutong.dlq``): what failed where, with the raw bytes, and where the
+#: letter itself sits on ``hutong.dlq`` (a retry reads its bytes from there).
 DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
     field("dead_letter_id"),
     field("stage"),
@@ -349,6 +367,8 @@ DEAD_LETTER_COLUMNS: tuple[Column, ...] = (
     timestamp("failed_at"),
     size("payload"),
     Column("payload", lambda event: _as_bytes(event["payload"])),
+    located("dlq_partition"),
+    located("dlq_offset"),
 )
 
 def _link_id(change: Event) -> str:
@@ -467,7 +487,8 @@ TABLES: dict[str, TableSpec] = {
         ("diagnosis", "diagnoses", DIAGNOSIS_COLUMNS),
         ("document", "documents", DOCUMENT_COLUMNS),
     )},
-    "dead-letter": TableSpec("dead_letters", "dead_letter_id", DEAD_LETTER_COLUMNS),
+    "dead-letter": TableSpec("dead_letters", "dead_letter_id", DEAD_LETTER_COLUMNS,
+                             position_fields=("dlq_partition", "dlq_offset")),
     "empi-link": TableSpec("patient_links", "link_id", PATIENT_LINK_COLUMNS),
     "empi-review": TableSpec("empi_reviews", "review_row_id", EMPI_REVIEW_COLUMNS),
     "concept-map": TableSpec("concept_maps", "map_row_id", CONCEPT_MAP_COLUMNS),

@@ -8,6 +8,7 @@ from typing import Any
 
 from hutong.errors import WarehouseError
 from hutong.metrics import Metrics
+from hutong.metrics.labels import empi_outcome
 from sinks.base import Decoded, Rejected
 from sinks.warehouse.client import Warehouse
 from sinks.warehouse.rows import TABLES, TableSpec
@@ -32,9 +33,14 @@ def _unmapped(metrics: Metrics, code: dict[str, Any]) -> None:
     metrics.unmapped_codes.labels(code["code_system"]).inc(code["count"])
 
 
+def _link(metrics: Metrics, change: dict[str, Any]) -> None:
+    outcome = empi_outcome(change["action"], change["decided_by"], change.get("score"))
+    metrics.empi_links.labels(outcome).inc()
+
+
 #: Records whose first landing is also a metric.
 _OBSERVED: dict[str, Callable[[Metrics, dict[str, Any]], None]] = {
-    "critical-alert": _alert, "unmapped-code": _unmapped}
+    "critical-alert": _alert, "unmapped-code": _unmapped, "empi-link": _link}
 
 
 class WarehouseSink:
@@ -63,7 +69,8 @@ class WarehouseSink:
                 rejected.append(Rejected(item, f"no warehouse table for {item.schema_name}"))
                 continue
             try:
-                by_table[item.schema_name].append(spec.to_row(item.record))
+                record = spec.locate(item.record, item.partition, item.offset)
+                by_table[item.schema_name].append(spec.to_row(record))
             except WarehouseError as exc:
                 rejected.append(Rejected(item, str(exc)))
         for key, rows in by_table.items():

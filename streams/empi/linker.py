@@ -30,6 +30,7 @@ same records in the same order gives the same ids.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import math
 import uuid
@@ -58,16 +59,27 @@ _IDENTIFIER = [c.name for c in COMPARISONS].index("identifier")
 _RULES = ("id_card", "health_card")
 
 
-def empi_id_for(key: RecordKey) -> str:
-    """The EMPI id founded by a record: deterministic, so a replay gives the same ids."""
-    return str(uuid.uuid5(_NAMESPACE, f"empi|{key[0]}|{key[1]}"))
+def empi_id_for(key: RecordKey, secret: bytes | None = None) -> str:
+    """The EMPI id founded by a record: deterministic, so a replay gives the same ids.
+
+    With the hub's ``secret`` (`hutong.keys`) it is a keyed HMAC of the record's
+    facility and id, shaped as a UUID: nobody without the key can recompute it
+    from a guessed MRN and so undo the warehouse's pseudonyms.
+    """
+    name = f"empi|{key[0]}|{key[1]}"
+    if secret is None:
+        return str(uuid.uuid5(_NAMESPACE, name))
+    digest = hmac.new(secret, name.encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def pair_id_for(a: RecordKey, b: RecordKey) -> str:
-    """The same id for (a, b) and (b, a)."""
+def pair_id_for(a: RecordKey, b: RecordKey, secret: bytes | None = None) -> str:
+    """The same id for (a, b) and (b, a); keyed like `empi_id_for` with ``secret``."""
     first, second = sorted((a, b))
-    text = f"{first[0]}|{first[1]}|{second[0]}|{second[1]}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    text = f"{first[0]}|{first[1]}|{second[0]}|{second[1]}".encode()
+    if secret is None:
+        return hashlib.sha256(text).hexdigest()[:32]
+    return hmac.new(secret, text, hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +193,10 @@ class MasterIndex:
 
     def __init__(self, model: Model = DEFAULT_MODEL, thresholds: Thresholds | None = None,
                  *, max_block: int = 200, population_floor: int = 10_000,
-                 expected_matches: float = 1.0) -> None:
+                 expected_matches: float = 1.0, id_secret: bytes | None = None) -> None:
         self.model = model
+        #: Key of the EMPI and pair ids this index mints (`empi_id_for`).
+        self.id_secret = id_secret
         self.expected_matches = expected_matches
         #: Name frequencies are counted over at least this many records, so that a
         #: small index does not take every name for a common one.
@@ -454,7 +468,7 @@ class MasterIndex:
         return Outcome(empi_id, [change])
 
     def _found(self, person: Person, at: datetime) -> Outcome:
-        empi_id = empi_id_for(person.key)
+        empi_id = empi_id_for(person.key, self.id_secret)
         if empi_id not in self.founded:
             self.founded[empi_id] = len(self.founded)
             self.journal.founded.add(empi_id)
@@ -462,7 +476,7 @@ class MasterIndex:
                             decided_by="fellegi-sunter", score=None)
 
     def _raise(self, key: RecordKey, candidate: _Candidate, at: datetime) -> ReviewPair:
-        pair_id = pair_id_for(key, candidate.key)
+        pair_id = pair_id_for(key, candidate.key, self.id_secret)
         existing = self.reviews.get(pair_id)
         if existing is not None:
             return existing

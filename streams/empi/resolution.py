@@ -68,6 +68,8 @@ class ResolverConfig:
         default_factory=dict)
     #: Facility id -> trust for the golden record.
     trust: Mapping[str, int] = field(default_factory=dict)
+    #: Key of the EMPI and pair ids minted (`hutong.keys`); None: unkeyed (tests, benches).
+    id_secret: bytes | None = None
 
     def model(self, base: Model = DEFAULT_MODEL) -> Model:
         return base.with_overrides(self.model_overrides) if self.model_overrides else base
@@ -90,7 +92,8 @@ class IdentityResolver:
 
     def __init__(self, config: ResolverConfig | None = None) -> None:
         self.config = config or ResolverConfig()
-        self.index = MasterIndex(self.config.model(), self.config.thresholds)
+        self.index = MasterIndex(self.config.model(), self.config.thresholds,
+                                 id_secret=self.config.id_secret)
         #: Facility id -> how far its demographics are trusted (golden record).
         self.trust = dict(self.config.trust)
         self.decided: set[str] = set()

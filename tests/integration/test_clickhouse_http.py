@@ -119,7 +119,7 @@ def test_clickhouse_connect_runs_the_analyst_guide(up: Up) -> None:
     assert received.year >= 2024  # DateTime64 decoded from Native
     assert client.query("SELECT * FROM lab_results LIMIT 0").column_names[0] == "event_id"
 
-    guide = (REPO / "docs" / "analysts.md").read_text(encoding="utf-8")
+    guide = (REPO / "docs" / "analytics.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```sql\n(.*?)```", guide, flags=re.S)
     assert len(blocks) >= 4
     for sql in blocks:
@@ -136,7 +136,7 @@ def test_clickhouse_connect_runs_the_analyst_guide(up: Up) -> None:
 
 def test_the_connection_examples_in_the_analyst_guide_work(up: Up) -> None:
     rows_arrived(up)
-    guide = (REPO / "docs" / "analysts.md").read_text(encoding="utf-8")
+    guide = (REPO / "docs" / "analytics.md").read_text(encoding="utf-8")
     section = guide.split("## Connecting with ClickHouse tools", 1)[1].split("\n## ", 1)[0]
     [shell] = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
     [python] = re.findall(r"```python\n(.*?)```", section, flags=re.S)

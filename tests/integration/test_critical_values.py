@@ -89,7 +89,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory, hub_settings: Callable[..., Se
 
 
 def states(bootstrap: str, alert_id: str, wanted: int, timeout: float = 30) -> list[Any]:
-    """The states of one alert on hutong.alerts.critical, in order, until ``wanted`` of them."""
+    """The distinct states of one alert on hutong.alerts.critical, in order, until ``wanted``
+    of them. Delivery is at least once, so a state may be on the topic twice (a producer
+    retry); consumers tell states apart by (alert id, status, escalation level)."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{time.time()}",
                          "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
     consumer.subscribe(["hutong.alerts.critical"])
@@ -99,7 +101,10 @@ def states(bootstrap: str, alert_id: str, wanted: int, timeout: float = 30) -> l
         while len(found) < wanted and time.monotonic() < deadline:
             msg = consumer.poll(0.5)
             if msg is not None and not msg.error() and msg.key() == alert_id.encode():
-                found.append(wire.decode(msg.value())[1])
+                state = wire.decode(msg.value())[1]
+                if all((s["status"], s["escalation_level"]) !=
+                       (state["status"], state["escalation_level"]) for s in found):
+                    found.append(state)
     finally:
         consumer.close()
     return found

@@ -100,10 +100,15 @@ def test_documents_are_written_once(store: DocumentStore) -> None:
 
 
 def test_parts_are_written_once(store: DocumentStore) -> None:
+    def add(payload: bytes) -> bool:  # a stand-in order: the greater bytes win
+        return writer.add_part("imaging:F001:ACC-1", "ev-1", "imaging-report", payload,
+                               supersedes=lambda stored: payload > stored)
+
     with store.writing() as writer:
-        assert writer.add_part("imaging:F001:ACC-1", "ev-1", "imaging-report", b"\0one")
-        assert not writer.add_part("imaging:F001:ACC-1", "ev-1", "imaging-report", b"\0one")
-        assert writer.add_part("imaging:F001:ACC-1", "ev-1", "imaging-report", b"\0two")
+        assert add(b"\0one")
+        assert not add(b"\0one")
+        assert add(b"\0two")
+        assert not add(b"\0one")  # the delivery that loses changes nothing
         assert writer.parts("imaging:F001:ACC-1") == [("imaging-report", b"\0two")]
     assert store.count("document_parts") == 1
 
@@ -294,9 +299,15 @@ class _CrashingAssembly:
     def group_keys(self, schema_name: str, record: dict[str, Any]) -> list[str]:
         return assembly.group_keys(schema_name, record)
 
+    def supersedes(self, new: dict[str, Any], stored: dict[str, Any]) -> bool:
+        return assembly.supersedes(new, stored)
+
     def assemble(self, group_key: str, parts: Sequence[Any], *, version_number: int = 1,
                  replaces_document_id: str | None = None) -> Any:
         raise _Crash
+
+    def withdrawn(self, group_key: str, parts: Sequence[Any]) -> frozenset[str]:
+        return assembly.withdrawn(group_key, parts)
 
     def received(self, record: dict[str, Any]) -> Any:
         return assembly.received(record)

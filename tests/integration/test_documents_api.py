@@ -204,6 +204,35 @@ def test_a_clinician_without_the_role_gets_it_deidentified(client: httpx.Client,
     assert [r[-1] for r in audit(store)] == ["deidentified", "deidentified"]
 
 
+def test_a_research_index_leaves_out_what_ties_it_to_the_patient(client: httpx.Client) -> None:
+    answer = client.get("/api/v1/patients/E-42/documents",
+                        params={"purpose": "research-deidentified"}, headers=as_("dr.li"))
+    assert answer.status_code == 200
+    body = answer.json()
+    assert "empi_id" not in body and body["documents"]
+    for entry in body["documents"]:
+        assert "empi_id" not in entry and "visit_number" not in entry
+
+
+def test_a_withdrawn_document_leaves_the_index_and_is_read_marked(
+        client: httpx.Client, store: DocumentStore) -> None:
+    with store.writing() as writer:
+        writer.withdraw(PLAIN)
+
+    def ids(**params: Any) -> list[str]:
+        answer = client.get("/api/v1/patients/E-42/documents", headers=as_("dr.wang"),
+                            params=params)
+        return [e["document_id"] for e in answer.json()["documents"]]
+    assert PLAIN not in ids()
+    assert PLAIN in ids(include_withdrawn="true")
+    body = client.get(f"/api/v1/documents/{PLAIN}", headers=as_("dr.wang")).json()
+    assert body["withdrawn_at"] and body["withdrawn"] is True
+    cda = client.get(f"/api/v1/documents/{PLAIN}?format=cda", headers=as_("dr.wang"))
+    assert cda.status_code == 200 and cda.headers["x-hutong-withdrawn"] == "true"
+    other = client.get(f"/api/v1/documents/{SENSITIVE}?format=cda", headers=as_("dr.li"))
+    assert other.headers["x-hutong-withdrawn"] == "false"
+
+
 def test_the_purpose_of_use_is_recorded_and_checked(client: httpx.Client,
                                                     store: DocumentStore) -> None:
     headed = client.get(f"/api/v1/documents/{PLAIN}",

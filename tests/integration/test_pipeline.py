@@ -194,7 +194,7 @@ def test_data_dir_and_ports_in_use_are_named(hub: RunningHub,
 
 
 def test_every_query_in_the_analyst_guide_runs(hub: RunningHub) -> None:
-    guide = (Path(__file__).parents[2] / "docs" / "analysts.md").read_text()
+    guide = (Path(__file__).parents[2] / "docs" / "analytics.md").read_text()
     blocks = re.findall(r"```sql\n(.*?)```", guide, flags=re.S)
     assert len(blocks) >= 4
     [(code, _, _)] = send(hub, oru("PIPE0007", id_card="110105194912310021"))  # bad check char

@@ -133,7 +133,8 @@ MIGRATIONS = ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters
               "0003_imaging_orders_medications_diagnoses_documents",
               "0004_document_replacements", "0005_patient_links_and_reviews",
               "0006_standard_codes", "0007_terminology_and_critical_alerts",
-              "0008_pseudonymised_identity", "0009_analyst_views"]
+              "0008_pseudonymised_identity", "0009_analyst_views",
+              "0010_dead_letter_position"]
 
 
 def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
@@ -238,7 +239,7 @@ def encounter(event_id: str, facility_id: str, visit_number: str, patient_class:
 
 def test_the_analyst_guide_answers_from_the_new_tables(warehouse: Warehouse) -> None:
     """The guide's diagnosis ranking and critical-findings queries, on known rows."""
-    guide = (REPO / "docs" / "analysts.md").read_text(encoding="utf-8")
+    guide = (REPO / "docs" / "analytics.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```sql\n(.*?)```", guide, flags=re.S)
     [ranking] = [sql for sql in blocks if "FROM hutong.diagnoses" in sql]
     [critical] = [sql for sql in blocks if "FROM hutong.imaging_reports" in sql]

@@ -187,7 +187,7 @@ def one(document: Element, path: str) -> Element:
 
 #: Each kind's group: (group key, parts).
 GROUPS: dict[str, tuple[str, list[Part]]] = {
-    "lab-report": ("lab:F001:LAB0001:FO-5001", lab_report()),
+    "lab-report": ("lab:F001:FO-5001:", lab_report()),
     "imaging-report": ("imaging:F001:ACC-7001", [("imaging-report", imaging_report())]),
     "prescription": ("rx:F001:RX-8001", [("medication", medication(1)),
                                           ("medication", medication(2, drug_code="86900002",
@@ -202,7 +202,8 @@ GROUPS: dict[str, tuple[str, list[Part]]] = {
 def test_public_names_are_pinned() -> None:
     assert sorted(assembly.__all__) == ["AssemblyError", "assemble", "deidentify",
                                         "document_id_of", "group_keys", "received",
-                                        "sensitivity", "set_id_of"]
+                                        "sensitivity", "set_id_of", "supersedes",
+                                        "withdrawn"]
     for name in assembly.__all__:
         assert getattr(assembly, name) is not None
 
@@ -210,11 +211,12 @@ def test_public_names_are_pinned() -> None:
 # --- group keys --------------------------------------------------------------------------
 
 GROUP_KEY_CASES = [
-    ("lab-result", lab_result(), ["lab:F001:LAB0001:FO-5001"]),
-    ("lab-result", lab_result(filler_order_number=None), ["lab:F001:LAB0001:PO-5001"]),
+    ("lab-result", lab_result(), ["lab:F001:FO-5001:"]),
+    ("lab-result", lab_result(message_control_id="LAB0002"), ["lab:F001:FO-5001:"]),
+    ("lab-result", lab_result(filler_order_number=None), ["lab:F001:PO-5001:"]),
     ("lab-result", lab_result(filler_order_number=None, placer_order_number=" "),
-     ["lab:F001:LAB0001:"]),
-    ("lab-result", lab_result(facility_id="F:1%"), ["lab:F%3A1%25:LAB0001:FO-5001"]),
+     ["lab:F001::LAB0001"]),
+    ("lab-result", lab_result(facility_id="F:1%"), ["lab:F%3A1%25:FO-5001:"]),
     ("imaging-report", imaging_report(), ["imaging:F001:ACC-7001"]),
     ("imaging-report", imaging_report(accession_number=None), ["imaging:F001:RIS0001"]),
     ("medication", medication(), ["rx:F001:RX-8001"]),
@@ -238,20 +240,28 @@ def test_group_keys(schema_name: str, record: Event, expected: list[str]) -> Non
 
 
 def test_group_key_without_any_number_falls_back_to_the_event_id() -> None:
-    record = lab_result(message_control_id=None)
-    assert group_keys("lab-result", record) == [f"lab:F001:{record['event_id']}:FO-5001"]
+    record = lab_result(message_control_id=None, filler_order_number=None,
+                        placer_order_number=None)
+    assert group_keys("lab-result", record) == [f"lab:F001::{record['event_id']}"]
 
 
 # --- ids and versions --------------------------------------------------------------------
 
+PINNED_SET_ID = "lab-9e909fae-a47d-5510-a33b-1c82a944d392"
+
+
 def test_set_id_is_stable_prefixed_and_pinned() -> None:
-    # uuid5 of the key in DOCUMENT_NAMESPACE: changing either changes every document id
-    assert set_id_of("lab:F001:LAB0001:FO-5001") == "lab-a182c8e2-13a5-59ea-8eb0-33ff5e0b7d5e"
-    assert set_id_of("lab:F001:LAB0001:FO-5002") != set_id_of("lab:F001:LAB0001:FO-5001")
-    for key, prefix in [("imaging:F001:A", "imaging"), ("rx:F001:R", "rx"),
-                        ("visit:F001:V", "visit")]:
+    # uuid5 of the kind and key in DOCUMENT_NAMESPACE: changing either changes every id
+    assert set_id_of("lab:F001:FO-5001:", "lab-report") == PINNED_SET_ID
+    assert set_id_of("lab:F001:FO-5002:", "lab-report") != PINNED_SET_ID
+    for key, kind, prefix in [("imaging:F001:A", "imaging-report", "imaging"),
+                              ("rx:F001:R", "prescription", "rx"),
+                              ("visit:F001:V", "outpatient-record", "visit"),
+                              ("visit:F001:V", "discharge-summary", "visit")]:
         assert re.fullmatch(rf"{prefix}-[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}",
-                            set_id_of(key))
+                            set_id_of(key, kind))
+    assert set_id_of("visit:F001:V", "outpatient-record") != set_id_of("visit:F001:V",
+                                                                         "discharge-summary")
 
 
 @pytest.mark.parametrize(("version", "expected_suffix"), [(1, ""), (2, "-v2"), (17, "-v17")])
@@ -259,9 +269,9 @@ def test_document_id_per_version(version: int, expected_suffix: str) -> None:
     key, parts = GROUPS["lab-report"]
     document = assemble(key, parts, version_number=version)
     assert document is not None
-    assert document.set_id == set_id_of(key)
-    assert document.document_id == set_id_of(key) + expected_suffix
-    assert document.document_id == document_id_of(set_id_of(key), version)
+    assert document.set_id == set_id_of(key, "lab-report")
+    assert document.document_id == set_id_of(key, "lab-report") + expected_suffix
+    assert document.document_id == document_id_of(set_id_of(key, "lab-report"), version)
     assert document.version_number == version
 
 
@@ -388,12 +398,12 @@ def test_visit_that_is_a_document(kind: str, parts: list[Part]) -> None:
 
 
 @pytest.mark.parametrize(("key", "parts"), [
-    ("lab:F001:LAB0001:FO-5001", []),
+    ("lab:F001:FO-5001:", []),
     ("imaging:F001:ACC-7001", [("lab-result", lab_result())]),
     ("rx:F001:RX-8001", [("medication", medication(action="cancel"))]),
-    ("lab:F001:LAB0001:FO-5001", [("lab-result", lab_result(1)),
+    ("lab:F001:FO-5001:", [("lab-result", lab_result(1)),
                                   ("lab-result", lab_result(2, result_status="P"))]),
-    ("lab:F001:LAB0001:FO-5001", [("lab-result", lab_result(1, result_status="D"))]),
+    ("lab:F001:FO-5001:", [("lab-result", lab_result(1, result_status="D"))]),
     ("imaging:F001:ACC-7001", [("imaging-report", imaging_report(report_status="P"))]),
 ])
 def test_nothing_to_assemble(key: str, parts: list[Part]) -> None:

@@ -73,7 +73,7 @@ def test_lab_results_in_obx_order_with_values_flags_and_loinc() -> None:
     ({"value": "100", "value_numeric": 100.0}, "REAL", "100"),
 ])
 def test_lab_value_types(overrides: dict[str, Any], xsi_type: str, shown: str) -> None:
-    cda = tree(built("lab:F001:LAB0001:FO-5001",
+    cda = tree(built("lab:F001:FO-5001:",
                      [("lab-result", lab_result(**overrides))]).content)
     found = one(cda, "//v3:organizer/v3:component/v3:observation/v3:value")
     assert found.get(f"{{{NS['xsi']}}}type") == xsi_type
@@ -88,14 +88,14 @@ def test_lab_results_withdrawn_are_left_out(statuses: list[str | None],
                                             shown: list[str]) -> None:
     parts: list[Part] = [("lab-result", lab_result(1, result_status=statuses[0])),
                          ("lab-result", lab_result(2, test_code="NA", result_status=statuses[1]))]
-    cda = tree(built("lab:F001:LAB0001:FO-5001", parts).content)
+    cda = tree(built("lab:F001:FO-5001:", parts).content)
     assert [c.get("code") for c in cda.xpath("//v3:organizer/v3:component/v3:observation/v3:code",
                                              namespaces=NS)] == shown
 
 
 def test_lab_result_sent_as_loinc_is_coded_as_loinc() -> None:
     record = lab_result(test_code="2823-3", test_system="LN", codes=[])
-    cda = tree(built("lab:F001:LAB0001:FO-5001", [("lab-result", record)]).content)
+    cda = tree(built("lab:F001:FO-5001:", [("lab-result", record)]).content)
     code = one(cda, "//v3:organizer/v3:component/v3:observation/v3:code")
     assert (code.get("code"), code.get("codeSystem")) == ("2823-3", "2.16.840.1.113883.6.1")
 

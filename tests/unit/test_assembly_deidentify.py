@@ -115,6 +115,18 @@ def test_guardian_contacts_and_comments_are_removed() -> None:
     assert "***代诉：***发热两天，电话***。" in cleaned
 
 
+@pytest.mark.parametrize("kind", ["discharge-summary", "outpatient-record", "lab-report"])
+def test_the_visit_number_is_masked(kind: str) -> None:
+    original = _content(kind)
+    number = one(tree(original), "//v3:componentOf/v3:encompassingEncounter/v3:id").get(
+        "extension")
+    assert number and number.encode() in original
+    cleaned = deidentify(original)
+    assert number.encode() not in cleaned
+    masked = one(tree(cleaned), "//v3:componentOf/v3:encompassingEncounter/v3:id")
+    assert masked.get("nullFlavor") == "MSK" and masked.get("extension") is None
+
+
 @pytest.mark.parametrize(("content", "error"), [
     (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "x">]><ClinicalDocument '
      b'xmlns="urn:hl7-org:v3">&e;</ClinicalDocument>', HL7Error),

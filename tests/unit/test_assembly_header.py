@@ -55,7 +55,7 @@ def test_header_of_each_kind(kind: str) -> None:
     assert one(cda, f"{ROOT}/v3:title").text == title
     assert one(cda, f"{ROOT}/v3:confidentialityCode").get("code") == "N"
     assert one(cda, f"{ROOT}/v3:languageCode").get("code") == "zh-CN"
-    assert one(cda, f"{ROOT}/v3:setId").get("extension") == set_id_of(key)
+    assert one(cda, f"{ROOT}/v3:setId").get("extension") == set_id_of(key, kind)
     assert one(cda, f"{ROOT}/v3:versionNumber").get("value") == "1"
     assert cda.xpath(f"{ROOT}/v3:relatedDocument", namespaces=NS) == []
     custodian = one(cda, f"{ROOT}/v3:custodian//v3:representedCustodianOrganization/v3:id")

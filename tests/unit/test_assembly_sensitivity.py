@@ -57,6 +57,28 @@ CASES: list[tuple[str, list[Part], set[str]]] = [
     ("encounters, imaging and medication alone", [("encounter", encounter()),
                                                   ("imaging-report", imaging_report()),
                                                   ("medication", medication())], set()),
+    ("asymptomatic HIV infection Z21", [_dx("Z21")], {INFECTIOUS}),
+    ("inconclusive HIV test R75", [_dx("R75.x00")], {INFECTIOUS}),
+    ("HIV complicating pregnancy O98.7", [_dx("O98.700")], {INFECTIOUS}),
+    ("other infection in pregnancy O98.8 is not HIV", [_dx("O98.8")], set()),
+    ("an antiretroviral by its translated ATC code", [("medication", medication(
+        drug_code="LOC-1", drug_name="复方片") | {"codes": [
+            {"field": "drug_code", "system": "ATC", "code": "J05AR03", "display": None}]})],
+     {INFECTIOUS}),
+    ("an antiretroviral by its ATC code as sent", [("medication", medication(
+        drug_code="j05af05", drug_system="ATC", drug_name="片剂"))], {INFECTIOUS}),
+    ("an integrase inhibitor by its Chinese name", [("medication", medication(
+        drug_code="LOC-2", drug_name="多替拉韦钠片"))], {INFECTIOUS}),
+    ("an antipsychotic by its ATC code", [("medication", medication(
+        drug_code="N05AH03", drug_system="ATC", drug_name="片剂"))], {MENTAL}),
+    ("an antipsychotic by its Chinese name", [("medication", medication(
+        drug_code="LOC-3", drug_name="奥氮平片"))], {MENTAL}),
+    ("an antipsychotic by its English name", [("medication", medication(
+        drug_code="LOC-4", drug_name="Clozapine Tablets"))], {MENTAL}),
+    ("other antivirals are not flagged: oseltamivir J05AH02", [("medication", medication(
+        drug_code="J05AH02", drug_system="ATC", drug_name="奥司他韦胶囊"))], set()),
+    ("an anxiolytic N05B is not an antipsychotic", [("medication", medication(
+        drug_code="N05BA01", drug_system="ATC", drug_name="地西泮片"))], set()),
 ]
 
 
@@ -71,6 +93,8 @@ def test_sensitivity(why: str, parts: list[Part], expected: set[str]) -> None:
     ("A00", INFECTIOUS), ("a09.900", INFECTIOUS), ("Ｂ２０", INFECTIOUS), ("U07.2", INFECTIOUS),
     ("F99", MENTAL), ("F00.0", MENTAL), ("G30", None), ("C00", None), ("U071", INFECTIOUS),
     ("", None), (None, None), ("A", None), ("123", None), ("AB1", None),
+    ("Z21", INFECTIOUS), ("R75", INFECTIOUS), ("O98.7", INFECTIOUS), ("O98.711", INFECTIOUS),
+    ("O98.6", None), ("R76", None), ("Z22", None),
 ])
 def test_icd10_category(code: str | None, category: str | None) -> None:
     assert icd10_category(code) == category
@@ -84,9 +108,10 @@ def test_hiv_loinc_table_holds_valid_loinc_codes() -> None:
 @pytest.mark.parametrize(("key", "parts", "categories"), [
     ("visit:F001:MZ-0001", [("encounter", encounter()), _dx("B20")], {INFECTIOUS}),
     ("visit:F001:MZ-0001", [("encounter", encounter()), _dx("F32.900")], {MENTAL}),
-    ("lab:F001:LAB0001:FO-5001", [("lab-result", lab_result(test_code="7917-8",
+    ("lab:F001:FO-5001:", [("lab-result", lab_result(test_code="7917-8",
                                                             test_system="LN"))], {INFECTIOUS}),
     ("visit:F001:MZ-0001", [("encounter", encounter()), _dx("J06.9")], set()),
+    ("rx:F001:RX-8001", [("medication", medication(drug_name="利培酮片"))], {MENTAL}),
 ])
 def test_sensitive_document_is_restricted(key: str, parts: list[Part],
                                           categories: set[str]) -> None:

@@ -71,3 +71,11 @@ def test_a_sensitive_entry_shows_only_type_time_and_facility_without_the_role() 
 ])
 def test_cda_text_reads_the_declared_encoding(content: bytes, text: str) -> None:
     assert cda_text(content) == text
+
+
+def test_a_deidentified_index_entry_leaves_out_what_ties_it_to_the_patient() -> None:
+    for principal in (CLINICIAN, ELEVATED):
+        entry = index_entry(stored(), principal, deidentified=True)
+        assert "empi_id" not in entry and "visit_number" not in entry
+        assert entry["document_id"] == "1.2^D" and entry["title"] == "艾滋病随访"
+    assert index_entry(stored(), CLINICIAN)["empi_id"] == "E-1"

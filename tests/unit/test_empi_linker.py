@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -192,3 +193,15 @@ def test_a_shared_identifier_and_name_outweigh_a_mistyped_birth_year() -> None:
     first = index.link(rec("A", "1", birth_date=date(1915, 11, 11), **insured), AT).empi_id
     assert index.link(rec("B", "2", birth_date=date(1951, 11, 11), **insured), AT
                       ).empi_id == first
+
+
+def test_keyed_ids_cannot_be_recomputed_without_the_key() -> None:
+    secret, other = b"the hub's pseudonym key, 32 bytes", b"another hub's key, as long"
+    keyed = empi_id_for(("A", "1"), secret)
+    assert keyed == empi_id_for(("A", "1"), secret)  # a replay mints the same id
+    assert keyed not in {empi_id_for(("A", "1")), empi_id_for(("A", "1"), other)}
+    assert uuid.UUID(keyed).version == 4
+    assert pair_id_for(("A", "1"), ("B", "2"), secret) == pair_id_for(("B", "2"), ("A", "1"),
+                                                                       secret)
+    assert pair_id_for(("A", "1"), ("B", "2"), secret) != pair_id_for(("A", "1"), ("B", "2"))
+    assert MasterIndex(id_secret=secret).link(rec("A", "1", **ZHANG), AT).empi_id == keyed

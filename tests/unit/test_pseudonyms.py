@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from hutong.errors import ConfigError, WarehouseError
+from hutong.keys import load_key
 from producers.idcard import check_character
 from sinks.warehouse import TABLES
 from sinks.warehouse.derived import age_band, region_code
 from sinks.warehouse.migrate import for_cluster, load_migrations
-from sinks.warehouse.pseudonyms import PSEUDONYMISED_COLUMNS, Pseudonyms, load_key, protect
+from sinks.warehouse.pseudonyms import PSEUDONYMISED_COLUMNS, Pseudonyms, protect
 from tests.warehouse_events import IDENTITY_VALUES, SAMPLES, header
 
 KEY = b"a key of at least sixteen bytes"

@@ -1,8 +1,10 @@
 """Document assembly: canonical events become shared CDA documents (pure functions, no I/O).
 
 The document-store sink feeds each ``hutong.std.*`` event to :func:`group_keys`,
-keeps the parts of each group, and calls :func:`assemble` when a group changes;
-a ``document`` event (a CDA a facility sent) goes to :func:`received` instead.
+keeps the parts of each group (of two deliveries of one event, the one
+:func:`supersedes` prefers), and calls :func:`assemble` and :func:`withdrawn`
+when a group changes; a ``document`` event (a CDA a facility sent) goes to
+:func:`received` instead.
 A sensitive document (:func:`sensitivity`) leaves the hub only through
 :func:`deidentify`.
 
@@ -10,7 +12,7 @@ A sensitive document (:func:`sensitivity`) leaves the hub only through
 module                 holds
 =====================  ================================================================
 :mod:`.keys`           group keys, set and document ids, :class:`AssemblyError`
-:mod:`.document`       :func:`assemble`: a group's parts to a Document
+:mod:`.document`       :func:`assemble` (parts to a Document), :func:`withdrawn`
 :mod:`.header`         the WS/T 500 ``ClinicalDocument`` header
 :mod:`.lab`            检验报告 C0007
 :mod:`.imaging`        检查报告 C0006
@@ -20,7 +22,7 @@ module                 holds
 :mod:`.deidentify`     the patient's identity out of a CDA
 :mod:`.received`       a received CDA, stored as received
 :mod:`.draft`          document types and what a kind hands to the header
-:mod:`.events`         reading parts: deduplication, order, which value wins
+:mod:`.events`         reading parts: deduplication, order, which value (delivery) wins
 :mod:`.cda`            XML building blocks and HL7 V3 data types
 :mod:`.oids`           the OIDs used, with their sources
 =====================  ================================================================
@@ -34,10 +36,11 @@ patient's values.
 from __future__ import annotations
 
 from sinks.docstore.assembly.deidentify import deidentify
-from sinks.docstore.assembly.document import assemble
+from sinks.docstore.assembly.document import assemble, withdrawn
+from sinks.docstore.assembly.events import supersedes
 from sinks.docstore.assembly.keys import AssemblyError, document_id_of, group_keys, set_id_of
 from sinks.docstore.assembly.received import received
 from sinks.docstore.assembly.sensitivity import sensitivity
 
 __all__ = ["AssemblyError", "assemble", "deidentify", "document_id_of", "group_keys",
-           "received", "sensitivity", "set_id_of"]
+           "received", "sensitivity", "set_id_of", "supersedes", "withdrawn"]

@@ -5,6 +5,11 @@ times are written in China Standard Time (UTC+8, the zone every facility of the
 platform is in), numbers in plain decimal notation. A naive datetime is read as
 Asia/Shanghai, as the HL7 v2 parser does (``producers.hl7v2.types.DEFAULT_TZ``).
 
+Text and attribute values lose the characters XML 1.0 forbids (C0 controls other
+than tab, newline and carriage return, lone surrogates, U+FFFE and U+FFFF): an
+HIS that lets ``\x01`` into a diagnosis name must not make its visit impossible
+to write, and lxml refuses them. Nothing else is changed.
+
 Data elements are observations coded from the 卫生信息数据元目录
 (2.16.156.10011.2.2.1). Where neither the reference nor the WS/T 500 template it
 was read from gives a data-element code for a value, the observation's ``code``
@@ -14,6 +19,7 @@ carries only a ``displayName``, as the templates themselves do for some sections
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
@@ -25,13 +31,20 @@ from producers.cda.xml import Element
 from sinks.docstore.assembly.oids import DATA_ELEMENT_SYSTEM, LOINC_SYSTEM
 
 __all__ = ["V3", "XSI", "add", "data_element", "decimal_text", "identifier", "new_root",
-           "section", "serialize", "time_text", "timestamp", "value"]
+           "section", "serialize", "time_text", "timestamp", "value", "xml_text"]
 
 V3 = "urn:hl7-org:v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 _NSMAP = {None: V3, "xsi": XSI}
 _XSI_TYPE = f"{{{XSI}}}type"
 _CHINA = ZoneInfo("Asia/Shanghai")
+#: What XML 1.0 does not allow in a document (its production ``Char``, complemented).
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` without the characters XML 1.0 forbids."""
+    return _NOT_XML.sub("", text)
 
 
 def new_root(tag: str) -> Element:
@@ -43,14 +56,14 @@ def new_root(tag: str) -> Element:
 def add(parent: Element, tag: str, text: str | None = None, **attributes: str | None) -> Element:
     """A child ``tag`` of ``parent``; attributes that are None are left out.
 
-    ``xsi_type`` is written as ``xsi:type``.
+    ``xsi_type`` is written as ``xsi:type``; text and values go through :func:`xml_text`.
     """
     child: Element = etree.SubElement(parent, f"{{{V3}}}{tag}")
     for name, setting in attributes.items():
         if setting is not None:
-            child.set(_XSI_TYPE if name == "xsi_type" else name, setting)
+            child.set(_XSI_TYPE if name == "xsi_type" else name, xml_text(setting))
     if text is not None:
-        child.text = text
+        child.text = xml_text(text)
     return child
 
 

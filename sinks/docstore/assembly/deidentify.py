@@ -12,6 +12,8 @@ where                                   what
 ``participant/associatedEntity``,       person names, ``addr`` and ``telecom`` masked;
 ``informant/relatedEntity``             ids too, except for a ``REF`` participant (the
                                         ordering clinician)
+``componentOf/encompassingEncounter``   its ``id`` (the visit number, 就诊流水号, which
+                                        the facility links to the patient) masked
 every text and attribute value          the patient's name, id numbers, phone numbers
                                         and address as they stood in ``recordTarget``
                                         are replaced by ``***`` wherever else they
@@ -111,6 +113,13 @@ def _contacts(document: Element, found: set[str]) -> None:
                     _mask(element)
 
 
+def _encounters(document: Element, found: set[str]) -> None:
+    path = "/".join(_q(step) for step in ("componentOf", "encompassingEncounter", "id"))
+    for element in document.iterfind(path):
+        _remember(element, found)
+        _mask(element)
+
+
 def _scrub(document: Element, found: set[str]) -> None:
     values = sorted(found, key=lambda piece: (-len(piece), piece))
 
@@ -136,5 +145,6 @@ def deidentify(content: bytes) -> bytes:
     found: set[str] = set()
     _record_targets(document, found)
     _contacts(document, found)
+    _encounters(document, found)
     _scrub(document, found)
     return serialize(document)

@@ -5,6 +5,15 @@ once), must give the same document, so nothing here depends on the order parts
 arrive in: records are deduplicated on ``event_id`` and sorted, and "the latest"
 is decided by a total order (clinical time, then ``received_at``, then
 ``event_id``), never by position.
+
+Two deliveries of one ``event_id`` differ when the streams processed the event
+again (``hutong replay`` after a code map was added, or after the EMPI linked
+it). Which one counts is a total order too (:func:`supersedes`): the linked one
+(with an ``empi_id``), then the one with more standard codes, then the one with
+fewer unmapped fields, then the greater canonical JSON form, which only breaks
+ties. The store keeps, per group and event, only the delivery this order
+prefers, so any redelivery or replay order ends with the same part, and a
+stale delivery replayed after the fresh one changes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sinks.docstore.model import Part
 
 __all__ = ["NEVER", "Record", "birth_date", "chronological", "coding", "first", "latest_time",
-           "moment", "newest", "number", "records_of", "subject_of", "text"]
+           "moment", "newest", "number", "records_of", "subject_of", "supersedes", "text"]
 
 Record = dict[str, Any]
 
@@ -32,20 +41,32 @@ def _canonical(record: Record) -> str:
     return json.dumps(record, sort_keys=True, default=repr, ensure_ascii=False)
 
 
+def _preference(record: Record) -> tuple[bool, int, int, str]:
+    """Of two deliveries of one event, the greater is the one that counts (see the module)."""
+    codes = [entry for entry in record.get("codes") or () if isinstance(entry, dict)]
+    return (text(record.get("empi_id")) is not None, len(codes),
+            -len(record.get("unmapped") or ()), _canonical(record))
+
+
+def supersedes(new: Record, stored: Record) -> bool:
+    """Whether ``new``, a delivery of the event ``stored`` is a delivery of, replaces it."""
+    return _preference(new) > _preference(stored)
+
+
 def records_of(parts: Sequence[Part], *schemas: str) -> list[Record]:
     """The records of the given schemas, one per ``event_id``, sorted by ``event_id``.
 
     Two records with one ``event_id`` are the same event delivered twice; should they
-    differ, the one with the greater canonical JSON form is kept, whatever the order.
+    differ, the one :func:`supersedes` prefers is kept, whatever the order.
     """
-    chosen: dict[str, tuple[str, Record]] = {}
+    chosen: dict[str, tuple[tuple[bool, int, int, str], Record]] = {}
     for schema_name, record in parts:
         if schema_name not in schemas:
             continue
-        form = _canonical(record)
-        key = str(record.get("event_id") or "") or f"\x00{form}"  # no id: never merged
-        if key not in chosen or form > chosen[key][0]:
-            chosen[key] = (form, record)
+        rank = _preference(record)
+        key = str(record.get("event_id") or "") or f"\x00{rank[-1]}"  # no id: never merged
+        if key not in chosen or rank > chosen[key][0]:
+            chosen[key] = (rank, record)
     return [chosen[key][1] for key in sorted(chosen)]
 
 

@@ -17,7 +17,8 @@ recordTarget/patientRole  ids: EMPI id (hutong-local :data:`~.oids.EMPI_OID`), t
 author                    time; assignedAuthor/id root 1.7 (``UNK`` when no clinician)
 custodian                 the facility: representedCustodianOrganization/id root 1.5
 participant REF           the ordering clinician (1.4) and department, when known
-relatedDocument RPLC      parentDocument id and setId of the version replaced
+relatedDocument RPLC      parentDocument id, setId and versionNumber of the version
+                          replaced (CDA R2: the previous version of the same set)
 componentOf               encompassingEncounter: visit number (就诊流水号 2.5.1.9),
                           admission and discharge times, department (科室 1.26)
 ========================  ============================================================
@@ -127,12 +128,15 @@ def _referrer(document: Element, draft: Draft) -> None:
         add(add(entity, "scopingOrganization"), "name", draft.referrer.department)
 
 
-def _replaces(document: Element, replaces_document_id: str | None, set_id: str) -> None:
+def _replaces(document: Element, replaces_document_id: str | None, set_id: str,
+              version_number: int) -> None:
+    """The version replaced: always the previous one of the same set."""
     if replaces_document_id is None:
         return
     parent = add(add(document, "relatedDocument", typeCode="RPLC"), "parentDocument")
     add(parent, "id", root=DOCUMENT_OID, extension=replaces_document_id)
     add(parent, "setId", root=DOCUMENT_OID, extension=set_id)
+    add(parent, "versionNumber", value=str(version_number - 1))
 
 
 def _visit(document: Element, visit: Visit | None) -> None:
@@ -178,7 +182,7 @@ def render(draft: Draft, *, document_id: str, set_id: str, version_number: int,
     _author(document, draft)
     _custodian(document, str(subject.get("facility_id") or ""))
     _referrer(document, draft)
-    _replaces(document, replaces_document_id, set_id)
+    _replaces(document, replaces_document_id, set_id, version_number)
     _visit(document, draft.visit)
     draft.body(add(add(document, "component"), "structuredBody"))
     return document

@@ -21,11 +21,20 @@ reference_range            ``referenceRange/observationRange/text``
 placer/filler number       organizer ids: 电子申请单编号 (1.24), 检验报告单号 (1.33)
 =========================  ==========================================================
 
-A report is a document once it is final: None while any of its results is
+A group is one order (:mod:`.keys`), so it collects every message the LIS sent
+about it: preliminary results, the final ones, corrections. Each test (code and
+system) shows its latest report: the results of the newest message naming it
+(:func:`current_results`; newest by ``received_at``, the order the LIS reported
+in, then a corrected ``C`` over a final ``F`` over any other status, then
+``observed_at`` and the control id), so a correction in a new message makes a
+new version of the report rather than a second report.
+
+A report is a document once it is final: None while any current result is
 pending (OBX-11 ``I``, ``O``, ``P``, ``R``, ``S``: :data:`PENDING_STATUSES`);
 results marked deleted or wrong (``D``, ``W``) are left out. A result with no
-status counts as final (many LIS leave OBX-11 empty). The final results come in
-a message of their own, so they make their own group and document.
+status counts as final (many LIS leave OBX-11 empty). When every current result
+is deleted or wrong, the report is withdrawn (:func:`withdrawn`); a result
+pending again is not a withdrawal: the report stands until the new one is final.
 
 The LIS event names no reporting clinician, so the author is the performing
 laboratory (``id`` ``UNK``); the ordering clinician and department are the
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import groupby
+from typing import Any
 
 from producers.cda.xml import Element
 from sinks.docstore.assembly.cda import (
@@ -49,10 +59,12 @@ from sinks.docstore.assembly.cda import (
 )
 from sinks.docstore.assembly.draft import DOC_TYPES, Author, Draft, Referrer, Visit
 from sinks.docstore.assembly.events import (
+    NEVER,
     Record,
     coding,
     first,
     latest_time,
+    moment,
     number,
     subject_of,
 )
@@ -63,8 +75,8 @@ from sinks.docstore.assembly.oids import (
     REQUISITION_OID,
 )
 
-__all__ = ["DROPPED_STATUSES", "LOINC_NAMES", "PENDING_STATUSES", "draft", "is_pending",
-           "loinc_of", "status_code"]
+__all__ = ["DROPPED_STATUSES", "LOINC_NAMES", "PENDING_STATUSES", "current_results", "draft",
+           "is_pending", "loinc_of", "status_code", "withdrawn"]
 
 #: Values of ``test_system`` (upper case) that mean LOINC (HL7 table 0396 ``LN``).
 LOINC_NAMES = frozenset({"LN", "LOINC", LOINC_SYSTEM})
@@ -198,11 +210,48 @@ def _position(record: Record) -> tuple[int, str]:
     return (position if isinstance(position, int) else 0, str(record.get("event_id")))
 
 
+#: Of reports received at the same time, the higher rank is the newer.
+_STATUS_RANK = {"C": 2, "F": 1}
+
+
+def _test(record: Record) -> tuple[str, str]:
+    return (str(record.get("test_code") or "").strip().upper(),
+            str(record.get("test_system") or "").strip().upper())
+
+
+def _message(record: Record) -> str:
+    return str(record.get("message_control_id") or record.get("event_id") or "")
+
+
+def _reported(record: Record) -> tuple[Any, ...]:
+    return (moment(record, "received_at") or NEVER,
+            _STATUS_RANK.get(_status(record, "result_status"), 0),
+            moment(record, "observed_at") or NEVER, _message(record), str(record.get("event_id")))
+
+
+def current_results(records: list[Record]) -> list[Record]:
+    """Each test's latest report: the results of the newest message naming the test."""
+    latest: dict[tuple[str, str], Record] = {}
+    for record in records:
+        test = _test(record)
+        if test not in latest or _reported(record) > _reported(latest[test]):
+            latest[test] = record
+    return [record for record in records if _message(record) == _message(latest[_test(record)])]
+
+
+def withdrawn(records: list[Record]) -> bool:
+    """Whether the report is withdrawn: every current result deleted or wrong."""
+    results = current_results(records)
+    return bool(results) and all(_status(record, "result_status") in DROPPED_STATUSES
+                                 for record in results)
+
+
 def draft(records: list[Record]) -> Draft | None:
     """The lab report of these results; None without any, or while one is pending."""
-    if any(is_pending(record) for record in records):
+    current = current_results(records)
+    if any(is_pending(record) for record in current):
         return None
-    results = sorted((record for record in records
+    results = sorted((record for record in current
                       if _status(record, "result_status") not in DROPPED_STATUSES),
                      key=_position)
     if not results:

@@ -10,7 +10,8 @@ its placer order number, else its filler order number, else its drug code;
   prescription does not list its drugs twice;
 * ``cancel`` takes it out.
 
-With no line left (every line cancelled) there is no document: None.
+With no line left (every line cancelled) there is no document: None, and a
+prescription already stored is withdrawn (:func:`withdrawn`).
 
 One section, 用药 (LOINC 10160-0 HISTORY OF MEDICATION USE, reference §5.2),
 with a ``substanceAdministration`` per line:
@@ -63,7 +64,7 @@ from sinks.docstore.assembly.events import (
 )
 from sinks.docstore.assembly.oids import ORDER_OID, PRESCRIPTION_OID
 
-__all__ = ["LINE_TIMES", "draft", "lines_of"]
+__all__ = ["LINE_TIMES", "draft", "lines_of", "withdrawn"]
 
 #: The times that order medication events, first present wins.
 LINE_TIMES = ("occurred_at", "prescribed_at", "dispensed_at")
@@ -156,6 +157,11 @@ def _body(lines: list[Record]) -> Callable[[Element], None]:
         for line in lines:
             _administration(medications, line)
     return write
+
+
+def withdrawn(records: list[Record]) -> bool:
+    """Whether the prescription is withdrawn: it had events, and no line is left."""
+    return bool(records) and not lines_of(records)
 
 
 def draft(records: list[Record]) -> Draft | None:

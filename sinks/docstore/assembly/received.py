@@ -19,10 +19,13 @@ sensitivity              by the document type and the ICD-10 and LOINC codes in
 confidentiality_code     as sent
 =======================  =====================================================
 
-AssemblyError when the event has no document id or no content bytes, or when
-the content's SHA-256 is not the event's ``content_sha256``: the bytes changed
+AssemblyError when the event has no document id or no content bytes, when
+the content's SHA-256 is not the event's ``content_sha256`` (the bytes changed
 since the adapter read them, and storing them would break the promise that
-what is stored is what was sent.
+what is stored is what was sent), or when an id the store indexes or a type
+code is longer than :data:`MAX_ID_LENGTH` characters. Other values are stored
+as sent, whatever their length (a confidentiality code ``VERYRESTRICTED``
+included): the store's columns are unbounded text.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ from sinks.docstore.assembly.keys import AssemblyError
 from sinks.docstore.assembly.sensitivity import received_categories
 from sinks.docstore.model import Document
 
-__all__ = ["received"]
+__all__ = ["MAX_ID_LENGTH", "received"]
+
+#: Longest document id, set id, replaced id and type code taken (characters): well inside
+#: what a database index entry holds.
+MAX_ID_LENGTH = 512
 
 
 def _parsed(content: bytes) -> Element | None:
@@ -66,6 +73,10 @@ def received(record: dict[str, Any]) -> Document:
     document_id = first(record.get("document_id"))
     if document_id is None:
         raise AssemblyError("document event has no document_id")
+    for field in ("document_id", "set_id", "replaces_document_id", "document_type_code"):
+        if len(first(record.get(field)) or "") > MAX_ID_LENGTH:
+            raise AssemblyError(f"document event {field} is too long (over {MAX_ID_LENGTH} "
+                                "characters)")
     type_code = first(record.get("document_type_code")) or ""
     type_name = first(record.get("document_type_name")) or type_code
     version = record.get("version_number")

@@ -4,8 +4,11 @@ The visit's state is the encounter events folded oldest first (by
 ``occurred_at``, then ``received_at``): each sets the fields it carries; a
 ``discharge`` (or a ``discharged_at``) marks the visit discharged; a ``cancel``
 of trigger A13 (cancel discharge), or any cancel after a discharge, takes the
-discharge back; any other cancel (A11, cancel admit) cancels the visit until a
-later admit or register. Which document, if any:
+discharge back; any other cancel (A11, cancel admit) takes back the latest
+admit or register: the visit returns to its state before it (an emergency
+visit whose admission was cancelled is the emergency visit again), or, when
+there was none, is cancelled until a later admit or register. Which document,
+if any:
 
 =================================  =============================================
 state                              document
@@ -17,6 +20,13 @@ patient class I, not discharged    None (not yet)
 any other class (P, B, R, ...)     None
 no diagnosis yet                   None: both documents exist to carry them
 =================================  =============================================
+
+The two are documents of their own (a set each, :mod:`.keys`): an emergency
+visit that becomes an admission keeps its 门(急)诊病历 as last written, and its
+出院小结 is a new document, not a version of it. What no longer stands is
+withdrawn (:func:`withdrawn`): both documents when the visit is cancelled (A11
+with nothing before it), the 出院小结 when the stay is no longer a discharged
+inpatient stay (A13).
 
 Diagnoses: one per diagnosis type and code (the newest by ``diagnosed_at``
 wins, as ADT messages repeat a visit's DG1s), principal first (priority 1),
@@ -49,8 +59,9 @@ from sinks.docstore.assembly.events import (
     subject_of,
 )
 from sinks.docstore.assembly.oids import ICD10_SYSTEM
+from sinks.docstore.model import DocumentKind
 
-__all__ = ["diagnoses_of", "draft", "icd10_of", "visit_state"]
+__all__ = ["diagnoses_of", "draft", "icd10_of", "visit_state", "withdrawn"]
 
 _STATE_FIELDS = ("patient_class", "department_code", "department_name", "ward",
                  "attending_doctor_id", "attending_doctor_name", "admit_reason", "admitted_at",
@@ -61,22 +72,39 @@ _OUTPATIENT = frozenset({"O", "E"})
 def visit_state(encounters: list[Record]) -> Record | None:
     """The visit folded from its encounters (see above); None without any or when cancelled."""
     state: Record = {"discharged": False}
+    before: list[Record] = []  # the state before each admit or register not taken back
     cancelled = not encounters
     for encounter in chronological(encounters, "occurred_at"):
         action = str(encounter.get("action") or "").strip().lower()
         if action == "cancel":
             if encounter.get("trigger_event") == "A13" or state["discharged"]:
                 state.update(discharged=False, discharged_at=None)
+            elif before:
+                state = before.pop()
+                cancelled = not state.get("patient_class")
             else:
                 cancelled = True
             continue
         if action in ("admit", "register"):
+            before.append(dict(state))
             cancelled = False
         state.update({name: encounter[name] for name in _STATE_FIELDS
                       if encounter.get(name) is not None})
         if action == "discharge" or encounter.get("discharged_at") is not None:
             state["discharged"] = True
     return None if cancelled else state
+
+
+def withdrawn(encounters: list[Record]) -> frozenset[DocumentKind]:
+    """The kinds of document that no longer stand: both when the visit is cancelled, the
+    discharge summary when the stay is not (or no longer) a discharged inpatient stay."""
+    if not encounters:
+        return frozenset()
+    state = visit_state(encounters)
+    if state is None:
+        return frozenset({"outpatient-record", "discharge-summary"})
+    inpatient = str(state.get("patient_class") or "").strip().upper() == "I"
+    return frozenset() if inpatient and state["discharged"] else frozenset({"discharge-summary"})
 
 
 def icd10_of(diagnosis: Record) -> tuple[str, bool]:

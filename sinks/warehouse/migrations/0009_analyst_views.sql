@@ -1,4 +1,4 @@
--- Views for the analyses the regional-platform guidelines name (docs/analysts.md has
+-- Views for the analyses the regional-platform guidelines name (docs/analytics.md has
 -- the questions they answer and example queries). Days are calendar days in
 -- Asia/Shanghai. Every view reads the tables as they are now, so a replay or a late
 -- message changes the figures of the day it belongs to.

@@ -1,0 +1,40 @@
+"""The hub's pseudonym key: the secret behind every keyed identifier it mints.
+
+Warehouse pseudonyms (`sinks.warehouse.pseudonyms`) and EMPI ids and review pair
+ids (`streams.empi.linker`) are keyed HMACs of facility record ids, so that
+nobody without the key can recompute one from a guessed MRN. The key is the
+``pseudonym_key`` setting or, unset, 32 random bytes generated once in
+``<data_dir>/pseudonym.key`` (mode 0600). Processes that do not share a data
+directory (pods of a cluster) must be given the same ``pseudonym_key``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from hutong.config import Settings
+
+__all__ = ["load_key", "pseudonym_key"]
+
+_KEY_FILE = "pseudonym.key"
+
+
+def load_key(configured: str | None, data_dir: Path) -> bytes:
+    """The configured key, else the one kept under ``data_dir`` (made on first use)."""
+    if configured is not None:
+        return configured.encode("utf-8")
+    path = data_dir / _KEY_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    return path.read_text("ascii").strip().encode("ascii")
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """The key the settings name, else the data directory's."""
+    configured = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
+    return load_key(configured, settings.data_dir)
