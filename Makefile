@@ -44,6 +44,10 @@ test: $(STAMP) tools lint ## set up, lint, and run every test (unit and integrat
 unit: $(STAMP) ## only the unit tests (start nothing)
 	$(BIN)/pytest -q tests/unit
 
+.PHONY: fuzz
+fuzz: $(STAMP) ## the bad-input campaign at length: 50x the Hypothesis examples, 5 min of atheris
+	HYPOTHESIS_PROFILE=campaign $(BIN)/pytest -q tests/unit/test_fuzz_*.py
+
 integration: $(STAMP) tools ## only the integration tests (real Tansu, chDB, PostgreSQL)
 	$(BIN)/pytest -q tests/integration
 
@@ -57,11 +61,12 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI on a synthetic population and FEBRL4 vs Splink; the stream stage and alert latency
+bench: $(BENCH_STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI on a synthetic population and FEBRL4 vs Splink; the stream stage and alert latency; a 30-minute soak (SOAK_SECONDS, SOAK_RATE)
 	$(BIN)/python -m tests.bench.mllp_intake
 	$(BIN)/python -m tests.bench.empi_population
 	$(BIN)/python -m tests.bench.febrl
 	$(BIN)/python -m tests.bench.streams_stage
+	$(BIN)/python -m tests.bench.soak
 
 clean: ## remove the virtualenv and embedded state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

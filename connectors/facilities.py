@@ -42,7 +42,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hutong.errors import ConfigError
+from hutong.errors import ConfigError, quoted
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
 
 __all__ = [
@@ -239,13 +239,13 @@ class FacilityRegistry:
         """
         if peer.facility_id is not None:  # the transport already authenticated someone
             if claimed != peer.facility_id:
-                return Refusal(f"MSH-4 names {claimed!r} but the connection is authenticated "
+                return Refusal(f"MSH-4 names {quoted(claimed)} but the connection is authenticated "
                                f"as {peer.facility_id!r}")
             return None
         facility = self._by_id.get(claimed)
         if peer.transport == "file":  # put there by an operator: the file system is the check
             if facility is None and not self.open_intake:
-                return Refusal(f"facility {claimed!r} is not registered")
+                return Refusal(f"facility {quoted(claimed)} is not registered")
             return None
         if peer.transport == "mllps":
             return Refusal(f"{peer.credential or 'the client certificate'} names no registered "
@@ -255,14 +255,14 @@ class FacilityRegistry:
         if facility is None:
             if self.open_intake:
                 return None
-            return Refusal(f"facility {claimed!r} is not registered")
+            return Refusal(f"facility {quoted(claimed)} is not registered")
         if not facility.mllp_sources:
             if self.open_intake:
                 return None
-            return Refusal(f"facility {claimed!r} may not send plain MLLP (no mllp_sources; "
+            return Refusal(f"facility {quoted(claimed)} may not send plain MLLP (no mllp_sources; "
                            "use MLLP over TLS)")
         if peer.address is None or not _address_in(peer.address, facility.mllp_sources):
-            return Refusal(f"facility {claimed!r} may not send plain MLLP from "
+            return Refusal(f"facility {quoted(claimed)} may not send plain MLLP from "
                            f"{peer.address or 'an unknown address'}")
         return None
 

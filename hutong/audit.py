@@ -4,7 +4,13 @@ One file per month under ``<data_dir>/audit/`` (``audit-2026-11.jsonl``), kept
 until an operator archives it (the guidelines ask for six months at least).
 Every record carries ``prev``, the hash of the record before it (across files),
 and ``hash``, SHA-256 of its own canonical JSON without ``hash``; an edited,
-removed or reordered line breaks the chain, which :func:`verify` reports.
+removed or reordered line breaks the chain, which :func:`verify` reports. Records cut
+off the end leave an intact but shorter chain: :attr:`AuditLog.head`, printed by
+``hutong audit-verify``, is the hash to note elsewhere so that a shorter chain shows.
+
+Several processes may append (the hub, ``hutong users add``): each record is written
+under an exclusive lock (flock) on the directory, after the last record on disk (re-read
+when another process wrote since).
 
 Records say who did what, from where, and why it was refused; never message
 content or a patient's values.
@@ -12,8 +18,10 @@ content or a patient's values.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -51,6 +59,13 @@ class AuditLog:
         self._lock = threading.Lock()
         directory.mkdir(parents=True, exist_ok=True)
         self._last = self._last_hash()
+        #: The file and size after this process's last write: unchanged, ``_last`` holds.
+        self._end: tuple[Path, int] | None = None
+
+    @property
+    def head(self) -> str:
+        """The hash of the newest record (GENESIS when there is none)."""
+        return self._last_hash()
 
     def _files(self) -> list[Path]:
         return sorted(self.directory.glob("audit-*.jsonl"))
@@ -70,11 +85,20 @@ class AuditLog:
         now = self._clock()
         with self._lock:
             entry: dict[str, Any] = {"at": now.isoformat(timespec="milliseconds"),
-                                     "action": action, **_bounded(details), "prev": self._last}
-            entry["hash"] = _digest(entry)
+                                     "action": action, **_bounded(details)}
             path = self.directory / f"audit-{now:%Y-%m}.jsonl"
-            with path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+            lock = os.open(self.directory, os.O_RDONLY)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when it is closed
+                if self._end is None or self._end != (path, _size(path)):
+                    self._last = self._last_hash()  # another process wrote since
+                entry["prev"] = self._last
+                entry["hash"] = _digest(entry)
+                with path.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+                self._end = (path, _size(path))
+            finally:
+                os.close(lock)
             self._last = entry["hash"]
         return entry
 
@@ -85,6 +109,13 @@ class AuditLog:
                 for line in lines:
                     if line.strip():
                         yield json.loads(line)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return -1
 
 
 def verify(directory: Path) -> int:

@@ -451,9 +451,13 @@ def users_add(
     """Add a user (or a new token for one) to the users file; print the token once.
 
     The file keeps only the token's hash. A running hub reads the file when it starts.
+    The addition (who ran it, the name and roles; never the token) is in the audit log.
     """
+    import getpass
+
     from pydantic import ValidationError
 
+    from hutong.audit import AuditLog
     from hutong.users import ROLES, add_user
 
     roles = sorted({r.strip() for given in role for r in given.split(",") if r.strip()})
@@ -467,6 +471,9 @@ def users_add(
     except ValidationError:
         raise typer.BadParameter("a name is letters, digits and . _ @ - (at most 128)",
                                  param_hint="NAME") from None
+    AuditLog(settings.data_dir / "audit").record(
+        "user.added", principal=f"os:{getpass.getuser()}", user=name, roles=roles,
+        file=str(path))
     console.print(f"{name} ({', '.join(roles)}) is in {path}; the token below is shown once "
                   "and kept nowhere (restart the hub to let it in):")
     typer.echo(token)
@@ -522,12 +529,28 @@ def replay(
 
 @app.command("audit-verify")
 def audit_verify(config: ConfigOption = None) -> None:
-    """Check the audit log's hash chain under <data_dir>/audit; exit 2 if it is broken."""
-    from hutong.audit import verify
+    """Check the hash chains of the audit log under <data_dir>/audit and of the document
+    store's access audit; exit 2 if one is broken. Note the heads printed somewhere else:
+    a chain cut short at its end is intact but ends before them."""
+    from hutong.audit import AuditLog, verify
+    from sinks.docstore.store import open_store, store_url
 
     settings = _settings(config)
     count = verify(settings.data_dir / "audit")
-    console.print(f"audit log intact: {count} records")
+    console.print(f"audit log intact: {count} records, head "
+                  f"{AuditLog(settings.data_dir / 'audit').head}")
+    local = Path(store_url(None, settings.data_dir).removeprefix("sqlite:///"))
+    if settings.docstore_url is None and not local.is_file():
+        console.print("document store: none here (nothing to verify)")
+        return
+    store = open_store(settings.docstore_url, settings.data_dir)
+    try:
+        chained, older = store.verify_audit()
+        head = store.audit_head()
+    finally:
+        store.close()
+    before = f" (and {older} from before the chain)" if older else ""
+    console.print(f"document access audit intact: {chained} records{before}, head {head}")
 
 
 @app.command()

@@ -9,8 +9,10 @@ own Deployment, against external Kafka, ClickHouse and PostgreSQL:
                 ingest routes, and the Kafka producer behind them
 ``streams``     the stream worker processes (EMPI, code translation, alerts)
 ``sinks``       the warehouse sink, the document sink, the webhook sink
-``api``         the HTTP API (SQL, documents, EMPI, alerts, terminology), the
-                terminology folder publisher, the schema-registry read API
+``api``         the HTTP API (SQL, documents, EMPI, alerts, terminology, the
+                exchange monitor), the terminology folder publisher, the
+                schema-registry read API, and an intake without listeners for
+                the monitor's dead-letter retries
 ==============  ============================================================
 
 Every process serves ``/healthz`` and ``/metrics`` on ``http_port``. The pure
@@ -97,6 +99,12 @@ class Plan:
     @property
     def producer(self) -> bool:
         """Connectors produce what arrives; the API produces decisions, acks and maps."""
+        return self.connectors or self.api
+
+    @property
+    def intake(self) -> bool:
+        """Connectors hand what arrives to the intake; the API retries dead letters
+        through one of its own (receipts and audit under its data dir, no listener)."""
         return self.connectors or self.api
 
     @property

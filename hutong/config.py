@@ -11,10 +11,20 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,7 +36,7 @@ from pydantic_settings import (
 from hutong.components import COMPONENTS, Plan, partial_set_problem, plan
 from hutong.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "URL_FIELDS", "Settings", "load_settings", "mask_url"]
 
 ENV_PREFIX = "HUTONG_"
 #: Variables with the prefix that are not settings themselves (HUTONG_TEST_* steer the tests).
@@ -108,6 +118,20 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(
         None, description="Bearer token required by /api/v1/sql when set."
     )
+    http_tls: bool = Field(
+        False, description="Serve the HTTP API and the ClickHouse HTTP interface over TLS "
+        "(HTTPS) with tls_cert_file and tls_key_file: TLS 1.2 at least, forward-secret "
+        "AEAD ciphers (connectors.tls).")
+    api_ca_file: Path | None = Field(
+        None, description="PEM CA bundle the hutong CLI trusts when it talks to the hub's "
+        "HTTPS API (http_tls); unset: the system store.")
+    facility_rate_limit: float = Field(
+        2000.0, ge=0, description="Messages per second one facility may send over MLLP "
+        "(each message) and HTTP ingest (each request), after a burst of "
+        "facility_rate_burst; more are answered AR / 429 and counted. 0: no limit.")
+    facility_rate_burst: int = Field(
+        5000, ge=1, description="Messages a facility may send at once before "
+        "facility_rate_limit applies.")
 
     streams_workers: int = Field(1, ge=0, description="Faust stream worker processes.")
 
@@ -169,6 +193,15 @@ class Settings(BaseSettings):
     access_audit_retention_days: int = Field(
         190, ge=183, description="Document access audit records are kept this many days "
         "(at least six months).")
+
+    @field_serializer("kafka_bootstrap", "schema_registry_url", "clickhouse_url", "docstore_url",
+                      "alert_webhook_urls", when_used="json")
+    def _masked_url(self, value: str | list[str] | None) -> str | list[str] | None:
+        """A JSON dump shows URLs without their passwords, as SecretStr hides secrets
+        (`hutong.hub.child_environment` passes the values themselves)."""
+        if isinstance(value, list):
+            return [mask_url(v) for v in value]
+        return mask_url(value) if value is not None else None
 
     @field_validator("clickhouse_http_port", mode="before")
     @classmethod
@@ -275,6 +308,12 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @model_validator(mode="after")
+    def _http_tls_complete(self) -> Settings:
+        if self.http_tls and not (self.tls_cert_file and self.tls_key_file):
+            raise ValueError("http_tls needs tls_cert_file and tls_key_file")
+        return self
+
+    @model_validator(mode="after")
     def _tls_complete(self) -> Settings:
         if self.mllps_port is not None and not (self.tls_cert_file and self.tls_key_file
                                                 and self.tls_client_ca_file):
@@ -323,7 +362,39 @@ class Settings(BaseSettings):
     @property
     def api_url(self) -> str:
         host = "127.0.0.1" if self.http_host in {"0.0.0.0", "::"} else self.http_host  # noqa: S104
-        return f"http://{host}:{self.http_port}"
+        return f"{'https' if self.http_tls else 'http'}://{host}:{self.http_port}"
+
+    def api_verify(self) -> ssl.SSLContext | bool:
+        """What the CLI trusts of the hub's API: ``api_ca_file``, else the system store."""
+        if not self.http_tls or self.api_ca_file is None:
+            return True
+        return ssl.create_default_context(cafile=self.api_ca_file)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """Secrets are masked (SecretStr), and so are passwords inside URLs."""
+        for name, value in super().__repr_args__():
+            if name in URL_FIELDS and isinstance(value, str):
+                value = mask_url(value)
+            elif name in URL_FIELDS and isinstance(value, list):
+                value = [mask_url(v) if isinstance(v, str) else v for v in value]
+            yield name, value
+
+
+#: Settings that are URLs and may carry a password (user:password@) or a token (?token=).
+URL_FIELDS = frozenset({"kafka_bootstrap", "schema_registry_url", "clickhouse_url",
+                        "docstore_url", "alert_webhook_urls"})
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of its user part and its query string replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.scheme or not parts.netloc:
+        return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:***@{host}" if ":" in user else netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
 
 
 def _unknown_variables() -> list[str]:

@@ -18,7 +18,9 @@
         └── DlqUnreachable          hutong.dlq could not be read
 
 Messages name the cause and the place (segment, field, topic, table), never a
-patient's values.
+patient's values. Words a sender chose that a message does quote (a message type,
+a facility id) go through :func:`shown` or :func:`quoted`: cut short and on one
+line, so no reason grows with the input or forges a log line.
 """
 
 from __future__ import annotations
@@ -40,7 +42,22 @@ __all__ = [
     "WarehouseError",
     "WarehouseQueryError",
     "WireFormatError",
+    "quoted",
+    "shown",
 ]
+
+#: Characters of a sender's words an error text quotes at most.
+QUOTE_LIMIT = 40
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` quoted (``repr``: control characters escaped) and cut to ``limit``."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def shown(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """``text`` as it is when short and printable, else :func:`quoted`."""
+    return text if len(text) <= limit and text.isprintable() else quoted(text, limit)
 
 
 class HutongError(Exception):

@@ -4,7 +4,8 @@ Start order: data-dir lock and port checks (so a second hub says what is in
 the way before it touches anything), the embedded broker (unless an external
 cluster is named), topics, schema registration, the warehouse and its
 migrations, the warehouse sink, the document store and its sink, the stream
-worker process, the Kafka producer, the MLLP connector, the HTTP API and the
+worker process, the Kafka producer, the intake (the connectors' and, for dead-letter
+retries, the API's), the MLLP connector, the HTTP API and the
 ClickHouse HTTP interface of the embedded warehouse. ``stop`` undoes it in
 reverse; child processes also die with the hub if it is killed (PR_SET_PDEATHSIG).
 
@@ -31,16 +32,17 @@ from pydantic import SecretStr
 from connectors.batch import BatchWatcher
 from connectors.facilities import FacilityRegistry
 from connectors.mllp.server import MLLPServer
-from connectors.tls import server_context
+from connectors.tls import http_server_context, server_context
 from hutong.api.app import create_api
 from hutong.api.clickhouse_http import create_clickhouse_http
 from hutong.audit import AuditLog
-from hutong.config import Settings
+from hutong.config import URL_FIELDS, Settings
 from hutong.errors import DocumentStoreError
 from hutong.keys import pseudonym_key
 from hutong.metrics import Metrics
 from hutong.metrics.children import MULTIPROC_ENV, prepare_dir
 from hutong.metrics.monitor import Monitor
+from hutong.ratelimit import KeyedLimiter
 from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
@@ -60,7 +62,8 @@ from sinks.webhook import WebhookSink
 from streams.mapfeed import MapFeed
 from streams.topology import INPUT_TOPICS, STREAMS_GROUP
 
-__all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment", "warehouse_tables"]
+__all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment", "facility_limiter",
+           "http_config", "warehouse_tables"]
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +86,13 @@ def child_environment(settings: Settings) -> dict[str, str]:
             continue
         text = value if isinstance(value, str) else json.dumps(value)
         env[f"HUTONG_{name.upper()}"] = text
-    env["HUTONG_KAFKA_BOOTSTRAP"] = settings.bootstrap
-    for name in type(settings).model_fields:  # model_dump masks secrets
+    for name in type(settings).model_fields:  # model_dump masks secrets and URL passwords
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             env[f"HUTONG_{name.upper()}"] = value.get_secret_value()
+        elif name in URL_FIELDS and value is not None:
+            env[f"HUTONG_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    env["HUTONG_KAFKA_BOOTSTRAP"] = settings.bootstrap
     return env
 
 
@@ -104,6 +109,25 @@ class _ApiServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def http_config(settings: Settings, app: Any, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's settings for one of the hub's HTTP servers: HTTPS with the hardened
+    context of `connectors.tls` when ``http_tls`` is set."""
+    if settings.http_tls:
+        cert, key = settings.tls_cert_file, settings.tls_key_file
+        assert cert is not None and key is not None  # noqa: S101 (the settings check it)
+        context = http_server_context(cert, key)  # a ConfigError before anything listens
+        options["ssl_context_factory"] = lambda _config, _default: context
+    return uvicorn.Config(app, host=settings.http_host, port=port, log_level="warning",
+                          lifespan="off", timeout_graceful_shutdown=5, **options)
+
+
+def facility_limiter(settings: Settings) -> KeyedLimiter | None:
+    """The per-facility rate limit of MLLP and HTTP ingest; None when it is off."""
+    if not settings.facility_rate_limit:
+        return None
+    return KeyedLimiter(rate=settings.facility_rate_limit, burst=settings.facility_rate_burst)
 
 
 class Hub:
@@ -167,6 +191,7 @@ class Hub:
                                 if s.api_token else None)
         if not s.plan.connectors:
             return
+        self.metrics.declare_facilities(facility.id for facility in self.registry.facilities())
         if s.intake_open:
             log.warning("intake is open: plain MLLP from any facility is accepted "
                         "(HUTONG_INTAKE_OPEN); do not run a production hub like this")
@@ -177,14 +202,23 @@ class Hub:
         else:
             log.info("%d facilities registered", len(self.registry))
 
-    async def _start_intake(self) -> None:
+    def _open_intake(self) -> None:
+        """The intake, with its receipts and the audit log under this process's data dir:
+        the connectors hand it what arrives, the API retries dead letters through it. A
+        process with the API and no connectors opens it for retries only (no listener,
+        no ingest route)."""
         s = self.settings
         assert self.producer is not None  # noqa: S101
         self.receipts = ReceiptLog(s.data_dir / "receipts.sqlite",
                                    retention_s=s.receipt_retention_days * 86400)
-        self.audit = AuditLog(s.data_dir / "audit")
         self.intake = Intake(self.producer, self.metrics, self.ids, registry=self.registry,
-                             receipts=self.receipts, audit=self.audit)
+                             receipts=self.receipts, audit=self.audit,
+                             rate_limit=facility_limiter(s))
+        self.metrics.stages.declare("producer")  # its dead letters counted from 0
+
+    async def _start_listeners(self) -> None:
+        s = self.settings
+        assert self.intake is not None  # noqa: S101
         common: dict[str, Any] = {
             "host": s.mllp_host, "max_frame_bytes": s.mllp_max_frame_bytes,
             "idle_timeout": s.mllp_idle_timeout_s, "frame_timeout": s.mllp_frame_timeout_s,
@@ -207,13 +241,17 @@ class Hub:
         try:
             self._check_free()
             self._load_registry()
+            # Admin actions (API), refusals (intake) and access-audit purges go here.
+            self.audit = AuditLog(s.data_dir / "audit")
             await asyncio.to_thread(self._start_backbone)
             if s.plan.streams:
                 self._start_streams()
             if s.plan.producer:
                 self.producer = AsyncProducer(s.kafka_client_config())
+            if s.plan.intake:
+                self._open_intake()
             if s.plan.connectors:
-                await self._start_intake()
+                await self._start_listeners()
             if s.plan.api:
                 await self._start_terminology()
             await self._start_api()
@@ -242,7 +280,7 @@ class Hub:
         if s.plan.documents:
             self.documents = open_store(s.docstore_url, s.data_dir)
             self.documents.migrate()  # under an advisory lock on PostgreSQL
-            self.documents.purge_audit(s.access_audit_retention_days)
+            self._purge_access_audit()
         if s.plan.sinks:
             self._start_sinks()
 
@@ -310,15 +348,14 @@ class Hub:
                          health=self.health,
                          api_token=s.api_token.get_secret_value() if s.api_token else None,
                          serve_registry=api_part and s.schema_registry_url is None,
-                         intake=self.intake, facilities=self.registry,
+                         intake=self.intake if s.plan.connectors else None,
+                         retry_intake=self.intake, facilities=self.registry,
                          max_body_bytes=s.http_max_body_bytes,
                          producer=self.producer if api_part else None, ids=self.ids,
                          mapfeed=self.mapfeed, users=self.users,
                          documents=self.documents if api_part else None,
                          kafka_config=s.kafka_client_config(), audit=self.audit)
-        config = uvicorn.Config(api, host=s.http_host, port=s.http_port, log_level="warning",
-                                lifespan="off", timeout_graceful_shutdown=5)
-        self._api = _ApiServer(config)
+        self._api = _ApiServer(http_config(s, api, s.http_port))
         self._api_task = asyncio.create_task(self._api.serve(), name="http-api")
         while not self._api.started:
             if self._api_task.done():
@@ -331,11 +368,8 @@ class Hub:
         port = self._clickhouse_http_port
         if port is None or self.warehouse is None:
             return
-        app = create_clickhouse_http(self.warehouse, self.users)
-        config = uvicorn.Config(app, host=self.settings.http_host, port=port,
-                                log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=5)
-        self._clickhouse = _ApiServer(config)
+        app = create_clickhouse_http(self.warehouse, self.users, self.audit)
+        self._clickhouse = _ApiServer(http_config(self.settings, app, port, access_log=False))
         self._clickhouse_task = asyncio.create_task(self._clickhouse.serve(),
                                                     name="clickhouse-http")
         while not self._clickhouse.started:
@@ -362,8 +396,7 @@ class Hub:
             if self.documents is not None and asyncio.get_running_loop().time() >= purge_at:
                 purge_at += _AUDIT_PURGE_EVERY_S
                 try:
-                    await asyncio.to_thread(self.documents.purge_audit,
-                                            self.settings.access_audit_retention_days)
+                    await asyncio.to_thread(self._purge_access_audit)
                 except DocumentStoreError as exc:  # kept longer is no harm: try tomorrow
                     log.error("purging the access audit failed: %s", exc)
             if self.broker is not None and not self.broker.child.alive():
@@ -379,6 +412,17 @@ class Hub:
                 restarts[child.name] = now + 10.0
                 child.stop()
                 child.start()
+
+    def _purge_access_audit(self) -> None:
+        """Drop document-access records past their retention; the purge, with the hash
+        where the kept chain now begins and its head, goes to the audit log, so the
+        database's chain is witnessed outside the database."""
+        assert self.documents is not None  # noqa: S101
+        days = self.settings.access_audit_retention_days
+        purged = self.documents.purge_audit(days)
+        if purged and self.audit is not None:
+            self.audit.record("access_audit.purged", rows=purged, retention_days=days,
+                              head=self.documents.audit_head())
 
     def health(self) -> dict[str, str]:
         """The state of each part this process runs, for ``/healthz`` and the supervisor."""
@@ -483,5 +527,6 @@ class Hub:
             described["mllps"] = f"{s.mllp_host}:{s.mllps_port}"
         if self._clickhouse_http_port is not None:
             host = "127.0.0.1" if s.http_host in {"0.0.0.0", "::"} else s.http_host  # noqa: S104
-            described["clickhouse"] = f"http://{host}:{self._clickhouse_http_port}"
+            scheme = "https" if s.http_tls else "http"
+            described["clickhouse"] = f"{scheme}://{host}:{self._clickhouse_http_port}"
         return described

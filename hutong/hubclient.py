@@ -19,6 +19,7 @@ class HubClient:
     def __init__(self, settings: Settings, timeout: float = 60,
                  token: str | None = None) -> None:
         self._url = settings.api_url
+        self._verify = settings.api_verify()
         self._headers = {}
         if token is None and settings.api_token is not None:
             token = settings.api_token.get_secret_value()
@@ -47,7 +48,7 @@ class HubClient:
         try:
             headers = {**self._headers, **kwargs.pop("headers", {})}
             response = httpx.request(method, f"{self._url}{path}", headers=headers,
-                                     timeout=self._timeout, **kwargs)
+                                     timeout=self._timeout, verify=self._verify, **kwargs)
         except httpx.ConnectError:
             raise HutongError(f"no hub answers at {self._url}; start it with `hutong up`"
                               ) from None

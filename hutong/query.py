@@ -26,7 +26,7 @@ def run_query(settings: Settings, query: str) -> tuple[list[str], list[list[Any]
         headers["Authorization"] = f"Bearer {settings.api_token.get_secret_value()}"
     try:
         response = httpx.post(f"{settings.api_url}/api/v1/sql", json={"query": query},
-                              headers=headers, timeout=120)
+                              headers=headers, timeout=120, verify=settings.api_verify())
     except httpx.ConnectError:
         return _direct(settings, query)
     if response.status_code != 200:

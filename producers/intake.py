@@ -9,6 +9,11 @@ records Kafka did not confirm give AE (original) or CE (enhanced), "resend".
 
 A refused sender (unknown facility, wrong address, certificate naming another
 facility) gets AR/CR and an audit record; nothing of its message is stored.
+
+A facility over its rate (``rate_limit``, per facility: each MLLP message, each HTTP
+request through :meth:`Intake.admit`) gets AR/CR "resend later" (HTTP 429), counted
+under the reason ``rate_limited`` and audited (itself rate-limited per address); nothing
+of the message is stored, and every other facility keeps its own allowance.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from producers.hl7v2.ackmode import acknowledgements
 from producers.hl7v2.adapter import Adapted, Arrival, adapt, internal_error
 from producers.kafka import AsyncProducer, OutRecord
 from producers.receipts import Accepted, ReceiptLog
-from producers.records import dead_letter_record, records_for
+from producers.records import checked_size, dead_letter_record, records_for
 from schemas.registry import EMBEDDED, Resolver
 
 __all__ = ["Intake", "Receipt"]
@@ -72,6 +77,7 @@ class Intake:
     def __init__(self, producer: AsyncProducer, metrics: Metrics, ids: Resolver = EMBEDDED, *,
                  registry: FacilityRegistry | None = None, receipts: ReceiptLog | None = None,
                  audit: AuditLog | None = None, audit_limit: KeyedLimiter | None = None,
+                 rate_limit: KeyedLimiter | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._producer = producer
         self._ids = ids
@@ -84,6 +90,7 @@ class Intake:
         # that, so a hostile peer cannot fill the disk; the next record counts the rest.
         self._audit_limit = audit_limit if audit_limit is not None else KeyedLimiter(
             rate=1.0, burst=20)
+        self._rate_limit = rate_limit
         self._clock = clock
         self._facility = FacilityLabels(self._registry, open_intake=self._registry.open_intake)
         self._ack_ids = itertools.count(1)
@@ -101,6 +108,10 @@ class Intake:
         if _is_ack(adapted):
             # A sender's commit ACK to our application ACK: nothing to store or answer.
             return Receipt("AA", (), (), stored=True)
+        if peer.transport in ("mllp", "mllps"):  # HTTP requests are counted at the door
+            reason = self._over_rate(peer, peer.facility_id or adapted.facility_id)
+            if reason is not None:
+                return self._throttled(adapted, peer, reason, started)
         digest = message.content_digest() if message is not None else ""
         return await self._accept(adapted, digest, started)
 
@@ -164,6 +175,36 @@ class Intake:
         self._count(adapted, "AR", started, kind, facility=peer.facility_id)
         return Receipt("AR", self._acks(adapted, "AR", error.reason, stored=stored), (),
                        error.reason, stored=stored)
+
+    def admit(self, peer: Peer) -> str | None:
+        """Take one request of ``peer``'s facility from its rate allowance (HTTP ingest);
+        None when it may go on, else why not (recorded: metric and audit)."""
+        reason = self._over_rate(peer, peer.facility_id)
+        if reason is not None:
+            self.refuse_connection(peer, reason, status=429)
+        return reason
+
+    def _over_rate(self, peer: Peer, facility: str | None) -> str | None:
+        limiter = self._rate_limit
+        if limiter is None or facility is None or limiter.allow(facility):
+            return None
+        return (f"rate limit: facility {facility!r} sends more than {limiter.rate:g} messages "
+                f"per second; resend later")
+
+    def _throttled(self, adapted: Adapted, peer: Peer, reason: str,
+                   started: float) -> Receipt:
+        """AR (CR in enhanced mode) "resend later"; counted and audited, nothing stored."""
+        if self._record("intake.throttled", peer, credential=peer.credential,
+                        facility=adapted.facility_id, reason=reason):
+            log.warning("%s message from %s refused: %s", peer.transport,
+                        peer.address or "-", reason)
+        self._count(adapted, "AR", started, "rate_limited",
+                    facility=peer.facility_id or adapted.facility_id)
+        error = HL7Error(reason, location="MSH-4", code="207")
+        adapted.events = []
+        adapted.fail(error, "AR")
+        return Receipt("AR", self._acks(adapted, "AR", reason, stored=False), (), reason,
+                       error=error)
 
     def refuse_connection(self, peer: Peer, reason: str, **details: object) -> None:
         """Record input turned away before any message was read: a failed TLS handshake,
@@ -279,10 +320,14 @@ class Intake:
             done.set()
 
     def _records(self, adapted: Adapted) -> list[OutRecord]:
-        """The records to write; an event that does not fit its schema fails the message."""
+        """The records to write; an event that does not fit its schema, or a record too large
+        for Kafka, fails the message."""
         if adapted.error is None:
             try:
-                return records_for(adapted, self._ids)
+                return checked_size(records_for(adapted, self._ids))
+            except HL7Error as exc:  # too large to store: the reason says so
+                adapted.events = []
+                adapted.fail(exc, "AE")
             except Exception as exc:
                 adapted.events = []
                 adapted.fail(internal_error(exc), "AE")

@@ -34,8 +34,9 @@ import datetime as dt
 import json
 from typing import Any
 
-from hutong.errors import ValidationError
+from hutong.errors import ValidationError, quoted
 from producers.hl7v2.adapter import Adapted, envelope
+from producers.hl7v2.types import MAX_YEAR, MIN_YEAR
 from producers.idcard import checked_id_card
 from producers.ids import event_id
 from schemas import catalog, wire
@@ -49,6 +50,11 @@ SET_BY_HUTONG = frozenset({"event_id", "facility_id", "message_control_id", "rec
                            "empi_id", "map_version", "codes", "unmapped", "standard_value",
                            "standard_unit"})
 _JSON_TYPES = tuple(t for t in catalog.EVENT_TYPES if t != "document")
+def _plausible(moment: dt.date, where: str) -> None:
+    """The years HL7 v2 dates are held to (``producers.hl7v2.types``); outside them a value
+    is a typo, and one near year 1 or 9999 cannot even be converted to UTC."""
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ValidationError(f"year outside {MIN_YEAR}-{MAX_YEAR}", location=where, code="102")
 
 
 def _logical(schema: Any) -> str | None:
@@ -68,13 +74,16 @@ def _convert(value: Any, schema: Any, where: str) -> Any:
                                       code="102") from None
             if moment.tzinfo is None:
                 raise ValidationError("timestamp has no UTC offset", location=where, code="102")
+            _plausible(moment, where)
             return moment
         if logical == "date" and isinstance(value, str):
             try:
-                return dt.date.fromisoformat(value)
+                day = dt.date.fromisoformat(value)
             except ValueError:
                 raise ValidationError("not an ISO 8601 date", location=where,
                                       code="102") from None
+            _plausible(day, where)
+            return day
         if isinstance(branch, dict) and branch.get("type") == "record" and isinstance(
                 value, dict):
             return _record(value, branch, where)
@@ -89,7 +98,7 @@ def _record(value: dict[str, Any], schema: dict[str, Any], where: str) -> dict[s
     fields = {f["name"]: f for f in schema["fields"]}
     unknown = sorted(set(value) - set(fields))
     if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}", location=where, code="102")
+        raise ValidationError(f"unknown field {quoted(unknown[0])}", location=where, code="102")
     out: dict[str, Any] = {}
     for name, spec in fields.items():
         if name in value:
@@ -123,11 +132,16 @@ def _event(raw: Any, n: int, *, facility_id: str, message_id: str, source_system
         "map_version": None, "codes": [], "unmapped": [],
         "source_system": raw.get("source_system", source_system),
     }, entry.parsed, where)
-    event["quality_warnings"] = list(event.get("quality_warnings") or [])
-    if id_card := event["patient"].get("id_card_number"):
+    warnings = event.get("quality_warnings") or []
+    if not isinstance(warnings, list):  # list() of a text would take it letter by letter
+        raise ValidationError("expected an array of texts", location=f"{where}.quality_warnings",
+                              code="102")
+    event["quality_warnings"] = list(warnings)
+    problem = wire.check(entry, event)  # types first: the ID card check below reads text
+    if problem is None and (id_card := event["patient"].get("id_card_number")):
         event["patient"]["id_card_number"] = checked_id_card(
             id_card, f"{where}.patient.id_card_number", event["quality_warnings"])
-    problem = wire.check(entry, event)
+        problem = wire.check(entry, event)
     if problem is not None:
         raise ValidationError(problem.reason, location=f"{where}.{problem.where}", code="102")
     return event
@@ -145,6 +159,9 @@ def adapt_json(adapted: Adapted, *, source_system: str | None = None) -> Adapted
         body = json.loads(adapted.arrival.payload)
     except (ValueError, UnicodeDecodeError):
         adapted.fail(ValidationError("body is not JSON", location="body", code="102"), "AR")
+        return adapted
+    except RecursionError:  # arrays or objects nested about a thousand deep
+        adapted.fail(ValidationError("body nests too deeply", location="body", code="102"), "AR")
         return adapted
     message_id = body.get("message_id") if isinstance(body, dict) else None
     if not isinstance(message_id, str) or not message_id.strip() or len(message_id) > 200:

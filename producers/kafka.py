@@ -9,11 +9,21 @@ slow broker slows senders down instead of growing memory.
 confluent-kafka's own ``AIOProducer`` is not used: it cannot carry headers (dead
 letters put their reason there) and holds records up to a buffer timeout before
 handing them to librdkafka, which would sit on every ACK's latency.
+
+A producer the broker will no longer take writes from is replaced by a new one
+(`needs_new_producer`). After a record times out (the broker did not answer
+within ``message.timeout.ms``), librdkafka bumps its idempotent producer's epoch
+on its own; Tansu refuses that epoch with PRODUCER_FENCED for every later write,
+so without a new producer the hub would answer AE for ever once the broker came
+back. A fatal librdkafka error asks for the same remedy. Records so refused are
+sent once more through the new producer before the sender is answered (should one
+have been written after all, the sinks collapse the copy on its ``event_id``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,9 +33,32 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hutong.errors import DeliveryError
 
-__all__ = ["AsyncProducer", "OutRecord", "producer_config"]
+__all__ = ["AsyncProducer", "OutRecord", "needs_new_producer", "producer_config", "retire"]
+
+log = logging.getLogger(__name__)
 
 _QUEUE_FULL_PAUSE_S = 0.005
+#: How long a replaced producer may still deliver what it had in flight.
+_RETIRED_FLUSH_S = 30.0
+#: The broker refuses this producer's id or epoch: only a new producer (a new id) helps.
+_REFUSED_PRODUCER = frozenset({KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+                               KafkaError.UNKNOWN_PRODUCER_ID})
+
+
+def needs_new_producer(err: KafkaError) -> bool:
+    """Whether ``err`` means this producer will write nothing more: a fatal error, or the
+    broker refusing its id or epoch (Tansu, after librdkafka bumped the epoch itself)."""
+    return bool(err.fatal()) or err.code() in _REFUSED_PRODUCER
+
+
+def retire(producer: Producer, timeout: float = _RETIRED_FLUSH_S) -> None:
+    """Let a replaced producer deliver (or fail) what it holds, in a thread, then drop it."""
+    def drain() -> None:
+        producer.flush(timeout)
+        producer.purge()  # what is left fails now, so every delivery report comes
+        producer.flush(1)
+
+    threading.Thread(target=drain, name="kafka-retired-producer", daemon=True).start()
 
 
 def producer_config(base: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +92,12 @@ class AsyncProducer:
     """An idempotent producer whose ``send`` returns when Kafka has the records."""
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer(producer_config(config))
+        self._config = producer_config(config)
+        self._producer = Producer(self._config)
+        #: Bumped when the producer is replaced: concurrent sends replace it once.
+        self._generation = 0
+        #: How many times the producer was replaced.
+        self.renewals = 0
         self._closing = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
@@ -70,6 +108,20 @@ class AsyncProducer:
 
     async def send(self, records: Sequence[OutRecord]) -> None:
         """Write ``records``; raise DeliveryError unless Kafka confirmed all of them."""
+        generation = self._generation
+        results = await self._send_once(records)
+        refused = [(record, error) for record, error in zip(records, results, strict=True)
+                   if isinstance(error, _Refused)]
+        if refused:  # not written: once more, through a new producer
+            self._renew(generation, refused[0][1])
+            retried = iter(await self._send_once([record for record, _ in refused]))
+            results = [next(retried) if isinstance(e, _Refused) else e for e in results]
+        failures = [error for error in results if error is not None]
+        if failures:
+            raise DeliveryError(f"{len(failures)} of {len(records)} writes failed: {failures[0]}")
+
+    async def _send_once(self, records: Sequence[OutRecord]) -> list[DeliveryError | None]:
+        """Hand ``records`` to librdkafka; each one's outcome (None: written)."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[None]] = []
         for record in records:
@@ -89,13 +141,28 @@ class AsyncProducer:
                 except BufferError:
                     await asyncio.sleep(_QUEUE_FULL_PAUSE_S)
                 except KafkaException as exc:  # refused before queueing, e.g. too large
-                    future.set_exception(DeliveryError(f"topic {record.topic}: "
-                                                       f"{exc.args[0].str()}"))
+                    error: KafkaError = exc.args[0]
+                    kind = _Refused if needs_new_producer(error) else DeliveryError
+                    future.set_exception(kind(f"topic {record.topic}: {error.str()}"))
                     break
         results = await asyncio.gather(*futures, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise DeliveryError(f"{len(failures)} of {len(records)} writes failed: {failures[0]}")
+        outcomes: list[DeliveryError | None] = []
+        for result in results:
+            if result is None or isinstance(result, DeliveryError):
+                outcomes.append(result)
+            elif isinstance(result, BaseException):
+                raise result
+        return outcomes
+
+    def _renew(self, generation: int, why: DeliveryError) -> None:
+        """Replace the producer, unless a send that saw the same refusal did already."""
+        if generation != self._generation:
+            return
+        log.warning("Kafka refuses this producer (%s); writing through a new one", why)
+        old, self._producer = self._producer, Producer(self._config)
+        self._generation += 1
+        self.renewals += 1
+        retire(old)
 
     def pending(self) -> int:
         """Records handed to librdkafka and not yet confirmed."""
@@ -123,4 +190,9 @@ def _settle(future: asyncio.Future[None], err: KafkaError | None, msg: Message) 
     if err is None:
         future.set_result(None)
     else:
-        future.set_exception(DeliveryError(f"topic {msg.topic()}: {err.str()}"))
+        kind = _Refused if needs_new_producer(err) else DeliveryError
+        future.set_exception(kind(f"topic {msg.topic()}: {err.str()}"))
+
+
+class _Refused(DeliveryError):
+    """Not written: the broker refuses the producer itself (`needs_new_producer`)."""

@@ -6,13 +6,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from hutong.errors import HL7Error
 from producers.hl7v2.adapter import Adapted
-from producers.kafka import OutRecord
+from producers.kafka import OutRecord, producer_config
 from schemas import wire
 from schemas.registry import EMBEDDED, Resolver
 
 __all__ = [
     "DLQ_TOPIC",
+    "MAX_MESSAGE_BYTES",
+    "MAX_RECORD_BYTES",
+    "checked_size",
     "consumed_dead_letter",
     "dead_letter_headers",
     "dead_letter_record",
@@ -21,6 +25,27 @@ __all__ = [
 ]
 
 DLQ_TOPIC = "hutong.dlq"
+#: The largest record the producer writes (its ``message.max.bytes``; Tansu takes as much).
+MAX_RECORD_BYTES: int = producer_config({})["message.max.bytes"]
+#: The largest single message whose raw envelope and dead letter still fit in a record:
+#: what one HTTP request may carry (a batch file is split into its messages) and the
+#: largest CDA document.
+MAX_MESSAGE_BYTES = MAX_RECORD_BYTES - 64 * 1024
+
+
+def _size(record: OutRecord) -> int:
+    return len(record.value) + len(record.key or b"") + sum(
+        len(name) + len(value or b"") for name, value in record.headers)
+
+
+def checked_size(records: list[OutRecord]) -> list[OutRecord]:
+    """``records``, or HL7Error (207) naming the topic of one that Kafka would refuse as too
+    large: a message that cannot be stored gets a dead letter, not "resend" for ever."""
+    for record in records:
+        if _size(record) > MAX_RECORD_BYTES:
+            raise HL7Error(f"message too large to store: its record would exceed the "
+                           f"{MAX_RECORD_BYTES}-byte limit", location=record.topic, code="207")
+    return records
 
 
 def event_key(event: dict[str, Any]) -> bytes:

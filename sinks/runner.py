@@ -4,6 +4,13 @@ Runs in its own thread (librdkafka calls block). A record that does not decode
 becomes a dead letter on ``hutong.dlq`` (stage ``sink``); a failed ``write`` is
 retried with back-off and nothing is committed until it succeeds, so the
 warehouse being down stalls the sink instead of losing data.
+
+``hutong_sink_last_commit_timestamp_seconds`` says the sink is moving: set at
+start, at each commit, and when a read finds nothing and the runner holds
+partitions and has read each to its end (:func:`caught_up`, asked of the broker at
+most every `CATCH_UP_CHECK_S`). Holding no partition (a rebalance, more replicas
+than partitions) or not reaching the broker is not progress, so a stuck replica
+shows as stalled (the ``HutongSinkStalled`` rule, per pod).
 """
 
 from __future__ import annotations
@@ -13,22 +20,26 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from hutong.errors import HutongError, SchemaError, WireFormatError
 from hutong.metrics import Metrics
 from hutong.metrics.labels import oldest_age, sink_stage
+from hutong.metrics.lag import partition_lag
+from producers.kafka import needs_new_producer, retire
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
 from schemas import wire
 from schemas.registry import EMBEDDED, Resolver
 from sinks.base import Decoded, Rejected, Sink
 
-__all__ = ["SinkRunner", "consumer_config"]
+__all__ = ["CATCH_UP_CHECK_S", "SinkRunner", "caught_up", "consumer_config"]
 
 log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 10.0
+#: How often an idle runner asks the broker whether it has read everything it holds.
+CATCH_UP_CHECK_S = 5.0
 
 
 def consumer_config(base: dict[str, Any], group: str) -> dict[str, Any]:
@@ -48,6 +59,43 @@ def consumer_config(base: dict[str, Any], group: str) -> dict[str, Any]:
     }
 
 
+class _Positions(Protocol):
+    """What :func:`caught_up` asks of a consumer (confluent-kafka's ``Consumer``)."""
+
+    def assignment(self) -> list[TopicPartition]: ...
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]: ...
+
+    def committed(self, partitions: list[TopicPartition], timeout: float = ...
+                  ) -> list[TopicPartition]: ...
+
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = ...,
+                              cached: bool = ...) -> tuple[int, int] | None: ...
+
+
+def caught_up(consumer: _Positions, timeout: float = 2.0) -> bool:
+    """Whether ``consumer`` holds partitions and has read each to its high watermark
+    (from where it stands, or where its group committed when it has read nothing there
+    yet). False with no partitions, and when the broker does not answer in time."""
+    try:
+        held = consumer.assignment()
+        if not held:
+            return False
+        at = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(held)}
+        unread = [tp for tp in held if at.get((tp.topic, tp.partition), -1) < 0]
+        if unread:
+            for tp in consumer.committed(unread, timeout=timeout):
+                at[(tp.topic, tp.partition)] = tp.offset
+        for tp in held:
+            marks = consumer.get_watermark_offsets(
+                TopicPartition(tp.topic, tp.partition), timeout=timeout, cached=False)
+            if marks is None or partition_lag(at.get((tp.topic, tp.partition)), *marks):
+                return False
+    except KafkaException:
+        return False
+    return True
+
+
 class SinkRunner:
     """Feeds one sink from a set of topics (names or ``^regex``).
 
@@ -61,7 +109,8 @@ class SinkRunner:
                  ids: Resolver = EMBEDDED, *, batch_wait_s: float = 0.2) -> None:
         self._ids = ids
         self._consumer = Consumer(consumer_config(client_config, group))
-        self._dlq = Producer({**client_config, "acks": "all", "enable.idempotence": True})
+        self._dlq_config = {**client_config, "acks": "all", "enable.idempotence": True}
+        self._dlq = Producer(self._dlq_config)
         self._topics = list(topics)
         self._sink = sink
         self._metrics = metrics
@@ -69,6 +118,9 @@ class SinkRunner:
         self._batch_wait_s = batch_wait_s
         self._stage = sink_stage(sink.name)
         self._committed = metrics.sink_last_commit.labels(sink.name)
+        self._committed.set(time.time())  # its start: a new replica is not stalled yet
+        metrics.stages.declare(self._stage)  # its dead letters counted from 0
+        self._check_at = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"sink-{sink.name}", daemon=True)
         self.assigned = threading.Event()
@@ -89,7 +141,7 @@ class SinkRunner:
             while not self._stop.is_set():
                 messages = self._consumer.consume(self._batch_size, timeout=self._batch_wait_s)
                 if not messages:
-                    self._committed.set(time.time())  # caught up: idle is not stalled
+                    self._idle()
                     continue
                 try:
                     self._handle(messages)
@@ -104,6 +156,15 @@ class SinkRunner:
             del self._dlq  # destroy the librdkafka handles before the broker may go away
             del self._consumer
             self._sink.close()
+
+    def _idle(self) -> None:
+        """Nothing read: progress only if it holds partitions and is at their end."""
+        now = time.monotonic()
+        if now < self._check_at:
+            return
+        self._check_at = now + CATCH_UP_CHECK_S
+        if caught_up(self._consumer):
+            self._committed.set(time.time())
 
     def _handle(self, messages: list[Message]) -> None:
         started = time.perf_counter()
@@ -162,16 +223,23 @@ class SinkRunner:
         backoff = 0.5
         while letters and not self._stop.is_set():
             failed: list[dict[str, Any]] = []
+            errors: list[KafkaError] = []
             for letter in letters:
                 self._dlq.produce(
                     DLQ_TOPIC, key=letter["original_key"], headers=dead_letter_headers(letter),
                     value=wire.encode(self._ids.for_topic(DLQ_TOPIC), letter),
-                    on_delivery=_on_failure(failed, letter))
+                    on_delivery=_on_failure(failed, letter, errors))
             if self._dlq.flush(10) == 0 and not failed:
                 self._metrics.dead_letters.labels(self._stage).inc(len(letters))
                 return True
             log.error("%d dead letters not confirmed by Kafka; retrying in %.1f s",
                       len(failed) or len(letters), backoff)
+            refusal = next((e for e in errors if needs_new_producer(e)), None)
+            if refusal is not None:  # e.g. fenced after a timeout (producers.kafka)
+                log.warning("Kafka refuses the dead-letter producer (%s); using a new one",
+                            refusal.str())
+                retire(self._dlq)
+                self._dlq = Producer(self._dlq_config)
             letters = failed or letters
             self._stop.wait(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
@@ -205,9 +273,11 @@ class SinkRunner:
             return None
 
 
-def _on_failure(failed: list[dict[str, Any]], letter: dict[str, Any]) -> Any:
+def _on_failure(failed: list[dict[str, Any]], letter: dict[str, Any],
+                errors: list[KafkaError]) -> Any:
     def report(err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
             failed.append(letter)
+            errors.append(err)
 
     return report

@@ -67,7 +67,13 @@ from streams.kafka_auth import faust_credentials
 from streams.mapfeed import MapFeed
 from streams.standardize import standardize, std_key
 from streams.terminology.tally import UnmappedTally
-from streams.topology import INDEX_TABLE, LINKS_TABLE, RESOLVE_TOPIC, STREAMS_GROUP
+from streams.topology import (
+    INDEX_TABLE,
+    INPUT_TOPICS,
+    LINKS_TABLE,
+    RESOLVE_TOPIC,
+    STREAMS_GROUP,
+)
 
 __all__ = ["STREAMS_GROUP", "create_app"]
 
@@ -134,6 +140,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     values reach its ``/metrics`` through prometheus_client's files (ADR 0007).
     """
     metered = stages if stages is not None else StageMetrics(CollectorRegistry())
+    metered.declare(*sorted({stream_stage(topic) for topic in INPUT_TOPICS}))
     datadir = worker_datadir(settings, worker)
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(

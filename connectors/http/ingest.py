@@ -10,11 +10,13 @@ happened, after the records are durable in Kafka:
     401  no API key or an unknown one                     (audited)
     403  the content names another facility than the key  (audited, nothing stored)
     409  control id / document id reused for other content
-    413  body over ``http_max_body_bytes``
+    413  body over ``http_max_body_bytes`` (hl7v2, cda and json: also over what one
+         Kafka record holds, ``producers.records.MAX_MESSAGE_BYTES``, just under 8 MiB)
     422  readable but wrong: the reason, location and HL7 error code (AE)
+    429  the facility is over ``facility_rate_limit``: resend later (Retry-After)
     503  Kafka did not confirm: resend (Retry-After)
 
-Everything refused with a 4xx is also a dead letter, except 401/403, 413 and an
+Everything refused with a 4xx is also a dead letter, except 401/403, 413, 429 and an
 empty body: of those nothing is kept but an audit record (rate-limited per address).
 """
 
@@ -30,6 +32,7 @@ from connectors.facilities import FacilityRegistry, Peer
 from producers.cda.adapter import adapt_cda
 from producers.intake import Intake, Receipt
 from producers.json_events import adapt_json
+from producers.records import MAX_MESSAGE_BYTES
 
 __all__ = ["router"]
 
@@ -39,11 +42,12 @@ _AUTH_HEADERS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No API key, or one no facility holds."},
     403: {"description": "The content names another facility than the key's."},
     413: {"description": "The body is larger than the configured limit."},
+    429: {"description": "The facility sends faster than its rate limit: resend later."},
 }
 
 
-async def _arrival(request: Request, authorization: str | None,
-                   api_key: str | None) -> tuple[Intake, Peer, bytes]:
+async def _arrival(request: Request, authorization: str | None, api_key: str | None,
+                   limit: int = MAX_MESSAGE_BYTES) -> tuple[Intake, Peer, bytes]:
     """The intake, the facility the key names, and the body within the size limit."""
     state = request.app.state
     intake: Intake | None = getattr(state, "intake", None)
@@ -60,8 +64,12 @@ async def _arrival(request: Request, authorization: str | None,
         raise HTTPException(401, f"{reason}: send the facility's key as 'Authorization: "
                                  "Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
     peer = Peer("http", address, facility.id, "API key")
+    over = intake.admit(peer)  # before the body is read: a flood costs no parsing
+    if over is not None:
+        raise HTTPException(429, over, headers={"Retry-After": "1"})
     try:
-        return intake, peer, await _body(request, state.max_body_bytes)
+        # One message is one record (and a dead letter): larger could never be stored.
+        return intake, peer, await _body(request, min(state.max_body_bytes, limit))
     except HTTPException as exc:  # oversized or empty: nothing kept but the audit record
         intake.refuse_connection(peer, str(exc.detail), status=exc.status_code)
         raise
@@ -150,7 +158,8 @@ async def ingest_batch(request: Request, authorization: Auth = None,
     every message is durable (look at ``outcomes`` and ``problems``), 503 when some
     could not be stored (upload the file again: stored messages are recognised).
     """
-    intake, peer, payload = await _arrival(request, authorization, x_api_key)
+    intake, peer, payload = await _arrival(request, authorization, x_api_key,
+                                           limit=request.app.state.max_body_bytes)
     report = await process_batch(payload, name[:200], peer, intake)
     status = 200 if report.complete else (400 if not report.messages else 503)
     return JSONResponse(report.to_dict(), status_code=status)

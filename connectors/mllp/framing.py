@@ -8,8 +8,14 @@ order, what it found:
     Junk(size)           bytes outside any frame (or an unterminated frame
                          cut off by a new VT), counted and dropped
     Oversize(limit, head)  a frame longer than the limit: reported as soon as the
-                         limit is crossed, its first bytes kept so the server can
-                         scrape MSH-10 for its NAK; the rest is discarded unbuffered
+                         limit is crossed (also when a new VT cuts it off), its
+                         first bytes kept so the server can scrape MSH-10 for its
+                         NAK; the rest is discarded unbuffered
+
+However the reads split the stream, the events are the same (but a junk count
+may be split across reads, and under a limit smaller than HEAD_BYTES an oversize
+head holds what its read held); ``tests/unit/test_fuzz_mllp.py`` holds the
+decoder to a byte-at-a-time model of these rules.
 
 No sockets here: the server owns the connection and decides what to do.
 """
@@ -138,14 +144,12 @@ class FrameDecoder:
         restart = data.find(VT, pos, stop)
         if restart >= 0:  # a new frame began before this one ended
             if not self._discarding:
-                events.append(Junk(1 + len(self._buffer) + restart - pos))
+                self._cut_off(data, pos, restart, events)
             self._begin()
             return restart + 1
         if not self._discarding:
             if len(self._buffer) + stop - pos > self.max_frame_bytes:
-                taken = data[pos : min(stop, pos + HEAD_BYTES)]
-                head = (bytes(self._buffer) + taken)[:HEAD_BYTES]
-                events.append(Oversize(self.max_frame_bytes, head))
+                events.append(self._oversize(data, pos, stop))
                 self._buffer.clear()
                 self._discarding = True
             else:
@@ -155,3 +159,15 @@ class FrameDecoder:
             self._finish(events)
             return end + 1
         return stop
+
+    def _oversize(self, data: bytes, pos: int, stop: int) -> Oversize:
+        taken = data[pos : min(stop, pos + HEAD_BYTES)]
+        return Oversize(self.max_frame_bytes, (bytes(self._buffer) + taken)[:HEAD_BYTES])
+
+    def _cut_off(self, data: bytes, pos: int, restart: int, events: list[DecoderEvent]) -> None:
+        """The unfinished frame a new VT at ``restart`` ends: junk, or oversize if it had
+        crossed the limit (however the reads split it, a frame over the limit is reported)."""
+        if len(self._buffer) + restart - pos > self.max_frame_bytes:
+            events.append(self._oversize(data, pos, restart))
+        else:
+            events.append(Junk(1 + len(self._buffer) + restart - pos))

@@ -4,7 +4,8 @@ Each connection is served in order: a frame is answered before the next one
 is read, which is how HL7 senders work and what keeps a slow Kafka from
 filling memory (the sender waits for its ACK). A connection that sends a frame
 over the size limit gets an AR and is closed; bytes outside frames are counted
-and dropped; a silent connection is closed after the idle timeout. One bad
+and dropped, and so is a frame the sender disconnected in the middle of (it got
+no ACK, so it sends again); a silent connection is closed after the idle timeout. One bad
 connection never stops the others; connections beyond ``max_connections``
 are closed at once.
 
@@ -189,6 +190,10 @@ class MLLPServer:
                              self._idle_timeout)
                 return
             if not data:
+                if decoder.in_frame:  # no ACK went out, so the sender resends: counted only
+                    self._metrics.framing_errors.labels("unfinished").inc()
+                    log.info("MLLP sender %s disconnected mid-frame (%d bytes held)",
+                             peer.address, decoder.pending)
                 return
             for item in decoder.feed(data):
                 if isinstance(item, Frame):

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from hutong.api.auth import acting_as, caller, require
+from hutong.api.auth import acting_as, caller, record_action, require
 from hutong.api.sql import jsonable, warehouse_of
 from hutong.errors import DeliveryError
 from producers.kafka import AsyncProducer, OutRecord
@@ -75,7 +75,8 @@ def alerts(warehouse: Annotated[Warehouse, Depends(warehouse_of)],
 async def acknowledge(alert_id: str, body: Ack, request: Request,
                       warehouse: Annotated[Warehouse, Depends(warehouse_of)]) -> Acknowledged:
     """Acknowledge an alert: who, and when (now); escalation stops."""
-    by = acting_as(caller(request), body.by)
+    principal = caller(request)
+    by = acting_as(principal, body.by)
     _, rows = warehouse.query_rows(_ONE, {"alert_id": alert_id}, read_only=True)
     if rows and rows[0][0] == "acknowledged":
         raise HTTPException(409, f"alert {alert_id} is acknowledged already")
@@ -83,11 +84,14 @@ async def acknowledge(alert_id: str, body: Ack, request: Request,
     ids: Resolver = request.app.state.ids
     if producer is None:
         raise HTTPException(503, "this process cannot write acknowledgements to Kafka")
+    record_action(request, "alert.acknowledge", principal, acting_as=by, alert_id=alert_id,
+                  channel=body.channel)
     record = {"alert_id": alert_id, "acknowledged_by": by,
               "acknowledged_at": datetime.now(UTC), "channel": body.channel, "note": body.note}
     try:
         await producer.send([OutRecord(ACK_TOPIC, alert_id.encode(),
                                        wire.encode(ids.for_topic(ACK_TOPIC), record))])
     except DeliveryError as exc:
+        record_action(request, "alert.acknowledge.failed", principal, alert_id=alert_id)
         raise HTTPException(503, f"Kafka did not take the acknowledgement: {exc}") from exc
     return Acknowledged(alert_id=alert_id)

@@ -38,22 +38,25 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                users: Users | None = None,
                documents: DocumentStore | None = None,
                kafka_config: dict[str, Any] | None = None, audit: AuditLog | None = None,
-               dead_letters: DeadLetterSource | None = None) -> FastAPI:
+               dead_letters: DeadLetterSource | None = None,
+               retry_intake: Intake | None = None) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
     ingest routes take HL7 v2, CDA, JSON and batch files; with a ``producer``
     the EMPI routes take reviewers' decisions; with the ``documents`` store the document
     routes answer clinicians (every read audited there). The exchange monitor retries
-    dead letters through the ``intake``, reading them back from ``hutong.dlq`` with
-    ``kafka_config`` (or the ``dead_letters`` source given), each retry in the ``audit``
-    log.
+    dead letters through the ``retry_intake`` (default: the ``intake``; a process with
+    the API and no connectors has one for retries only, and takes no ingest), reading
+    them back from ``hutong.dlq`` with ``kafka_config`` (or the ``dead_letters`` source
+    given), each retry in the ``audit`` log.
     """
     app = FastAPI(title="hutong", summary="Regional health data-exchange hub",
                   version="0.1.0")
     app.state.warehouse = warehouse
     app.state.users = users if users is not None else Users(api_token=api_token)
     app.state.intake = intake
+    app.state.retry_intake = retry_intake if retry_intake is not None else intake
     app.state.registry = facilities if facilities is not None else FacilityRegistry()
     app.state.max_body_bytes = max_body_bytes
     app.state.producer = producer

@@ -54,7 +54,8 @@ from hutong.api.clickhouse_protocol import (
     setting_refusal,
     summary,
 )
-from hutong.api.sql import refusal
+from hutong.api.sql import query_digest, refusal
+from hutong.audit import AuditLog
 from hutong.errors import WarehouseError, WarehouseQueryError
 from hutong.users import Principal, Users
 from sinks.warehouse import Warehouse
@@ -108,8 +109,10 @@ def authorise(users: Users, given: Credentials, client_host: str | None) -> Prin
     return principal
 
 
-def create_clickhouse_http(warehouse: Warehouse, users: Users) -> FastAPI:
-    """The app the hub serves on ``clickhouse_http_port`` (embedded warehouse only)."""
+def create_clickhouse_http(warehouse: Warehouse, users: Users,
+                           audit: AuditLog | None = None) -> FastAPI:
+    """The app the hub serves on ``clickhouse_http_port`` (embedded warehouse only); each
+    query goes to the ``audit`` log first (who, from where, a digest of its text)."""
     app = FastAPI(title="hutong ClickHouse HTTP interface", openapi_url=None, docs_url=None,
                   redoc_url=None)
     display_name = socket.gethostname()
@@ -165,6 +168,14 @@ def create_clickhouse_http(warehouse: Warehouse, users: Users) -> FastAPI:
             body = decode_body(await _body(request), request.headers.get("content-encoding"),
                                MAX_QUERY_BYTES)
             parsed = parse_request(request.query_params.multi_items(), request.headers, body)
+            if audit is not None:
+                try:
+                    audit.record("warehouse.query", principal=principal.name, address=client,
+                                 interface="clickhouse-http",
+                                 query_sha256=query_digest(parsed.sql))
+                except OSError:
+                    raise ClickHouseError(1001, "the audit log cannot be written; the query "
+                                                "was not run") from None
             if pending[0] >= MAX_PENDING:
                 raise ClickHouseError(202, f"Too many simultaneous queries ({MAX_PENDING} "
                                            "in progress or waiting); try again shortly")

@@ -9,7 +9,8 @@ Accepted`` with the decision's id: the changes it makes appear on
 Only admins decide (``admin`` role). Who decided travels with every link change
 the decision makes: the caller's user name; under a shared identity (this
 machine in development, the hub's ``api_token``) the ``reviewer`` the request
-names.
+names. Every decision is in the audit log (who, which ids, the decision id) before it
+is published; the reason text stays out of it (it is free text).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from hutong.api.auth import acting_as, caller, require
+from hutong.api.auth import acting_as, caller, record_action, require
 from hutong.api.sql import jsonable, warehouse_of
 from hutong.errors import DeliveryError
+from hutong.users import Principal
 from producers.kafka import AsyncProducer, OutRecord
 from schemas import wire
 from schemas.registry import Resolver
@@ -120,35 +122,36 @@ async def decide(pair_id: str, body: ReviewDecision, request: Request,
         raise HTTPException(404, f"no review pair {pair_id}")
     if found[0]["status"] != "open":
         raise HTTPException(409, f"pair {pair_id} is already {found[0]['status']}")
-    return await _publish(request, body.decision, acting_as(caller(request), body.reviewer),
-                          body.reason,
+    return await _publish(request, body.decision, caller(request), body.reviewer, body.reason,
                           pair_id=pair_id)
 
 
 @router.post("/merges", status_code=202)
 async def merge(body: Merge, request: Request) -> Decision:
     """Merge ``loser_empi_id`` into ``survivor_empi_id`` (history kept for unmerge)."""
-    return await _publish(request, "merge", acting_as(caller(request), body.reviewer),
-                          body.reason,
+    return await _publish(request, "merge", caller(request), body.reviewer, body.reason,
                           survivor=body.survivor_empi_id, loser=body.loser_empi_id)
 
 
 @router.post("/unmerges", status_code=202)
 async def unmerge(body: Merge, request: Request) -> Decision:
     """Split ``loser_empi_id`` off ``survivor_empi_id`` again, undoing their last merge."""
-    return await _publish(request, "unmerge", acting_as(caller(request), body.reviewer),
-                          body.reason,
+    return await _publish(request, "unmerge", caller(request), body.reviewer, body.reason,
                           survivor=body.survivor_empi_id, loser=body.loser_empi_id)
 
 
-async def _publish(request: Request, action: str, reviewer: str, reason: str | None, *,
-                   pair_id: str | None = None, survivor: str | None = None,
-                   loser: str | None = None) -> Decision:
+async def _publish(request: Request, action: str, principal: Principal, named: str,
+                   reason: str | None, *, pair_id: str | None = None,
+                   survivor: str | None = None, loser: str | None = None) -> Decision:
+    reviewer = acting_as(principal, named)
     producer: AsyncProducer | None = request.app.state.producer
     ids: Resolver = request.app.state.ids
     if producer is None:
         raise HTTPException(503, "this process cannot write decisions to Kafka")
     decision_id = str(uuid.uuid4())
+    where = {"pair_id": pair_id} if pair_id else {"survivor": survivor, "loser": loser}
+    record_action(request, f"empi.{action}", principal, acting_as=reviewer,
+                  decision_id=decision_id, **where)
     decision = {"decision_id": decision_id, "action": action, "pair_id": pair_id,
                 "survivor_empi_id": survivor, "loser_empi_id": loser, "decided_by": reviewer,
                 "reason": reason, "decided_at": datetime.now(UTC)}
@@ -156,5 +159,6 @@ async def _publish(request: Request, action: str, reviewer: str, reason: str | N
     try:
         await producer.send([OutRecord(DECISIONS_TOPIC, decision_id.encode(), value)])
     except DeliveryError as exc:
+        record_action(request, f"empi.{action}.failed", principal, decision_id=decision_id)
         raise HTTPException(503, f"Kafka did not take the decision: {exc}") from exc
     return Decision(decision_id=decision_id, action=action)

@@ -5,15 +5,17 @@ facility registry, for facilities that have sent nothing yet): status, counts
 and a 24-hour series per facility, dead letters with their reasons, codes no
 map covers, open critical-value alerts with their deadlines, the EMPI review
 queue. ``/overview`` is all of it at once (what the console at ``/console``
-polls). Answers are shared for `CACHE_S` seconds, so many open consoles cost
-the warehouse what one does. No answer carries a patient's name or id, or a
-message's bytes.
+polls every 5 seconds). Answers are shared for `CACHE_S` seconds (a retry
+forgets them), so many open consoles cost the warehouse one set of queries per
+15 seconds. No answer carries a patient's name or id, or a message's bytes.
+Dead letters whose retry this process saw accepted no longer count as failures.
 
 ``POST /dead-letters/{id}/retry`` submits a dead letter's message again
 (`hutong.monitor.retry`) and answers with the new outcome: ``AA`` (events),
 ``AE``/``AR`` (a dead letter again, with the reason). 404 for an unknown letter,
 409 when it cannot be retried (and why), 410 when ``hutong.dlq`` no longer holds
-it, 503 when this process cannot read the topic or runs no intake.
+it, 503 when this process cannot read the topic or runs no intake (every process
+that runs the ``api`` component has one for retries, `hutong.hub`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from sinks.warehouse import Warehouse
 
 __all__ = ["CACHE_S", "Answers", "router"]
 
-#: How long an answer is shared between callers.
-CACHE_S = 2.0
+#: How long an answer is shared between callers: the console polls every 5 s, and
+#: each facility list and series reads a day of every event table.
+CACHE_S = 15.0
 T = TypeVar("T")
 
 
@@ -104,7 +107,8 @@ def _facilities(request: Request, warehouse: Warehouse, thresholds: Thresholds
                 ) -> dict[str, Any]:
     def compute() -> dict[str, Any]:
         now = datetime.now(UTC)
-        items = queries.facilities(warehouse, request.app.state.registry, now, thresholds)
+        items = queries.facilities(warehouse, request.app.state.registry, now, thresholds,
+                                   _excused(request))
         return {"now": now.isoformat(timespec="milliseconds"),
                 "thresholds": {"quiet_after_s": thresholds.quiet_after_s,
                                "silent_after_s": thresholds.silent_after_s,
@@ -130,6 +134,12 @@ def _dead_letters(request: Request, warehouse: Warehouse, hours: int, facility: 
     return {"total": found["total"], "items": items}
 
 
+def _excused(request: Request) -> frozenset[str]:
+    """Dead letters whose retry was accepted: no failure any more (this process's ledger)."""
+    ledger: RetryLedger = request.app.state.retries
+    return ledger.accepted()
+
+
 def _cached(request: Request, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
     return _answers(request).get(key, compute)
 
@@ -146,7 +156,8 @@ def facilities(request: Request, warehouse: Wh, thresholds: Limits) -> dict[str,
 def series(request: Request, warehouse: Wh, facility: Facility = "") -> dict[str, Any]:
     """Messages and dead letters per 5 minutes over 24 hours, per facility."""
     return _cached(request, ("series", facility),
-                   lambda: queries.series(warehouse, datetime.now(UTC), facility))
+                   lambda: queries.series(warehouse, datetime.now(UTC), facility,
+                                          _excused(request)))
 
 
 @router.get("/dead-letters")
@@ -203,7 +214,8 @@ async def retry(dead_letter_id: str, request: Request, warehouse: Wh,
     if letter is None:
         raise HTTPException(404, f"no dead letter {dead_letter_id}")
     source: DeadLetterSource | None = state.dead_letter_source
-    if state.intake is None or source is None:
+    intake = state.retry_intake
+    if intake is None or source is None:
         why = refusal(letter)
         if why is not None:
             raise HTTPException(409, why)
@@ -211,7 +223,7 @@ async def retry(dead_letter_id: str, request: Request, warehouse: Wh,
                                  "retry from one that does")
     address = request.client.host if request.client else None
     try:
-        retried = await resubmit(letter, source, state.intake, state.registry,
+        retried = await resubmit(letter, source, intake, state.registry,
                                  by=principal.name, address=address, audit=state.audit)
     except NotRetryable as exc:
         raise HTTPException(409, str(exc)) from exc

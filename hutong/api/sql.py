@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import ipaddress
 import re
 import uuid
@@ -16,8 +17,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from hutong.api.auth import caller, require
+from hutong.api.auth import caller, record_action, require
 from hutong.errors import WarehouseError
+from hutong.users import Principal
 from sinks.warehouse import Warehouse
 
 __all__ = [
@@ -120,10 +122,20 @@ may_query = require("analyst", "admin")
 router = APIRouter(prefix="/api/v1", tags=["warehouse"])
 
 
-@router.post("/sql", response_model=SqlResult, dependencies=[Depends(may_query)])
-def run_sql(body: SqlRequest,
+def query_digest(query: str) -> str:
+    """What the audit log keeps of a query: a SHA-256 prefix of its text (the text itself
+    may name a patient), enough to match it against the analyst's own copy."""
+    return hashlib.sha256(query.encode()).hexdigest()[:16]
+
+
+@router.post("/sql", response_model=SqlResult)
+def run_sql(body: SqlRequest, request: Request,
+            principal: Annotated[Principal, Depends(may_query)],
             warehouse: Annotated[Warehouse, Depends(warehouse_of)]) -> SqlResult:
-    """Run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS)."""
+    """Run one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS); who ran
+    it, when and which (a digest of its text) is in the audit log first."""
+    record_action(request, "warehouse.query", principal, interface="api",
+                  query_sha256=query_digest(body.query))
     reason = engine_refusal(warehouse, body.query)
     if reason is not None:
         raise HTTPException(400, reason)

@@ -16,10 +16,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
-from hutong.api.auth import require
+from hutong.api.auth import record_action, require
 from hutong.api.sql import jsonable, warehouse_of
 from hutong.errors import DeliveryError
 from hutong.terminology import publish_maps
+from hutong.users import Principal
 from sinks.warehouse import Warehouse
 from streams.terminology.files import read_map_file
 
@@ -47,8 +48,9 @@ ORDER BY count DESC, facility_id, code_system, local_code
 LIMIT {limit:UInt32}
 """
 
+_admin = require("admin")
 router = APIRouter(prefix="/api/v1/terminology", tags=["terminology"],
-                   dependencies=[Depends(require("admin"))])
+                   dependencies=[Depends(_admin)])
 Limit = Annotated[int, Query(ge=1, le=100_000)]
 
 
@@ -74,7 +76,8 @@ def unmapped(warehouse: Annotated[Warehouse, Depends(warehouse_of)], facility: s
 
 
 @router.post("/maps", status_code=202, response_model=None)
-async def upload(request: Request, name: str = "upload.csv") -> JSONResponse:
+async def upload(request: Request, principal: Annotated[Principal, Depends(_admin)],
+                 name: str = "upload.csv") -> JSONResponse:
     """One map file as the body: CSV (``text/csv``) or YAML (``application/yaml``); ``name``
     is how problems refer to it and, for a YAML body, should end in ``.yaml``."""
     producer = request.app.state.producer
@@ -89,12 +92,17 @@ async def upload(request: Request, name: str = "upload.csv") -> JSONResponse:
         name = name.rsplit(".", 1)[0] + ".yaml"
     read = read_map_file(data, name, updated_at=datetime.now(UTC))
     if read.problems or not read.readable:
+        record_action(request, "terminology.maps.refused", principal, file=name,
+                      problems=len(read.problems))
         return JSONResponse(status_code=422, content={
             "detail": f"{len(read.problems)} problem(s); nothing was published",
             "problems": [str(problem) for problem in read.problems]})
+    record_action(request, "terminology.maps.upload", principal, file=name,
+                  maps=len(read.entries), version=read.version)
     try:
         written = await publish_maps(producer, request.app.state.ids, read.entries, feed)
     except DeliveryError as exc:
+        record_action(request, "terminology.maps.upload.failed", principal, file=name)
         raise HTTPException(503, f"Kafka did not take the maps: {exc}") from exc
     return JSONResponse(status_code=202, content={
         "maps": len(read.entries), "published": written, "version": read.version})

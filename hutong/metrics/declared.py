@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -36,6 +36,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from hutong.metrics.children import ChildFamilies
+from hutong.metrics.labels import MESSAGE_TYPES
 
 __all__ = ["Metrics", "StageMetrics"]
 
@@ -66,6 +67,14 @@ class StageMetrics:
         self.dead_letters = Counter(
             "hutong_dead_letters_total", "Dead letters written, by stage.", ["stage"],
             registry=r)
+
+    def declare(self, *stages: str) -> None:
+        """Export the dead-letter count of each of ``stages`` from 0 now: a counter series
+        born at its first letter shows Prometheus no increase, so the alert on dead
+        letters would miss them. Each process declares the stages it runs only (the
+        hub's /metrics joins its stream workers' series to its own)."""
+        for stage in stages:
+            self.dead_letters.labels(stage)
 
     def passed(self, stage: str, taken: int, given: int, age: float | None = None) -> None:
         """Count one unit of work: ``taken`` events in, ``given`` out, the oldest ``age`` s."""
@@ -161,8 +170,9 @@ class Metrics:
             ["sink"], buckets=_LATENCY_BUCKETS, registry=r)
         self.sink_last_commit = Gauge(
             "hutong_sink_last_commit_timestamp_seconds",
-            "Unix time a sink last committed a batch or found nothing to read (idle is not "
-            "stalled).", ["sink"], registry=r)
+            "Unix time a sink last committed a batch, or found itself caught up on the "
+            "partitions it holds (idle is not stalled); its start until then.", ["sink"],
+            registry=r)
         self.documents_stored = Counter(
             "hutong_documents_stored_total",
             "Shared document versions stored, by kind (received, lab-report, ...).", ["kind"],
@@ -208,6 +218,15 @@ class Metrics:
             "hutong_monitor_errors_total",
             "Failed refreshes of the gauges read from Kafka (lag) or the warehouse.",
             ["check"], registry=r)
+
+    def declare_facilities(self, facilities: Iterable[str]) -> None:
+        """Export each registered facility's AE and AR counts from 0 now, per message type,
+        so the error-rate rule's rate() sees its first refused messages (a series born at
+        its first count shows no increase). Bounded: registry x types x 2."""
+        for facility in facilities:
+            for kind in MESSAGE_TYPES:
+                for outcome in ("AE", "AR"):
+                    self.facility_messages.labels(facility, kind, outcome)
 
     # --- the intake's per-message counts --------------------------------------------
 

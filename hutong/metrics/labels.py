@@ -53,6 +53,7 @@ REJECT_REASONS = (
     "oversize",       # over the MLLP frame or HTTP body limit
     "framing",        # an MLLP frame begun and not finished in time
     "not_stored",     # Kafka did not confirm: the sender is told to resend
+    "rate_limited",   # the facility is over facility_rate_limit: the sender resends later
     "internal",       # a bug in hutong; the dead letter has the exception's type
 )
 
@@ -131,6 +132,8 @@ def refusal_reason(status: object = None) -> str:
     """Why input was turned away before it was read (TLS, API key, HTTP body)."""
     if status == 413:
         return "oversize"
+    if status == 429:
+        return "rate_limited"
     if status == 400:
         return "validation"
     return "unauthorised"

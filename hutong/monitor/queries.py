@@ -2,13 +2,16 @@
 
 A message is counted once per facility and message control id (an event
 table row without one counts by its event id); a dead letter counts as one
-message that failed. Everything here is read-only and leaves out patients'
-ids, names and the raw bytes: the monitor answers operators, not clinicians.
+message that failed, unless a retry of it was accepted since (``excused``: the
+ids the caller's retry ledger knows). Counts and series look back a day; the last
+message of each facility, `LAST_SEEN_DAYS`, table by table (newest row per
+facility). Everything here is read-only and leaves out patients' ids, names and
+the raw bytes: the monitor answers operators, not clinicians.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,14 +59,16 @@ _FACILITY = "({facility:String} = '' OR facility_id = {facility:String})"
 _EVENT_ARRIVALS = (
     "SELECT facility_id, coalesce(message_control_id, event_id) AS message, "
     "received_at AS at, 0 AS failed FROM {table} WHERE received_at >= {since} AND {facility}")
-#: (The WHERE names the table's column: ``facility_id`` alone would be the alias.)
+#: (The WHERE names the table's column: ``facility_id`` alone would be the alias.) Letters
+#: whose retry was accepted (``excused``) are no failure any more.
 _LETTER_ARRIVALS = (
     "SELECT assumeNotNull(facility_id) AS facility_id, dead_letter_id AS message, "
     "failed_at AS at, 1 AS failed FROM dead_letters "
     "WHERE dead_letters.facility_id IS NOT NULL AND failed_at >= {since} "
-    "AND ({{facility:String}} = '' OR dead_letters.facility_id = {{facility:String}})")
+    "AND ({{facility:String}} = '' OR dead_letters.facility_id = {{facility:String}}) "
+    "AND NOT has({{excused:Array(String)}}, dead_letter_id)")
 #: Everything received since ``since_ms`` (of ``facility``, or all with ''): one row per
-#: event-table row (``failed`` 0) or dead letter (``failed`` 1).
+#: event-table row (``failed`` 0) or dead letter (``failed`` 1). Asked with a day at most.
 _ARRIVALS = "\nUNION ALL\n".join(
     [_EVENT_ARRIVALS.format(table=table, since=_SINCE, facility=_FACILITY)
      for table in EVENT_TABLES]
@@ -80,9 +85,22 @@ FROM ({_ARRIVALS})
 GROUP BY facility_id
 """  # noqa: S608 (made of module constants; values are parameters)
 
+#: The newest row per facility of each table, merged: each part reads two narrow columns
+#: (``facility_id``, the table's order key prefix, and the time) of the months it needs
+#: (tables are partitioned by month) and hands on one row per facility, not every
+#: message's id.
+_LATEST = ("SELECT facility_id, max(received_at) AS at, 0 AS failed FROM {table} "
+           "WHERE received_at >= {since} GROUP BY facility_id")
+_LATEST_LETTER = ("SELECT assumeNotNull(facility_id) AS facility_id, max(failed_at) AS at, "
+                  "1 AS failed FROM dead_letters WHERE dead_letters.facility_id IS NOT NULL "
+                  "AND failed_at >= {since} GROUP BY facility_id")
+_LATEST_PARTS = "\nUNION ALL\n".join(
+    [_LATEST.format(table=table, since=_SINCE) for table in EVENT_TABLES]
+    + [_LATEST_LETTER.format(since=_SINCE)])
+
 LAST_SEEN = f"""
 SELECT facility_id, max(at) AS last_message_at, maxIfOrNull(at, failed = 1) AS last_error_at
-FROM ({_ARRIVALS})
+FROM ({_LATEST_PARTS})
 GROUP BY facility_id
 """  # noqa: S608 (made of module constants; values are parameters)
 
@@ -182,14 +200,15 @@ def _listing(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def facilities(warehouse: Warehouse, registry: FacilityRegistry, now: datetime,
-               thresholds: Thresholds) -> list[dict[str, Any]]:
+               thresholds: Thresholds, excused: Collection[str] = ()) -> list[dict[str, Any]]:
     """Every facility registered or heard from in `LAST_SEEN_DAYS`, with its counts and
-    status: failing first, then silent, quiet and ok, each by id."""
+    status: failing first, then silent, quiet and ok, each by id. Dead letters in
+    ``excused`` (retried and accepted) are not counted as failures."""
     counts = {row["facility_id"]: row for row in _rows(warehouse, FACILITY_COUNTS, {
         "since_ms": _ms(now - timedelta(days=1)), "hour_ms": _ms(now - timedelta(hours=1)),
-        "facility": ""})}
+        "facility": "", "excused": sorted(excused)})}
     seen = {row["facility_id"]: row for row in _rows(warehouse, LAST_SEEN, {
-        "since_ms": _ms(now - timedelta(days=LAST_SEEN_DAYS)), "facility": ""})}
+        "since_ms": _ms(now - timedelta(days=LAST_SEEN_DAYS))})}
     names = {facility.id: facility.name for facility in registry.facilities()}
     found: list[dict[str, Any]] = []
     for facility_id in sorted(set(names) | set(counts) | set(seen)):
@@ -214,12 +233,15 @@ def facilities(warehouse: Warehouse, registry: FacilityRegistry, now: datetime,
     return found
 
 
-def series(warehouse: Warehouse, now: datetime, facility: str = "") -> dict[str, Any]:
-    """Messages and dead letters per `BUCKET_S` seconds over the last day, per facility:
-    ``messages[i]`` counts bucket ``i`` from ``start`` (the last one is under way)."""
+def series(warehouse: Warehouse, now: datetime, facility: str = "",
+           excused: Collection[str] = ()) -> dict[str, Any]:
+    """Messages and dead letters (but those in ``excused``) per `BUCKET_S` seconds over the
+    last day, per facility: ``messages[i]`` counts bucket ``i`` from ``start`` (the last
+    one is under way)."""
     start = bucket_start(now)
     per: dict[str, dict[str, list[int]]] = {}
-    for row in _rows(warehouse, SERIES, {"since_ms": _ms(start), "facility": facility}):
+    for row in _rows(warehouse, SERIES, {"since_ms": _ms(start), "facility": facility,
+                                         "excused": sorted(excused)}):
         bucket = int(row["bucket"])
         if not 0 <= bucket < BUCKETS:
             continue  # received "in the future" (a clock ahead of ours): left out

@@ -19,6 +19,7 @@ their facility. Every retry, done or refused, is in the audit log with who asked
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -228,17 +229,27 @@ async def resubmit(letter: Mapping[str, Any], source: DeadLetterSource, intake: 
 
 class RetryLedger:
     """The last retry of each letter this process made (the audit log keeps them all),
-    so every console shows it; bounded, the oldest forgotten first."""
+    so every console shows it; bounded, the oldest forgotten first. Read from the
+    server's worker threads while a retry puts: under a lock."""
 
     def __init__(self, size: int = 1000) -> None:
         self._size = size
         self._last: OrderedDict[str, Retried] = OrderedDict()
+        self._lock = threading.Lock()
 
     def put(self, retried: Retried) -> None:
-        self._last[retried.dead_letter_id] = retried
-        self._last.move_to_end(retried.dead_letter_id)
-        while len(self._last) > self._size:
-            self._last.popitem(last=False)
+        with self._lock:
+            self._last[retried.dead_letter_id] = retried
+            self._last.move_to_end(retried.dead_letter_id)
+            while len(self._last) > self._size:
+                self._last.popitem(last=False)
 
     def get(self, dead_letter_id: str) -> Retried | None:
-        return self._last.get(dead_letter_id)
+        with self._lock:
+            return self._last.get(dead_letter_id)
+
+    def accepted(self) -> frozenset[str]:
+        """The letters whose last retry became events (``AA``, a resend included): they
+        no longer count as failures on the monitor."""
+        with self._lock:
+            return frozenset(k for k, retried in self._last.items() if retried.outcome == "AA")

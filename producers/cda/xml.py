@@ -16,6 +16,9 @@ goes through :func:`parse_xml`. What it refuses, and why:
   libxml2 opens the external subset and parameter entity targets whenever any
   "load subset" flag is set, and an innocent-looking option sets one
   (``collect_ids=False`` does); a FIFO named there would hang the parser;
+- an XInclude element (``xi:include`` in the 2001 or 2003 namespace): lxml never
+  processes one unless asked, but a CDA never needs one, and a stored document
+  that carries one would attack whatever reads it later with XInclude on;
 - nesting deeper than ``max_depth`` elements (counted while parsing; libxml2
   itself stops at 256, as ``huge_tree`` stays off, which also caps text nodes at
   10 MB and entity amplification);
@@ -54,6 +57,9 @@ _CHUNK = 64 * 1024
 #: ``<!DOCTYPE`` in the encodings an XML document can start in, to word a parse failure.
 _DOCTYPE_MARKS = tuple("<!DOCTYPE".encode(codec) for codec in (
     "ascii", "utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"))
+
+#: The XInclude namespaces (XInclude 1.0 and its 2003 draft, which libxml2 also honours).
+_XINCLUDE = frozenset({"http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude"})
 
 #: libxml2 parser error number -> its name as words (``ERR_TAG_NAME_MISMATCH``: ``tag name
 #: mismatch``; ``NS_ERR_QNAME``: ``qname``).
@@ -130,6 +136,9 @@ def _check_events(parser: etree.XMLPullParser, depth: int, max_depth: int, where
             continue
         if depth == 0:
             _refuse_doctype(element, where)
+        if isinstance(element.tag, str) and element.tag[1:].split("}", 1)[0] in _XINCLUDE:
+            raise HL7Error("XML has an XInclude element; it is not accepted",
+                           location=f"{where} line {element.sourceline}", code="102")
         depth += 1
         if depth > max_depth:
             raise HL7Error(f"XML nests deeper than {max_depth} elements",

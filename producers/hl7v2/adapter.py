@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hutong.errors import HL7Error, ValidationError
+from hutong.errors import HL7Error, ValidationError, shown
 from producers.hl7v2.adt import ADT_TRIGGERS, map_adt
 from producers.hl7v2.charset import decode_message
 from producers.hl7v2.imaging import map_mdm_t02, map_oru
@@ -176,7 +176,8 @@ def _adapt(adapted: Adapted, profile_for: ProfileLookup) -> Adapted:
     mapping = MAPPERS.get((message.message_type, message.trigger))
     if mapping is None:
         adapted.error = ValidationError(
-            f"message type {message.message_type}^{message.trigger} is not supported",
+            f"message type {shown(f'{message.message_type}^{message.trigger}')} is not "
+            "supported",
             location="MSH-9", code="200")
         adapted.code = "AR"
         return adapted

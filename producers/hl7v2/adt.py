@@ -38,7 +38,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hutong.errors import ValidationError
+from hutong.errors import ValidationError, shown
 from producers.hl7v2.common import HEADER_KEYS, Patients, code_or_text, person_name
 from producers.hl7v2.diagnosis import map_diagnoses
 from producers.hl7v2.header import control_id_of, event_header
@@ -198,8 +198,9 @@ def map_adt(
     control_id_of(msg, received_at)
     trigger = msg.trigger.strip().upper()
     if trigger not in ADT_TRIGGERS:
-        raise ValidationError(f"ADT trigger {trigger or '(empty)'} is not supported",
-                              location="MSH-9", code="200")
+        named = shown(trigger) if trigger else "(empty)"
+        raise ValidationError(f"ADT trigger {named} is not supported", location="MSH-9",
+                              code="200")
     patient_action, encounter_action = ADT_TRIGGERS[trigger]
     pid = msg.segment("PID")
     if pid is None:

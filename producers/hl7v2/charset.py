@@ -72,6 +72,8 @@ def _msh18(raw: bytes) -> str:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         text = line.decode("gb18030", errors="replace")
+    if len(text) < 4:  # the first line is MSH alone: no separator to split on
+        return ""
     fields = text.split(text[3])
     if len(fields) < 18:
         return ""

@@ -44,7 +44,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from hutong.errors import ValidationError
+from hutong.errors import ValidationError, shown
 from producers.hl7v2.common import (
     HEADER_KEYS,
     OrcGroup,
@@ -191,8 +191,9 @@ def map_medication(
     control_id_of(msg, received_at)
     kind = msg.message_type.strip().upper()
     if kind not in ("RDE", "RDS"):
-        raise ValidationError(f"message type {kind or '(empty)'} is not RDE or RDS",
-                              location="MSH-9", code="200")
+        named = shown(kind) if kind else "(empty)"
+        raise ValidationError(f"message type {named} is not RDE or RDS", location="MSH-9",
+                              code="200")
     patients = Patients(profile)
     events: list[dict[str, Any]] = []
     for group in orc_groups(msg):

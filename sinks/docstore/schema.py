@@ -9,7 +9,10 @@ exactly as they came.
 ``document_parts``   the events a made document is assembled from (raw Kafka values)
 ``document_groups``  each group's current version per document set (a visit can make
                      two documents): what a new part is compared with
-``access_audit``     who read whose documents, when, why, and what they were given
+``access_audit``     who read whose documents, when, why, and what they were given;
+                     each row chained to the one before by hash (``prev_hash``, ``hash``)
+``access_audit_anchor``  the hash of the last row a retention purge deleted, where the
+                     chain of the rows kept begins
 ``schema_version``   the migrations applied, by number
 
 What facilities send (ids, codes, visit numbers) is stored as unbounded text: a
@@ -40,10 +43,12 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    inspect,
+    text,
 )
 
-__all__ = ["MIGRATIONS", "Migration", "UtcDateTime", "access_audit", "document_groups",
-           "document_parts", "documents", "metadata", "schema_version"]
+__all__ = ["MIGRATIONS", "Migration", "UtcDateTime", "access_audit", "access_audit_anchor",
+           "document_groups", "document_parts", "documents", "metadata", "schema_version"]
 
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
@@ -140,8 +145,20 @@ access_audit = Table(
     Column("purpose", String(32), nullable=False),
     Column("outcome", String(16), nullable=False),
     Column("client_address", String(64)),
+    # migration 2: SHA-256 of the row before (or the anchor) and of this row with it
+    Column("prev_hash", String(64)),
+    Column("hash", String(64)),
     Index("access_audit_by_time", "at"),
     Index("access_audit_by_patient", "empi_id", "at"),
+)
+
+access_audit_anchor = Table(
+    "access_audit_anchor", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("hash", String(64), nullable=False),  # of the last row purged
+    Column("purged_through", UtcDateTime, nullable=False),  # that row's time
+    Column("purged_rows", BigInteger, nullable=False),  # all purges together
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 #: One step of the schema: its number, a name, and what it does on an open transaction.
@@ -153,6 +170,17 @@ def _documents_parts_groups_audit(conn: Connection) -> None:
                                       access_audit], checkfirst=True)
 
 
+def _access_audit_chain(conn: Connection) -> None:
+    """The hash chain of the access audit. Migration 1 builds ``access_audit`` from the
+    table as declared now, so a store made since has the columns already; an older one
+    gets them here (its earlier rows stay without a hash: the chain begins after them)."""
+    present = {column["name"] for column in inspect(conn).get_columns("access_audit")}
+    for name in ("prev_hash", "hash"):
+        if name not in present:
+            conn.execute(text(f"ALTER TABLE access_audit ADD COLUMN {name} VARCHAR(64)"))
+    metadata.create_all(conn, tables=[access_audit_anchor], checkfirst=True)
+
+
 #: Applied in order, each once; a new step gets the next number and never changes after
 #: it has shipped. Migration 1 was changed in place once, before any release carried it:
 #: text instead of bounded strings, ``documents.withdrawn_at``, and ``document_groups``
@@ -160,4 +188,5 @@ def _documents_parts_groups_audit(conn: Connection) -> None:
 #: schema dropped) and rebuilt by a replay from Kafka.
 MIGRATIONS: list[Migration] = [
     (1, "documents_parts_groups_audit", _documents_parts_groups_audit),
+    (2, "access_audit_chain", _access_audit_chain),
 ]

@@ -53,11 +53,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 
 from hutong.errors import DocumentStoreError
+from sinks.docstore.audit_chain import GENESIS, row_hash, verify_rows
 from sinks.docstore.model import Document
 from sinks.docstore.schema import (
     MIGRATIONS,
     Migration,
     access_audit,
+    access_audit_anchor,
     document_groups,
     document_parts,
     documents,
@@ -77,6 +79,7 @@ Put = Literal["stored", "duplicate", "conflict", "unrelated"]
 _REFUSED_STATES = ("22", "23", "54")
 
 _MIGRATION_LOCK = 0x68757464  # pg_advisory_xact_lock key: one hub migrates at a time
+_AUDIT_LOCK = 0x68756164  # and one writer extends the access audit's chain at a time
 _READING = "hutong_reading"  # execution option of read-only connections
 _SQLITE_FILE = "documents.sqlite"
 
@@ -208,6 +211,39 @@ def open_store(url: str | None, data_dir: Path,
         raise DocumentStoreError(f"the document store runs on SQLite or PostgreSQL, "
                                  f"not {engine.dialect.name}")
     return DocumentStore(engine, clock)
+
+
+def _lock_chain(conn: Connection) -> None:
+    """On PostgreSQL, one transaction at a time extends or cuts the access audit's chain."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK})
+
+
+def _latest_hash(conn: Connection) -> str:
+    a = access_audit.c
+    latest = conn.execute(select(a.hash).where(a.hash.is_not(None))
+                          .order_by(a.id.desc()).limit(1)).scalar()
+    if latest is not None:
+        return str(latest)
+    anchor = conn.execute(select(access_audit_anchor.c.hash)).scalar()
+    return str(anchor) if anchor is not None else GENESIS
+
+
+def _chain_head(conn: Connection) -> str:
+    """The hash a new access-audit row follows, under the chain's lock."""
+    _lock_chain(conn)
+    return _latest_hash(conn)
+
+
+def _move_anchor(conn: Connection, last_hash: str, through: dt.datetime, count: int,
+                 now: dt.datetime) -> None:
+    anchor = access_audit_anchor.c
+    updated = conn.execute(update(access_audit_anchor).where(anchor.id == 1).values(
+        hash=last_hash, purged_through=through, purged_rows=anchor.purged_rows + count,
+        updated_at=now))
+    if not updated.rowcount:
+        conn.execute(insert(access_audit_anchor).values(
+            id=1, hash=last_hash, purged_through=through, purged_rows=count, updated_at=now))
 
 
 def _refused(exc: SQLAlchemyError) -> bool:
@@ -520,7 +556,27 @@ class DocumentStore:
             "outcome": record.outcome[:16],
             "client_address": record.client_address[:64] if record.client_address else None}
         with _translated("to write the access audit"), self.engine.begin() as conn:
+            prev = _chain_head(conn)  # SQLite: BEGIN IMMEDIATE already serialises writers
+            values.update(prev_hash=prev, hash=row_hash(values, prev))
             conn.execute(insert(access_audit).values(**values))
+
+    def audit_head(self) -> str:
+        """The hash of the newest access-audit row (the anchor or GENESIS when none)."""
+        with _translated("to read the access audit"), self._reading() as conn:
+            return _latest_hash(conn)
+
+    def verify_audit(self) -> tuple[int, int]:
+        """Check the access audit's hash chain: (rows chained, rows from before the
+        chain), or DocumentStoreError naming the first row that breaks it."""
+        a = access_audit.c
+        with _translated("to verify the access audit"), self._reading() as conn:
+            anchor = conn.execute(select(access_audit_anchor.c.hash)).scalar()
+            rows = conn.execute(select(access_audit).order_by(a.id)
+                                .execution_options(yield_per=1000))
+            try:
+                return verify_rows(rows.mappings(), anchor)
+            finally:
+                rows.close()  # a server-side cursor on PostgreSQL, left mid-way on a break
 
     def access_records(self, *, empi_id: str | None = None,
                        limit: int = 1000) -> list[AccessRecord]:
@@ -538,14 +594,30 @@ class DocumentStore:
                              client_address=r["client_address"], at=r["at"]) for r in rows]
 
     def purge_audit(self, retention_days: int, now: dt.datetime | None = None) -> int:
-        """Delete audit records older than ``retention_days`` (at least 183); how many."""
+        """Delete audit records older than ``retention_days`` (at least 183); how many.
+
+        Only the oldest rows go, up to the first one inside the retention (by id, so the
+        chain stays whole); the hash of the last row deleted becomes the anchor where
+        the chain of the rows kept begins.
+        """
         if retention_days < MIN_AUDIT_RETENTION_DAYS:
             raise ValueError(f"access audit records are kept at least "
                              f"{MIN_AUDIT_RETENTION_DAYS} days, not {retention_days}")
-        cutoff = (now or self._clock()) - dt.timedelta(days=retention_days)
+        moment = now or self._clock()
+        cutoff = moment - dt.timedelta(days=retention_days)
+        a = access_audit.c
         with _translated("to purge the access audit"), self.engine.begin() as conn:
-            result = conn.execute(delete(access_audit).where(access_audit.c.at < cutoff))
-        return int(result.rowcount)
+            _lock_chain(conn)
+            first_kept = conn.execute(select(func.min(a.id)).where(a.at >= cutoff)).scalar()
+            doomed = a.id < first_kept if first_kept is not None else a.at < cutoff
+            last = conn.execute(select(a.id, a.hash, a.at).where(doomed)
+                                .order_by(a.id.desc()).limit(1)).mappings().first()
+            if last is None:
+                return 0
+            count = int(conn.execute(delete(access_audit).where(doomed)).rowcount)
+            if last["hash"] is not None:
+                _move_anchor(conn, last["hash"], last["at"], count, moment)
+        return count
 
     def close(self) -> None:
         self.engine.dispose()

@@ -206,18 +206,22 @@ def open_warehouse(url: str | None, data_dir: Path, database: str = "hutong") ->
     """Connect to the warehouse.
 
     `url` None opens the embedded chDB at ``data_dir / "warehouse"``; an
-    ``http(s)://user:password@host:port`` URL connects to a ClickHouse server.
-    The database becomes the session default when it exists; `migrate` creates it.
+    ``http(s)://user:password@host:port`` URL connects to a ClickHouse server (over
+    TLS for ``https``, verified against ``?ca_cert=/path/ca.pem`` or the system store;
+    ``client_cert`` and ``client_cert_key`` for mutual TLS). The database becomes the
+    session default when it exists; `migrate` creates it.
     """
     if url is None:
         path = (data_dir / "warehouse").resolve()
         path.mkdir(parents=True, exist_ok=True)
         warehouse = Warehouse(_open_chdb(path), database, f"chDB at {path}",
                               chdb_path=os.path.realpath(path))
-    elif urlsplit(url).scheme in ("http", "https"):
+    elif (scheme := urlsplit(url).scheme) in ("http", "https"):
         location = f"ClickHouse at {_without_credentials(url)}"
         try:
-            client = clickhouse_connect.get_client(dsn=url)
+            # clickhouse-connect takes TLS options from the URL (?ca_cert=, client_cert=,
+            # verify=) but not the scheme itself: https must be said, or it speaks http.
+            client = clickhouse_connect.get_client(dsn=url, interface=scheme)
         except DriverError as exc:
             raise WarehouseError(f"cannot reach {location}: {exc}") from exc
         warehouse = Warehouse(client, database, location)

@@ -20,6 +20,7 @@ from hutong.api.app import create_api
 from hutong.metrics import Metrics
 from hutong.monitor.status import BUCKET_S, BUCKETS, bucket_start
 from hutong.users import User, Users
+from producers.intake import Intake
 from producers.records import DLQ_TOPIC
 from sinks.base import Decoded
 from sinks.warehouse import Warehouse, WarehouseWriter, migrate, open_warehouse
@@ -323,3 +324,62 @@ async def test_the_console_page_and_its_files(warehouse: Warehouse) -> None:
         script = (await anonymous.get("/console/console.js")).text
         assert "http://" not in script.replace("http://www.w3.org/2000/svg", "")
         assert "innerHTML" not in script
+
+
+class _Letters:
+    """hutong.dlq as the retry reads it: dl-fail-1's message, fixed meanwhile (an OBR)."""
+
+    MESSAGE = ("MSH|^~\\&|LIS|FAILHOSP|HUTONG|REGION|20261204093000||ORU^R01^ORU_R01|F2|P|2.4\r"
+               "PID|1||P123^^^FAILHOSP^MR||张三||19800101|F\r"
+               "OBR|1|F2P|F2F|BCP^生化^L|||20261204090000\r"
+               "OBX|1|NM|K^钾^L||4.0|mmol/L|3.5-5.5|N|||F\r").encode()
+
+    def fetch(self, partition: int, offset: int) -> dict[str, Any]:
+        assert (partition, offset) == (0, 41)
+        return {"dead_letter_id": "dl-fail-1", "payload": self.MESSAGE}
+
+
+class _Kafka:
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    async def send(self, records: Any) -> None:
+        self.sent.extend(records)
+
+
+async def test_an_api_without_connectors_retries_and_an_accepted_letter_is_no_failure(
+        warehouse: Warehouse) -> None:
+    """The chart's API pods run no connectors: they retry through an intake of their own
+    (``retry_intake``) and still take no ingest. A letter whose retry was accepted no
+    longer counts against its facility."""
+    facilities = FacilityRegistry([*registry().facilities(), Facility(id="FAILHOSP")])
+    kafka = _Kafka()
+    intake = Intake(kafka, Metrics(), registry=facilities)  # type: ignore[arg-type]
+    app = create_api(Metrics(), warehouse=warehouse, users=users(), facilities=facilities,
+                     dead_letters=_Letters(), retry_intake=intake)
+    transport = httpx.ASGITransport(app=app, client=("10.20.0.5", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub",
+                                 headers=as_("ops")) as http:
+        before = {f["facility_id"]: f for f in
+                  (await http.get("/api/v1/monitor/facilities")).json()["items"]}
+        assert (before["FAILHOSP"]["errors_hour"], before["FAILHOSP"]["errors_day"]) == (2, 2)
+
+        retried = await http.post("/api/v1/monitor/dead-letters/dl-fail-1/retry")
+        assert retried.status_code == 200, retried.text
+        assert (retried.json()["outcome"], retried.json()["stored"]) == ("AA", True)
+        assert kafka.sent  # through the API's own intake
+
+        after = {f["facility_id"]: f for f in
+                 (await http.get("/api/v1/monitor/facilities")).json()["items"]}
+        assert (after["FAILHOSP"]["errors_hour"], after["FAILHOSP"]["errors_day"]) == (1, 1)
+        assert after["FAILHOSP"]["error_rate_hour"] == 0.5
+        line = (await http.get("/api/v1/monitor/series",
+                               params={"facility": "FAILHOSP"})).json()["facilities"]["FAILHOSP"]
+        assert sum(line["errors"]) == 1
+        listed = (await http.get("/api/v1/monitor/dead-letters")).json()["items"]
+        assert [d["last_retry"]["outcome"] for d in listed
+                if d["dead_letter_id"] == "dl-fail-1"] == ["AA"]  # still listed, with it
+
+        ingest = await http.post("/api/v1/ingest/hl7v2", content=_Letters.MESSAGE,
+                                 headers={"Authorization": "Bearer whatever"})
+        assert ingest.status_code == 503  # ingest stays with the connectors

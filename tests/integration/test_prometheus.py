@@ -145,8 +145,11 @@ def test_prometheus_scrapes_the_hub_and_sees_the_traffic(up: Up, prometheus: str
     accepted = eventually(prometheus, 'hutong_facility_messages_total{facility="QSXRMYY",'
                                       'outcome="AA"}')
     assert {s["metric"]["message_type"]: value(s) for s in accepted} == {"ORU": 1, "ADT": 1}
-    refused = eventually(prometheus, 'hutong_facility_messages_total{outcome="AR"}')
+    refused = eventually(prometheus, 'hutong_facility_messages_total{outcome="AR"} > 0')
     assert [(s["metric"]["facility"], value(s)) for s in refused] == [("unregistered", 1)]
+    # registered facilities' refusals are exported from 0, so rate() sees the first ones
+    assert query(prometheus, 'hutong_facility_messages_total{facility="QSXRMYY",'
+                             'message_type="ADT",outcome="AR"} == 0')
     rejected = eventually(prometheus, "hutong_facility_rejected_total")
     assert {(s["metric"]["facility"], s["metric"]["reason"]): value(s) for s in rejected} == {
         ("unregistered", "unauthorised"): 1, ("QSXRMYY", "internal"): 1}
@@ -166,6 +169,12 @@ def test_prometheus_scrapes_the_hub_and_sees_the_traffic(up: Up, prometheus: str
     linked = eventually(prometheus, 'hutong_stage_events_total{stage="empi",direction="out"} '
                                     '>= 2', timeout=120)
     assert value(linked[0]) >= 2
+    # every stage's dead letters from 0 (so increase() sees the first), the hub's beside
+    # its stream worker's, each series once
+    letters = eventually(prometheus, "hutong_dead_letters_total")
+    stages = [s["metric"]["stage"] for s in letters]
+    assert {"producer", "warehouse-sink", "document-sink", "empi", "alerts"} <= set(stages)
+    assert len(stages) == len(set(stages))
     eventually(prometheus, 'hutong_stage_latency_seconds_count{stage="translate"} > 0')
     eventually(prometheus, 'hutong_stage_events_total{stage="warehouse-sink",direction="out"}'
                            ' > 0')

@@ -57,3 +57,25 @@ def test_claims_are_cut_short_and_a_torn_last_line_does_not_stop_the_log(
     assert AuditLog(tmp_path).record("connection.refused")["prev"] == entry["hash"]
     with pytest.raises(HutongError, match="not JSON"):
         verify(tmp_path)
+
+
+def test_two_writers_on_one_directory_keep_one_chain(tmp_path: Path) -> None:
+    """The hub and `hutong users add` append to the same log: neither forks the chain."""
+    hub, cli = AuditLog(tmp_path), AuditLog(tmp_path)
+    for n in range(3):
+        hub.record("empi.merge", n=n)
+        cli.record("user.added", n=n)
+    hub.record("alert.acknowledge")
+    assert verify(tmp_path) == 7
+    assert hub.head == cli.head == list(AuditLog(tmp_path).records())[-1]["hash"]
+
+
+def test_the_head_shows_records_cut_off_the_end(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path)
+    for n in range(3):
+        log.record("empi.merge", n=n)
+    noted = log.head
+    path = next(tmp_path.glob("audit-*.jsonl"))
+    path.write_text("".join(path.read_text().splitlines(keepends=True)[:2]))
+    assert verify(tmp_path) == 2  # still a chain, but it no longer ends where it did
+    assert AuditLog(tmp_path).head != noted

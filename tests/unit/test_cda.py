@@ -524,6 +524,11 @@ def hostile_cases() -> list[Any]:
         pytest.param(doctyped("").decode().replace('version="1.0"',
                                                    'version="1.0" encoding="UTF-16"')
                      .encode("utf-16"), "DOCTYPE", id="doctype-utf16"),
+        pytest.param(CDA_HEAD.encode() + b'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude"'
+                     b' href="file:///etc/passwd" parse="text"/></ClinicalDocument>', "XInclude",
+                     id="xinclude"),
+        pytest.param(b'<xi:include xmlns:xi="http://www.w3.org/2003/XInclude" href="x.xml"/>',
+                     "XInclude", id="xinclude-2003-root"),
         pytest.param(b"<a>" * 1000 + b"</a>" * 1000, "nesting deeper than 256", id="deep-1000"),
         pytest.param(b"<a>" * 200 + b"</a>" * 200,
                      f"nests deeper than {DEFAULT_MAX_DEPTH} elements", id="deep-200"),

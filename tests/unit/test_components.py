@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import faust
 import pytest
 import trustme
 
+from hutong.audit import AuditLog
 from hutong.components import COMPONENTS, plan
 from hutong.config import Settings, load_settings
 from hutong.errors import ConfigError
@@ -97,18 +99,66 @@ def test_sets_that_can_run(components: list[str], given: dict[str, str]) -> None
 
 
 @pytest.mark.parametrize(("components", "expected"), [
-    # components          warehouse documents producer clickhouse_http
-    (COMPONENTS,          (True,     True,     True,    False)),
-    (("connectors",),     (False,    False,    True,    False)),
-    (("streams",),        (False,    False,    False,   False)),
-    (("sinks",),          (True,     True,     False,   False)),
-    (("api",),            (True,     True,     True,    False)),
+    # components          warehouse documents producer clickhouse_http intake
+    (COMPONENTS,          (True,     True,     True,    False,          True)),
+    (("connectors",),     (False,    False,    True,    False,          True)),
+    (("streams",),        (False,    False,    False,   False,          False)),
+    (("sinks",),          (True,     True,     False,   False,          False)),
+    (("api",),            (True,     True,     True,    False,          True)),  # retries
 ])
 def test_what_each_set_opens(components: tuple[str, ...],
-                             expected: tuple[bool, bool, bool, bool]) -> None:
+                             expected: tuple[bool, bool, bool, bool, bool]) -> None:
     p = plan(components, kafka_bootstrap="kafka:9092", clickhouse_url="http://ch:8123")
-    assert (p.warehouse, p.documents, p.producer, p.clickhouse_http) == expected
+    assert (p.warehouse, p.documents, p.producer, p.clickhouse_http, p.intake) == expected
     assert not p.embedded_broker and not p.embedded_warehouse
+
+
+class _Producer:
+    """Stands in for the Kafka producer: the intake only keeps it until a message comes."""
+
+
+def test_the_api_alone_opens_an_intake_for_retries_and_no_listener(tmp_path: Path) -> None:
+    """The chart's API pods serve the console: its dead-letter Retry needs an intake there,
+    with its own receipts and audit log under the pod's data dir, and no MLLP port."""
+    hub = Hub(Settings(data_dir=tmp_path, components=["api"], **EXTERNAL))
+    assert hub.settings.plan.intake and not hub.settings.plan.connectors
+    hub.audit = AuditLog(tmp_path / "audit")
+    hub.producer = _Producer()  # type: ignore[assignment]
+    hub._open_intake()
+    try:
+        assert hub.intake is not None and hub.receipts is not None
+        assert (tmp_path / "receipts.sqlite").exists()
+        assert hub.mllp is None and hub.mllps is None and hub.batch is None
+        assert hub.metrics.registry.get_sample_value(
+            "hutong_dead_letters_total", {"stage": "producer"}) == 0.0
+    finally:
+        hub.receipts.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("components", "ingest"), [
+    (("api",), False),            # retries only: HTTP ingest belongs to the connectors
+    (("connectors",), True),
+    (COMPONENTS, True),
+])
+def test_the_http_app_retries_through_the_intake_and_ingests_with_connectors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, components: tuple[str, ...],
+        ingest: bool) -> None:
+    given: dict[str, Any] = {}
+
+    class Built(Exception):
+        pass
+
+    def create_api(*args: Any, **kwargs: Any) -> None:
+        given.update(kwargs)
+        raise Built
+
+    monkeypatch.setattr("hutong.hub.create_api", create_api)
+    hub = Hub(Settings(data_dir=tmp_path, components=list(components), **EXTERNAL))
+    hub.intake = intake = object()  # type: ignore[assignment]
+    with pytest.raises(Built):
+        asyncio.run(hub._start_api())
+    assert given["retry_intake"] is intake
+    assert given["intake"] is (intake if ingest else None)
 
 
 def test_children_keep_the_component_set(monkeypatch: pytest.MonkeyPatch) -> None:

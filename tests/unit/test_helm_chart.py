@@ -3,7 +3,7 @@ the manifests checked; its alert rules checked and unit-tested with promtool; it
 dashboard checked against the metrics hutong exports.
 
 Each worked example in values.yaml (``# example: NAME`` ... ``# end of example``) is
-rendered as written there.
+rendered as written there, over `BASE`: the pseudonym key every install must give.
 """
 
 from __future__ import annotations
@@ -79,11 +79,14 @@ def _merged(*layers: dict[str, Any]) -> dict[str, Any]:
 
 ALL_EXAMPLES = _merged(*EXAMPLES.values())
 CASES = ["defaults", *EXAMPLES, "all-examples"]
+#: What every install gives: the chart never makes the pseudonym key up.
+BASE: dict[str, Any] = {"warehouse": {"pseudonymKey": "test-pseudonym-key"}}
 
 
 def values_of(case: str) -> dict[str, Any]:
-    """The values of a case: the defaults, one worked example, or all of them together."""
-    return {"defaults": {}, "all-examples": ALL_EXAMPLES, **EXAMPLES}[case]
+    """The values of a case: the defaults, one worked example, or all of them together
+    (over `BASE`)."""
+    return _merged(BASE, {"defaults": {}, "all-examples": ALL_EXAMPLES, **EXAMPLES}[case])
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +96,8 @@ def chart() -> Iterator[helm.Chart]:
 
 
 def render(chart: helm.Chart, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every manifest the chart renders with ``values``."""
-    rendered = chart.render(values or {}, name="hub", namespace="health")
+    """Every manifest the chart renders with ``values`` (over `BASE`)."""
+    rendered = chart.render(_merged(BASE, values or {}), name="hub", namespace="health")
     return [doc for name, text in sorted(rendered.items()) if not name.endswith("NOTES.txt")
             for doc in yaml.safe_load_all(text) if doc]
 
@@ -153,7 +156,8 @@ def test_every_pod_is_non_root_read_only_and_probed(chart: helm.Chart, name: str
         assert security["capabilities"] == {"drop": ["ALL"]}
         mounts = {m["mountPath"]: m["name"] for m in box["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert "emptyDir" in volumes[mounts["/var/lib/hutong"]]  # the data dir is writable
+        data = volumes[mounts["/var/lib/hutong"]]  # the data dir is writable
+        assert "emptyDir" in data or "persistentVolumeClaim" in data
         assert "emptyDir" in volumes[mounts["/tmp"]]
         assert {p["name"] for p in box["ports"]} >= {"http"}
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -167,6 +171,7 @@ def test_the_default_objects(chart: helm.Chart) -> None:
     docs = render(chart)
     assert {d["kind"] for d in docs} == {"Deployment", "Service", "ConfigMap", "Secret",
                                          "PodDisruptionBudget", "ServiceAccount"}
+    assert deployments(docs)["connectors"]["spec"]["replicas"] == 1
     services = kinds(docs, "Service")
     assert set(services) == {"hub-hutong-mllp", "hub-hutong-ingest", "hub-hutong-api"}
     ports = {name: {p["name"]: p["port"] for p in s["spec"]["ports"]}
@@ -250,7 +255,7 @@ def test_secrets_stay_out_of_configmaps_and_pod_specs(chart: helm.Chart) -> None
 
 
 def test_existing_secrets_are_referenced_not_copied(chart: helm.Chart) -> None:
-    docs = render(chart, ALL_EXAMPLES)
+    docs = render(chart, ALL_EXAMPLES)  # warehouse.existingSecret wins over BASE's key
     (secret,) = kinds(docs, "Secret").values()
     assert set(secret.get("data") or {}) == set()  # everything comes from the named Secrets
     sinks = env_names(deployments(docs)["sinks"])
@@ -266,6 +271,83 @@ def test_existing_secrets_are_referenced_not_copied(chart: helm.Chart) -> None:
         "sasl.username": "hutong", "ssl.ca.location": "/etc/hutong/kafka-ca/ca.crt"}
     assert config["HUTONG_CLICKHOUSE_CLUSTER"] == "regional"
     assert "HUTONG_SCHEMA_REGISTRY_URL" not in config
+
+
+def test_the_pseudonym_key_is_never_made_up(chart: helm.Chart) -> None:
+    """It seeds the warehouse's pseudonyms and the EMPI ids: a new one each render (helm
+    template, a GitOps sync) would silently split every patient in two."""
+    with pytest.raises(helm.HelmRenderError, match=r"warehouse.pseudonymKey.*required"):
+        chart.render({}, name="hub", namespace="health")
+    named = render(chart, {"warehouse": {"pseudonymKey": "", "existingSecret": "pseudonyms",
+                                         "existingSecretKey": "key"}})
+    (secret,) = kinds(named, "Secret").values()
+    assert "pseudonym-key" not in (secret.get("data") or {})
+    assert env_names(deployments(named)["streams"])["HUTONG_PSEUDONYM_KEY"]["valueFrom"][
+        "secretKeyRef"] == {"name": "pseudonyms", "key": "key"}
+
+
+def _sums(docs: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(d["spec"]["template"]["metadata"]["annotations"]["checksum/config"],
+             d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"])
+            for d in deployments(docs).values()}
+
+
+def test_a_render_is_the_same_every_time_and_so_are_the_checksums(chart: helm.Chart) -> None:
+    first, again = render(chart), render(chart)
+    assert first == again
+    assert len(_sums(first)) == 1  # every Deployment carries the same sums
+    (secret,) = kinds(first, "Secret").values()
+    assert base64.b64decode(secret["data"]["pseudonym-key"]).decode() == "test-pseudonym-key"
+    changed = render(chart, {"auth": {"apiToken": "another"}})
+    assert len(_sums(changed)) == 1 and _sums(changed) != _sums(first)
+
+
+@pytest.mark.parametrize("key", [
+    "sasl.password", "ssl.key.password", "ssl.keystore.password", "ssl.key.pem", "ssl_key",
+    "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+])
+def test_secret_librdkafka_settings_never_go_to_the_configmap(chart: helm.Chart,
+                                                              key: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=re.escape(f"/kafka/config/{key}")):
+        chart.validate_schema({"kafka": {"config": {key: "s3cret"}}})
+
+
+def test_settings_that_are_not_secret_stay_in_the_configmap(chart: helm.Chart) -> None:
+    chart.validate_schema({"kafka": {"config": {
+        "security.protocol": "SSL", "ssl.ca.location": "/etc/ca.crt",
+        "ssl.certificate.pem": "-----BEGIN CERTIFICATE-----", "ssl.keystore.location": "/k.p12",
+        "sasl.username": "hub", "sasl.oauthbearer.client.id": "hub",
+        "sasl.oauthbearer.token.endpoint.url": "https://idp.example/token"}}})
+
+
+def test_secret_librdkafka_settings_come_from_the_secret(
+        chart: helm.Chart, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = render(chart, {"kafka": {
+        "config": {"security.protocol": "SSL"}, "caSecret": "kafka-ca",
+        "secretConfig": {"ssl.key.pem": "-----BEGIN PRIVATE KEY----- key-1",
+                         "ssl.key.password": "key-pw-2"}}})
+    outside = yaml.safe_dump([d for d in docs if d["kind"] != "Secret"], allow_unicode=True)
+    assert "key-1" not in outside and "key-pw-2" not in outside
+    assert "HUTONG_KAFKA_CONFIG" not in kinds(docs, "ConfigMap")["hub-hutong"]["data"]
+    (secret,) = kinds(docs, "Secret").values()
+    config = base64.b64decode(secret["data"]["kafka-config"]).decode()
+    assert json.loads(config) == {
+        "security.protocol": "SSL", "ssl.ca.location": "/etc/hutong/kafka-ca/ca.crt",
+        "ssl.key.pem": "-----BEGIN PRIVATE KEY----- key-1", "ssl.key.password": "key-pw-2"}
+    for component, deployment in deployments(docs).items():
+        assert env_names(deployment)["HUTONG_KAFKA_CONFIG"]["valueFrom"]["secretKeyRef"] == {
+            "name": "hub-hutong", "key": "kafka-config"}, component
+    for variable in [v for v in os.environ if v.startswith(ENV_PREFIX)]:
+        monkeypatch.delenv(variable)
+    for variable, value in _pod_environment(docs, "connectors").items():
+        monkeypatch.setenv(variable, config if variable == "HUTONG_KAFKA_CONFIG" else value)
+    assert load_settings().kafka_client_config()["ssl.key.password"] == "key-pw-2"
+    overlap = re.escape("security.protocol is set in kafka.config")
+    with pytest.raises(helm.HelmRenderError, match=overlap):
+        chart.render(_merged(BASE, {"kafka": {"config": {"security.protocol": "SSL"},
+                                              "secretConfig": {"security.protocol": "SSL"}}}),
+                     name="hub")
 
 
 def test_mllp_over_tls_mounts_the_certificates(chart: helm.Chart) -> None:
@@ -284,10 +366,10 @@ def test_mllp_over_tls_mounts_the_certificates(chart: helm.Chart) -> None:
     assert mllp["type"] == "LoadBalancer" and mllp["externalTrafficPolicy"] == "Local"
     assert "HUTONG_MLLPS_PORT" not in env_names(deployments(docs)["api"])
     with pytest.raises(helm.HelmRenderError, match="secretName"):
-        chart.render({"mllp": {"tls": {"enabled": True}}}, name="hub")
+        chart.render(_merged(BASE, {"mllp": {"tls": {"enabled": True}}}), name="hub")
 
 
-def test_autoscaling_only_for_the_stateless_parts(chart: helm.Chart) -> None:
+def test_autoscaling_only_for_connectors_and_the_api(chart: helm.Chart) -> None:
     docs = render(chart, {"connectors": {"autoscaling": {"enabled": True}},
                           "api": {"autoscaling": {"enabled": True, "maxReplicas": 9}}})
     hpas = kinds(docs, "HorizontalPodAutoscaler")
@@ -303,9 +385,54 @@ def test_autoscaling_only_for_the_stateless_parts(chart: helm.Chart) -> None:
             chart.validate_schema({part: {"autoscaling": {"enabled": True}}})
 
 
+def test_one_connectors_pod_and_no_autoscaling_by_default(chart: helm.Chart) -> None:
+    """Receipts (resends, reused control ids) and the intake audit log are per pod."""
+    docs = render(chart)
+    assert deployments(docs)["connectors"]["spec"]["replicas"] == 1
+    assert not kinds(docs, "HorizontalPodAutoscaler") and not kinds(docs,
+                                                                   "PersistentVolumeClaim")
+    schema = json.loads((CHART / "values.schema.json").read_text("utf-8"))
+    assert "receipts" in schema["properties"]["connectors"]["description"]
+    assert "per pod" in (ROOT / "helm" / "README.md").read_text("utf-8")
+
+
+def test_connectors_persistence_keeps_the_data_dir(chart: helm.Chart) -> None:
+    docs = render(chart, {"connectors": {"persistence": {"enabled": True, "size": "20Gi",
+                                                         "storageClass": "fast"}}})
+    (claim,) = kinds(docs, "PersistentVolumeClaim").values()
+    assert claim["metadata"]["name"] == "hub-hutong-connectors-data"
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "storageClassName": "fast",
+                             "resources": {"requests": {"storage": "20Gi"}}}
+    connectors = deployments(docs)["connectors"]
+    volumes = {v["name"]: v for v in connectors["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "persistentVolumeClaim": {
+        "claimName": "hub-hutong-connectors-data"}}
+    assert connectors["spec"]["strategy"] == {"type": "Recreate"}
+    assert connectors["spec"]["replicas"] == 1
+    for other in ("streams", "sinks", "api"):
+        pod = deployments(docs)[other]["spec"]["template"]["spec"]
+        assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}["data"]
+        assert "strategy" not in deployments(docs)[other]["spec"]
+    mine = render(chart, {"connectors": {"persistence": {"enabled": True,
+                                                         "existingClaim": "audit-disk"}}})
+    assert not kinds(mine, "PersistentVolumeClaim")
+    volumes = {v["name"]: v for v in deployments(mine)["connectors"]["spec"]["template"][
+        "spec"]["volumes"]}
+    assert volumes["data"]["persistentVolumeClaim"] == {"claimName": "audit-disk"}
+
+
+@pytest.mark.parametrize("more", [{"replicas": 2}, {"autoscaling": {"enabled": True}}])
+def test_connectors_persistence_is_for_one_pod(chart: helm.Chart, more: dict[str, Any]) -> None:
+    values = _merged(BASE, {"connectors": {"persistence": {"enabled": True}, **more}})
+    one = re.escape("connectors.persistence keeps one data dir")
+    with pytest.raises(helm.HelmRenderError, match=one):
+        chart.render(values, name="hub")
+
+
 def test_stream_workers_are_bounded_by_partitions(chart: helm.Chart) -> None:
     with pytest.raises(helm.HelmRenderError, match=r"exceeds kafka.partitions \(6\)"):
-        chart.render({"streams": {"replicas": 4, "workersPerPod": 2}}, name="hub")
+        chart.render(_merged(BASE, {"streams": {"replicas": 4, "workersPerPod": 2}}), name="hub")
     docs = render(chart, {"kafka": {"partitions": 8}, "streams": {"replicas": 4,
                                                                    "workersPerPod": 2}})
     assert env_names(deployments(docs)["streams"])["HUTONG_STREAMS_WORKERS"]["value"] == "2"
@@ -324,9 +451,8 @@ def test_a_disabled_component_renders_nothing(chart: helm.Chart) -> None:
 def test_monitoring_objects_only_when_enabled(chart: helm.Chart, toggle: str) -> None:
     kind = {"serviceMonitor": "ServiceMonitor", "podMonitor": "PodMonitor",
             "prometheusRule": "PrometheusRule", "grafanaDashboard": "ConfigMap"}[toggle]
-    key = {"warehouse": {"pseudonymKey": "k"}}  # else each render makes a new one
-    off = render(chart, key)
-    on = render(chart, {**key, "monitoring": {toggle: {"enabled": True}}})
+    off = render(chart)
+    on = render(chart, {"monitoring": {toggle: {"enabled": True}}})
     added = [d for d in on if d not in off]
     assert {d["kind"] for d in added} - {"Service"} == {kind}
     for doc in added:
@@ -450,19 +576,53 @@ def test_the_rendered_prometheus_rule_is_the_file(chart: helm.Chart, tmp_path: P
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_thresholds_and_runbook_base_come_from_values(chart: helm.Chart) -> None:
+def _alerts(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    (rule,) = kinds(docs, "PrometheusRule").values()
+    return {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+
+
+def test_thresholds_are_written_into_each_alert_and_runbooks_get_the_base(
+        chart: helm.Chart) -> None:
     docs = render(chart, {"monitoring": {"prometheusRule": {
         "enabled": True, "runbookBaseUrl": "https://git.example.org/hutong/-/blob/main/",
         "thresholds": {"facilitySilentMinutes": 90, "errorRatio": 0.2,
-                       "criticalUnacknowledgedMinutes": 10}}}})
-    (rule,) = kinds(docs, "PrometheusRule").values()
-    rules = {r.get("record") or r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
-    assert rules["hutong:alert_threshold:facility_silent_seconds"]["expr"] == "vector(5400)"
-    assert rules["hutong:alert_threshold:error_ratio"]["expr"] == "vector(0.2)"
-    assert rules["hutong:alert_threshold:critical_unacknowledged_seconds"]["expr"] == \
-        "vector(600)"
+                       "consumerLagMessages": 2500000, "criticalUnacknowledgedMinutes": 10}}}})
+    rules = _alerts(docs)
+    assert "> 5400  # threshold facility_silent_seconds" in rules["HutongFacilitySilent"]["expr"]
+    assert "> 0.2  # threshold error_ratio" in rules["HutongFacilityErrorRate"]["expr"]
+    assert "> 2500000  # threshold consumer_lag_messages" in \
+        rules["HutongConsumerLagGrowing"]["expr"]  # not 2.5e+06
+    assert "> 600  # threshold critical_unacknowledged_seconds" in \
+        rules["HutongCriticalValueUnacknowledged"]["expr"]
+    assert "> 600  # threshold sink_stalled_seconds" in rules["HutongSinkStalled"]["expr"]
     assert rules["HutongSinkStalled"]["annotations"]["runbook_url"] == (
         "https://git.example.org/hutong/-/blob/main/docs/operations.md#hutongsinkstalled")
+
+
+def test_two_releases_rules_share_no_series(chart: helm.Chart) -> None:
+    """Recording rules have no release label: two releases in one Prometheus would write
+    the same series, each with its own threshold. The rules record nothing."""
+    assert all("record" not in rule for rule in _rules())
+    for release, silent in (("north", 30), ("south", 120)):
+        rendered = chart.render(_merged(BASE, {"monitoring": {"prometheusRule": {
+            "enabled": True, "thresholds": {"facilitySilentMinutes": silent}}}}),
+            name=release, namespace="health")
+        docs = [d for name, text in rendered.items() if not name.endswith("NOTES.txt")
+                for d in yaml.safe_load_all(text) if d]
+        (rule,) = kinds(docs, "PrometheusRule").values()
+        groups = rule["spec"]["groups"]
+        assert all("record" not in r for g in groups for r in g["rules"])
+        assert "hutong:" not in yaml.safe_dump(groups)
+        assert f"> {silent * 60}  # threshold" in _alerts(docs)["HutongFacilitySilent"]["expr"]
+
+
+def test_every_threshold_marker_of_the_rule_file_is_a_value() -> None:
+    markers = set(re.findall(r"\d\s+# threshold (\w+)", RULES.read_text("utf-8")))
+    values = yaml.safe_load((CHART / "values.yaml").read_text("utf-8"))
+    assert markers == {"facility_silent_seconds", "error_ratio", "consumer_lag_messages",
+                       "dead_letters", "critical_unacknowledged_seconds",
+                       "sink_stalled_seconds", "ack_latency_seconds"}
+    assert len(values["monitoring"]["prometheusRule"]["thresholds"]) == len(markers)
 
 
 def _anchors(markdown: str) -> set[str]:

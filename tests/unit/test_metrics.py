@@ -11,7 +11,9 @@ from prometheus_client import CollectorRegistry, generate_latest, values
 from connectors.facilities import Facility, FacilityRegistry, Peer
 from hutong.metrics import Metrics, StageMetrics
 from hutong.metrics.children import merge_families, prepare_dir
+from hutong.metrics.labels import MESSAGE_TYPES, STAGES, stream_stage
 from producers.intake import Intake
+from streams.topology import INPUT_TOPICS
 
 from .test_intake import NOW, ORU, Recorder
 
@@ -142,3 +144,39 @@ def test_every_promised_metric_is_declared_and_documented() -> None:
     for name, kind in PROMISED.items():
         assert f"# TYPE {name} {kind}" in text, name
         assert f"`{name}`" in operations, name
+
+
+def test_declared_stages_count_dead_letters_from_zero() -> None:
+    """A counter series born at its first letter shows Prometheus no increase(); each
+    process exports its own stages at 0 from the start (the hub beside its workers)."""
+    metrics = Metrics()
+    assert sample(metrics, "hutong_dead_letters_total", stage="producer") == 0.0
+    assert metrics.registry.get_sample_value("hutong_dead_letters_total",
+                                             {"stage": "producer"}) is None
+    metrics.stages.declare("producer", "warehouse-sink")
+    text = generate_latest(metrics.registry).decode()
+    assert 'hutong_dead_letters_total{stage="producer"} 0.0' in text
+    assert 'hutong_dead_letters_total{stage="warehouse-sink"} 0.0' in text
+    assert 'stage="empi"' not in text  # a stream worker's stage: declared there, not twice
+
+
+def test_the_stream_workers_declare_the_stages_their_letters_count_under() -> None:
+    source = (Path(__file__).parents[2] / "streams" / "app.py").read_text("utf-8")
+    assert "metered.declare(*sorted({stream_stage(topic) for topic in INPUT_TOPICS}))" in source
+    assert {stream_stage(topic) for topic in INPUT_TOPICS} == {"empi", "alerts"} <= set(STAGES)
+
+
+def test_registered_facilities_export_refusals_from_zero() -> None:
+    metrics = Metrics()
+    metrics.declare_facilities(["FAC1", "FAC2"])
+    name = "hutong_facility_messages_total"
+    for facility in ("FAC1", "FAC2"):
+        for kind in MESSAGE_TYPES:
+            assert metrics.registry.get_sample_value(
+                name, {"facility": facility, "message_type": kind, "outcome": "AE"}) == 0.0
+            assert metrics.registry.get_sample_value(
+                name, {"facility": facility, "message_type": kind, "outcome": "AR"}) == 0.0
+    assert metrics.registry.get_sample_value(
+        name, {"facility": "FAC1", "message_type": "ORU", "outcome": "AA"}) is None
+    assert metrics.registry.get_sample_value(
+        name, {"facility": "unregistered", "message_type": "ORU", "outcome": "AE"}) is None

@@ -59,3 +59,15 @@ def test_the_ledger_keeps_the_last_retry_of_the_latest_letters() -> None:
     ledger.put(retried("c"))
     assert ledger.get("b") is None
     assert [ledger.get(x).outcome for x in ("a", "c")] == ["AA", "AA"]  # type: ignore[union-attr]
+
+
+def test_letters_whose_last_retry_became_events_are_accepted() -> None:
+    ledger = RetryLedger()
+    ledger.put(retried("a"))
+    ledger.put(retried("b", "AE"))
+    ledger.put(retried("c", "AR"))
+    ledger.put(retried("d", "AE"))
+    ledger.put(retried("d"))  # failed once, then accepted
+    assert ledger.accepted() == {"a", "d"}
+    ledger.put(retried("a", "AE"))  # only the last retry counts
+    assert ledger.accepted() == {"d"}

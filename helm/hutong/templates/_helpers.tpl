@@ -77,3 +77,48 @@ when it comes from an existingSecret: inline it is a plain setting in the Config
 {{- $block := include "hutong.block" (dict "root" .root "path" .item.block) | fromJson }}
 {{- if and .item.value (not $block.existingSecret) }}{{ index $block .item.value | default "" }}{{ end }}
 {{- end }}
+
+{{/*
+The librdkafka settings of every client (HUTONG_KAFKA_CONFIG), as JSON: kafka.config,
+ssl.ca.location when kafka.caSecret is mounted, and kafka.secretConfig. With any
+secretConfig the whole of it is a secret (the chart's Secret, key kafka-config);
+without, it is in the ConfigMap.
+*/}}
+{{- define "hutong.kafkaConfig" -}}
+{{- $config := dict }}
+{{- range $name, $value := .Values.kafka.config }}
+{{- $_ := set $config $name (toString $value) }}
+{{- end }}
+{{- if and .Values.kafka.caSecret (not (hasKey $config "ssl.ca.location")) }}
+{{- $_ := set $config "ssl.ca.location" "/etc/hutong/kafka-ca/ca.crt" }}
+{{- end }}
+{{- range $name, $value := .Values.kafka.secretConfig }}
+{{- if hasKey $.Values.kafka.config $name }}
+{{- fail (printf "kafka.%s is set in kafka.config and kafka.secretConfig: keep it in one" $name) }}
+{{- end }}
+{{- $_ := set $config $name (toString $value) }}
+{{- end }}
+{{- toJson $config }}
+{{- end }}
+
+{{/*
+The warehouse pseudonym key when the chart's Secret holds it: warehouse.pseudonymKey,
+or the key an earlier install generated (kept, lookup); "" when warehouse.existingSecret
+names it. It seeds the warehouse's pseudonyms and the EMPI ids, so it is never made up
+here: without one the chart stops (also in `helm template`, where lookup sees nothing).
+*/}}
+{{- define "hutong.pseudonymKey" -}}
+{{- $w := .Values.warehouse }}
+{{- if not $w.existingSecret }}
+{{- if $w.pseudonymKey }}
+{{- $w.pseudonymKey }}
+{{- else }}
+{{- $previous := lookup "v1" "Secret" .Release.Namespace (include "hutong.fullname" .) }}
+{{- $kept := dig "data" "pseudonym-key" "" ($previous | default dict) }}
+{{- if not $kept }}
+{{- fail "warehouse.pseudonymKey (or warehouse.existingSecret) is required: the key seeds the warehouse's pseudonyms and the EMPI ids, so it must be chosen once and never change. Make one (openssl rand -base64 36), keep it in a Secret you manage and name it in warehouse.existingSecret, or set warehouse.pseudonymKey" }}
+{{- end }}
+{{- b64dec $kept }}
+{{- end }}
+{{- end }}
+{{- end }}

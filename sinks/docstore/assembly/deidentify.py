@@ -8,7 +8,10 @@ where                                   what
 ``recordTarget`` (all of it but         every ``id``, ``name``, ``addr`` and ``telecom``
 ``providerOrganization``)               becomes an empty element with nullFlavor ``MSK``;
                                         ``birthTime`` keeps only the year; a guardian
-                                        inside it is covered the same way
+                                        inside it is covered the same way; so is any
+                                        element not known to identify nobody (a
+                                        facility's own ``<mobile>``), see
+                                        ``_KEPT_IN_TARGET``
 ``participant/associatedEntity``,       person names, ``addr`` and ``telecom`` masked;
 ``informant/relatedEntity``             ids too, except for a ``REF`` participant (the
                                         ordering clinician)
@@ -42,6 +45,15 @@ MASK = "***"
 
 _IDENTITY_TAGS = frozenset({"id", "name", "addr", "telecom"})
 _CONTACT_TAGS = frozenset({"name", "addr", "telecom"})
+#: What ``recordTarget`` keeps besides the masked identity: its structure, and codes that
+#: identify nobody. Any other element there is masked like an identity element.
+_KEPT_IN_TARGET = frozenset({
+    "recordTarget", "patientRole", "patient", "guardian", "guardianPerson",
+    "guardianOrganization", "birthplace", "place", "languageCommunication",
+    "administrativeGenderCode", "birthTime", "maritalStatusCode", "ethnicGroupCode",
+    "raceCode", "religiousAffiliationCode", "languageCode", "modeCode", "proficiencyLevelCode",
+    "preferenceInd", "deceasedInd", "age", "patientType", "patienttypeCode", "code",
+})
 
 
 def _q(tag: str) -> str:
@@ -85,15 +97,26 @@ def _mask(element: Element) -> None:
     element.set("nullFlavor", "MSK")
 
 
+def _attached(element: Element, target: Element) -> bool:
+    """Whether ``element`` is still under ``target`` (not inside an element masked before)."""
+    parent = element.getparent()
+    while parent is not None and parent is not target:
+        parent = parent.getparent()
+    return parent is target or element is target
+
+
 def _record_targets(document: Element, found: set[str]) -> None:
     for target in document.iter(_q("recordTarget")):
         for element in list(target.iter()):
-            if _inside(element, target, "providerOrganization"):
+            if not _attached(element, target) or _inside(element, target,
+                                                         "providerOrganization"):
                 continue
-            if _local(element) in _IDENTITY_TAGS and not _inside(element, target, "name"):
+            local = _local(element)
+            if local in _IDENTITY_TAGS or (local not in _KEPT_IN_TARGET and isinstance(
+                    element.tag, str) and local != "providerOrganization"):
                 _remember(element, found)
                 _mask(element)
-            elif _local(element) == "birthTime" and element.get("value"):
+            elif local == "birthTime" and element.get("value"):
                 element.set("value", str(element.get("value"))[:4])
 
 
