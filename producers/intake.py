@@ -32,7 +32,13 @@ from connectors.facilities import FacilityRegistry, Peer, Refusal
 from hutong.audit import AuditLog
 from hutong.errors import DeliveryError, HL7Error, ValidationError
 from hutong.metrics import Metrics
-from hutong.metrics.labels import FacilityLabels, message_type, refusal_reason, reject_reason
+from hutong.metrics.labels import (
+    UNREGISTERED,
+    FacilityLabels,
+    message_type,
+    refusal_reason,
+    reject_reason,
+)
 from hutong.ratelimit import KeyedLimiter
 from producers.hl7v2.ack import build_ack, build_ack_for_unparseable
 from producers.hl7v2.ackmode import acknowledgements
@@ -245,8 +251,10 @@ class Intake:
             log.warning("%s message from %s refused: %s", peer.transport,
                         peer.address or "-", refusal.reason)
         self._metrics.refused.labels(peer.transport).inc()
+        # Counted under the facility the connection proved, never the one MSH-4 claims:
+        # a stranger claiming a real facility must not raise that facility's error rate.
         self._count(adapted, "AR", started, "unauthorised",
-                    facility=peer.facility_id or adapted.facility_id)
+                    facility=peer.facility_id or UNREGISTERED)
         error = HL7Error(f"not authorised: {refusal.reason}", location="MSH-4", code="207")
         adapted.events = []
         adapted.fail(error, "AR")

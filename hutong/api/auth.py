@@ -75,7 +75,23 @@ def caller(request: Request) -> Principal:
     if request.client is None or request.client.host not in _LOOPBACK:
         raise HTTPException(403, "requests from other hosts need users (HUTONG_USERS_FILE) "
                                  "or HUTONG_API_TOKEN to be set")
+    if not _same_site(request):
+        # A web page open in this machine's browser may send requests here, or rebind a
+        # name to 127.0.0.1: without a token, only the hub's own pages and tools act.
+        raise HTTPException(403, "a cross-site request needs a bearer token")
     return LOCAL
+
+
+def _same_site(request: Request) -> bool:
+    """No ``Origin`` (curl, the CLI) or the hub's own; and a Host that is this machine."""
+    host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]")
+    if host and host not in _LOOPBACK:
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]") in _LOOPBACK and \
+        origin.split("://", 1)[-1] == request.headers.get("host", "")
 
 
 def require(*roles: str) -> Callable[[Request], Principal]:

@@ -93,3 +93,19 @@ def test_clinicians_acknowledge_alerts_as_themselves(client: httpx.Client, who: 
                                                      status: int) -> None:
     answer = client.post("/api/v1/alerts/A-1/ack", headers=as_(who), json={"by": by})
     assert answer.status_code == status, answer.text
+
+
+def test_without_users_only_this_machine_and_not_other_sites(warehouse: Warehouse) -> None:
+    """No users configured (a development hub): this machine's tools act as ``local``, but
+    a web page in its browser (another Origin) or a rebound name (another Host) does not."""
+    with serve(create_api(Metrics(), warehouse=warehouse)) as url, \
+            httpx.Client(base_url=url, timeout=30) as http:
+        query = {"query": "SELECT 1 AS one"}
+        assert http.post("/api/v1/sql", json=query).status_code == 200
+        same = url.removeprefix("http://")
+        assert http.post("/api/v1/sql", json=query,
+                         headers={"Origin": f"http://{same}"}).status_code == 200
+        assert http.post("/api/v1/sql", json=query,
+                         headers={"Origin": "http://evil.example"}).status_code == 403
+        assert http.post("/api/v1/sql", json=query,
+                         headers={"Host": "rebound.example"}).status_code == 403

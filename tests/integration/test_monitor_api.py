@@ -180,7 +180,7 @@ async def test_without_users_this_machine_is_admin_and_other_hosts_are_refused(
     app = api(warehouse, with_users=False)
     for host, expected in (("127.0.0.1", 200), ("10.20.0.5", 403)):
         transport = httpx.ASGITransport(app=app, client=(host, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             assert (await http.get("/api/v1/monitor/facilities")).status_code == expected
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from connectors.facilities import Facility, FacilityRegistry, Peer
 from hutong.audit import AuditLog
@@ -223,3 +224,16 @@ def test_refusals_from_one_address_are_audited_at_a_bounded_rate(tmp_path: Path)
     assert [e["address"] for e in entries] == ["192.0.2.9"] * 3 + ["192.0.2.10", "192.0.2.9"]
     assert entries[-1]["left_out"] == 47
     assert metrics.audit_suppressed.labels("intake.refused")._value.get() == 47
+
+
+def test_a_stranger_claiming_a_facility_is_not_counted_against_it(tmp_path: Path) -> None:
+    registry = FacilityRegistry([Facility(id="FAC1", mllp_sources=["10.0.0.0/8"])])
+    metrics = Metrics()
+    intake = Intake(Recorder(), metrics, registry=registry,  # type: ignore[arg-type]
+                    audit=AuditLog(tmp_path / "audit"), clock=lambda: NOW)
+    claim = "MSH|^~\\&|LIS|FAC1|HUTONG|R|20261120||ORU^R01|X1|P|2.4\rPID|1||P1\r"
+    receipt = asyncio.run(intake.receive(claim.encode(), Peer("mllp", "203.0.113.66")))
+    assert receipt.code == "AR"
+    exposition = generate_latest(metrics.registry).decode()
+    assert 'facility="FAC1",message_type="ORU",outcome="AR"} 1.0' not in exposition
+    assert 'facility="unregistered",message_type="ORU",outcome="AR"} 1.0' in exposition
