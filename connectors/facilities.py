@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hutong.errors import ConfigError, quoted
+from hutong.yamlfile import load_model
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
 
 __all__ = [
@@ -183,17 +183,7 @@ class FacilityRegistry:
         """Read the registry file; a missing ``path`` is an empty registry."""
         if path is None:
             return cls(open_intake=open_intake)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            parsed = _RegistryFile.model_validate(data)
-        except OSError as exc:
-            raise ConfigError(f"facility registry {path}: cannot read ({exc.strerror})") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"facility registry {path}: not YAML ({exc})") from exc
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                 for e in exc.errors())
-            raise ConfigError(f"facility registry {path}: {problems}") from exc
+        parsed = load_model(path, _RegistryFile, "facility registry")
         return cls(parsed.facilities, open_intake=open_intake)
 
     def __len__(self) -> int:

@@ -35,6 +35,7 @@ from pydantic_settings import (
 
 from hutong.components import COMPONENTS, Plan, partial_set_problem, plan
 from hutong.errors import ConfigError
+from hutong.yamlfile import validation_problems
 
 __all__ = ["ENV_PREFIX", "URL_FIELDS", "Settings", "load_settings", "mask_url"]
 
@@ -322,21 +323,22 @@ class Settings(BaseSettings):
                              "client certificates)")
         return self
 
+    def _file_in_use(self, setting: Path | None, name: str) -> Path | None:
+        """``setting`` when set, else ``<data_dir>/<name>`` if that file exists."""
+        if setting is not None:
+            return setting
+        default = self.data_dir / name
+        return default if default.is_file() else None
+
     @property
     def facility_registry_path(self) -> Path | None:
         """The registry file in use: the setting, else ``<data_dir>/facilities.yaml`` if any."""
-        if self.facilities_file is not None:
-            return self.facilities_file
-        default = self.data_dir / "facilities.yaml"
-        return default if default.is_file() else None
+        return self._file_in_use(self.facilities_file, "facilities.yaml")
 
     @property
     def users_path(self) -> Path | None:
         """The users file in use: the setting, else ``<data_dir>/users.yaml`` if any."""
-        if self.users_file is not None:
-            return self.users_file
-        default = self.data_dir / "users.yaml"
-        return default if default.is_file() else None
+        return self._file_in_use(self.users_file, "users.yaml")
 
     @property
     def plan(self) -> Plan:
@@ -421,8 +423,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from exc
+        raise ConfigError(
+            f"invalid settings: {validation_problems(exc, root='settings')}") from exc

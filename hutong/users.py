@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from connectors.facilities import hash_api_key, new_api_key
 from hutong.errors import ConfigError
+from hutong.yamlfile import load_model
 
 __all__ = ["ROLES", "Principal", "Role", "User", "Users", "add_user", "new_token"]
 
@@ -102,16 +103,7 @@ class Users:
         """Read the users file; None (no file) gives only the ``api_token`` user, if any."""
         if path is None:
             return cls(api_token=api_token)
-        try:
-            parsed = _UsersFile.model_validate(yaml.safe_load(path.read_text("utf-8")) or {})
-        except OSError as exc:
-            raise ConfigError(f"cannot read the users file {path}: {exc.strerror}") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"users file {path} is not valid YAML: {exc}") from exc
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                                 for err in exc.errors())
-            raise ConfigError(f"users file {path}: {problems}") from exc
+        parsed = load_model(path, _UsersFile, "users file")
         names = [user.name for user in parsed.users]
         if len(set(names)) != len(names):
             raise ConfigError(f"users file {path}: a name appears twice")

@@ -42,8 +42,8 @@ CAMPAIGN = _PROFILE == "campaign"
 TIMEOUT = pytest.mark.timeout(3 * 3600 if CAMPAIGN else 180)
 
 for _name, _scale in _SCALE.items():
-    settings.register_profile(
-        f"hutong-fuzz-{_name}", deadline=None, print_blob=True,
+    settings.register_profile(  # CI derandomized: the same examples every run
+        f"hutong-fuzz-{_name}", deadline=None, print_blob=True, derandomize=_name == "ci",
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                HealthCheck.filter_too_much, HealthCheck.large_base_example])
 

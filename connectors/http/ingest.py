@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 
 from connectors.batch import process_batch
 from connectors.facilities import FacilityRegistry, Peer
+from connectors.http.body import read_limited
 from producers.cda.adapter import adapt_cda
 from producers.intake import Intake, Receipt
 from producers.json_events import adapt_json
@@ -76,19 +77,12 @@ async def _arrival(request: Request, authorization: str | None, api_key: str | N
 
 
 async def _body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    body = await read_limited(request, limit)
+    if body is None:
         raise HTTPException(413, f"body over the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"body over the {limit}-byte limit")
-        chunks.append(chunk)
-    if not size:
+    if not body:
         raise HTTPException(400, "empty body")
-    return b"".join(chunks)
+    return body
 
 
 def _answer(receipt: Receipt, **extra: Any) -> JSONResponse:

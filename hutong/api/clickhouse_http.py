@@ -37,6 +37,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
+from connectors.http.body import read_limited
 from hutong.api.clickhouse_protocol import (
     ClickHouseError,
     Credentials,
@@ -211,17 +212,10 @@ def create_clickhouse_http(warehouse: Warehouse, users: Users,
 
 
 async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_QUERY_BYTES:
+    body = await read_limited(request, MAX_QUERY_BYTES)
+    if body is None:
         raise ClickHouseError(229, f"The query is larger than {MAX_QUERY_BYTES} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_QUERY_BYTES:
-            raise ClickHouseError(229, f"The query is larger than {MAX_QUERY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 def _error(code: int, message: str, version: str, headers: dict[str, str]) -> Response:

@@ -69,14 +69,22 @@ def visit_number(pv1: Segment | None) -> str | None:
     return (pv1.get(19, 1).strip() or None) if pv1 is not None else None
 
 
+#: The largest whole number an event field holds (an Avro ``int``).
+MAX_WHOLE_NUMBER = 2**31 - 1
+
+
 def whole_number(seg: Segment, n: int) -> int | None:
-    """A field holding a whole number (SI, or NM used as a rank): None when empty, else 102."""
+    """A field holding a whole number (SI, or NM used as a rank): None when empty; 102 when
+    it is not one, or too large for the event field (an Avro ``int``)."""
     text = seg.get(n).strip()
     if not text:
         return None
     if not (text.isascii() and text.isdigit()):
         raise ValidationError(f"{seg.name}-{n} is not a whole number", location=seg.location(n),
                               code="102")
+    if len(text) > 10 or int(text) > MAX_WHOLE_NUMBER:
+        raise ValidationError(f"{seg.name}-{n} is too large (at most {MAX_WHOLE_NUMBER})",
+                              location=seg.location(n), code="102")
     return int(text)
 
 

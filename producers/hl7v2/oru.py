@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
-from producers.hl7v2.common import Patients, make_event, provider, visit_number
+from producers.hl7v2.common import Patients, make_event, provider, visit_number, whole_number
 from producers.hl7v2.header import control_id_of
 from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
@@ -188,13 +188,10 @@ def _result(obx: Segment, position: int, warnings: list[str]) -> dict[str, Any]:
     if not test_code:
         raise ValidationError("OBX-3 observation identifier is empty",
                               location=obx.location(3), code="101")
-    set_id = obx.get(1).strip()
-    if set_id and not (set_id.isascii() and set_id.isdigit()):
-        raise ValidationError("OBX-1 set id is not a whole number", location=obx.location(1),
-                              code="102")
+    set_id = whole_number(obx, 1)
     value, numeric = obx_value(obx, value_type)
     return {
-        "set_id": int(set_id) if set_id else position,
+        "set_id": position if set_id is None else set_id,
         "test_code": test_code,
         "test_name": obx.get(3, 2) or None,
         "test_system": obx.get(3, 3) or None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["serving"]
+from .conftest import free_port
+
+__all__ = ["hub_env", "serving"]
 
 
 @contextlib.contextmanager
@@ -40,3 +43,16 @@ def serving(argv: Sequence[str], log_path: Path, ready: Callable[[], bool], *,
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+def hub_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a `hutong up` subprocess: this one without HUTONG_*, the data dir,
+    and every port free (MLLP, HTTP, embedded Kafka, the ClickHouse HTTP interface)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTONG_")}
+    env.update({
+        "HUTONG_DATA_DIR": str(data_dir), "HUTONG_KAFKA_PORT": str(free_port()),
+        "HUTONG_MLLP_HOST": "127.0.0.1", "HUTONG_MLLP_PORT": str(free_port()),
+        "HUTONG_HTTP_HOST": "127.0.0.1", "HUTONG_HTTP_PORT": str(free_port()),
+        "HUTONG_CLICKHOUSE_HTTP_PORT": str(free_port()),
+    })
+    return env

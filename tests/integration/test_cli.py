@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -15,23 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import free_port
+from .processes import hub_env
 
 pytestmark = pytest.mark.integration
 
 HUTONG = [sys.executable, "-m", "hutong"]
 DEMO_FACILITIES = Path(__file__).parents[2] / "hutong" / "demo" / "facilities.yaml"
-
-
-def hub_env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTONG_")}
-    env.update({
-        "HUTONG_DATA_DIR": str(data_dir), "HUTONG_KAFKA_PORT": str(free_port()),
-        "HUTONG_MLLP_HOST": "127.0.0.1", "HUTONG_MLLP_PORT": str(free_port()),
-        "HUTONG_HTTP_HOST": "127.0.0.1", "HUTONG_HTTP_PORT": str(free_port()),
-        "HUTONG_CLICKHOUSE_HTTP_PORT": str(free_port()),
-    })
-    return env
 
 
 def children_of(pid: int) -> set[int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -26,7 +25,8 @@ from hutong.hub import Hub
 from hutong.users import add_user
 from sinks.warehouse import open_warehouse
 
-from .conftest import RunningHub, free_port
+from .conftest import RunningHub
+from .processes import hub_env
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     tokens = {name: add_user(data_dir / "users.yaml", name, roles)
               for name, roles in (("li.analyst", ["analyst"]), ("dr.wang", ["clinician"]),
                                   ("ops", ["admin"]))}
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTONG_")}
-    env.update({
-        "HUTONG_DATA_DIR": str(data_dir), "HUTONG_KAFKA_PORT": str(free_port()),
-        "HUTONG_MLLP_HOST": "127.0.0.1", "HUTONG_MLLP_PORT": str(free_port()),
-        "HUTONG_HTTP_HOST": "127.0.0.1", "HUTONG_HTTP_PORT": str(free_port()),
-        "HUTONG_CLICKHOUSE_HTTP_PORT": str(port)})
+    env = hub_env(data_dir)
+    port = int(env["HUTONG_CLICKHOUSE_HTTP_PORT"])
     log_path = base / "up.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen([*HUTONG, "up"], env=env, stdout=log, stderr=subprocess.STDOUT)

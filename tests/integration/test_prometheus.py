@@ -10,7 +10,6 @@ time and the stream worker's stage counts (read from the worker's files by the h
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from connectors.mllp.client import MLLPClient
 from hutong.sender import ack_summary
 
 from .conftest import free_port
-from .processes import serving
+from .processes import hub_env, serving
 
 pytestmark = pytest.mark.integration
 
@@ -59,14 +58,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     data_dir = base / "var"
     data_dir.mkdir()
     shutil.copy(REPO / "hutong" / "demo" / "facilities.yaml", data_dir / "facilities.yaml")
-    http_port, mllp_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUTONG_")}
-    env.update({
-        "HUTONG_DATA_DIR": str(data_dir), "HUTONG_KAFKA_PORT": str(free_port()),
-        "HUTONG_MLLP_HOST": "127.0.0.1", "HUTONG_MLLP_PORT": str(mllp_port),
-        "HUTONG_HTTP_HOST": "127.0.0.1", "HUTONG_HTTP_PORT": str(http_port),
-        "HUTONG_CLICKHOUSE_HTTP_PORT": str(free_port())})
-    http = f"http://127.0.0.1:{http_port}"
+    env = hub_env(data_dir)
+    mllp_port = int(env["HUTONG_MLLP_PORT"])
+    http = f"http://127.0.0.1:{env['HUTONG_HTTP_PORT']}"
     with serving([sys.executable, "-m", "hutong", "up"], base / "up.log",
                  lambda: httpx.get(f"{http}/healthz", timeout=1).status_code == 200,
                  env=env, what="hutong up") as proc:
@@ -152,7 +146,7 @@ def test_prometheus_scrapes_the_hub_and_sees_the_traffic(up: Up, prometheus: str
                              'message_type="ADT",outcome="AR"} == 0')
     rejected = eventually(prometheus, "hutong_facility_rejected_total")
     assert {(s["metric"]["facility"], s["metric"]["reason"]): value(s) for s in rejected} == {
-        ("unregistered", "unauthorised"): 1, ("QSXRMYY", "internal"): 1}
+        ("unregistered", "unauthorised"): 1, ("QSXRMYY", "validation"): 1}
     assert not query(prometheus, 'hutong_facility_messages_total{facility="NOBODY"}')
 
     last = eventually(prometheus, "hutong_facility_last_message_timestamp_seconds")

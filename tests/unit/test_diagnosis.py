@@ -203,6 +203,8 @@ ERRORS = [
      "DG1[2]-3"),
     ("bad DG1-15", adt("A01", DIABETES.replace("|1|D001", "|主|D001")), "102", "DG1[1]-15"),
     ("bad DG1-1", adt("A01", DIABETES.replace("DG1|1|", "DG1|一|")), "102", "DG1[1]-1"),
+    ("DG1-1 too large (fuzzing found it)", adt("A01", DIABETES.replace(
+        "DG1|1|", "DG1|333333333333333333333333332|")), "102", "DG1[1]-1"),
     ("bad DG1-5", adt("A01", DIABETES.replace("20240115083000", "2024-01-15")), "102",
      "DG1[1]-5"),
     ("DG1 before PID", adt("A01", DIABETES).replace("PID|1|", "NTE|1|"), "100", "DG1[1]"),

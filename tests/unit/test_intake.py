@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import generate_latest
@@ -20,7 +21,7 @@ from hutong.audit import AuditLog
 from hutong.errors import DeliveryError, HL7Error
 from hutong.metrics import Metrics
 from hutong.ratelimit import KeyedLimiter
-from producers.hl7v2.adapter import Arrival, adapt
+from producers.hl7v2.adapter import MAPPERS, Arrival, adapt
 from producers.hl7v2.message import Message
 from producers.intake import Intake, Receipt
 from producers.kafka import OutRecord
@@ -62,12 +63,32 @@ def test_clean_message_is_aa_after_its_records_were_written() -> None:
     assert [r.topic for r in sent] == ["hutong.raw.hl7v2", "hutong.events.lab-result"]
 
 
-def test_event_that_does_not_fit_its_schema_is_ae_with_a_dead_letter() -> None:
-    code, msa, sent = receive(ORU.format(set_id=99999999999).encode())  # OBX-1 beyond Avro int
+def test_a_set_id_beyond_an_avro_int_is_ae_102_naming_the_field() -> None:
+    code, msa, sent = receive(ORU.format(set_id=99999999999).encode())
     assert (code, msa) == ("AE", "AE")
-    assert sent[0].topic == "hutong.dlq"
     letter = wire.decode(sent[0].value)[1]
-    assert letter["error_code"] == "207" and "99999999999" not in letter["reason"]
+    assert (sent[0].topic, letter["error_code"]) == ("hutong.dlq", "102")
+    assert "OBX-1" in letter["reason"] and "99999999999" not in letter["reason"]
+
+
+def test_an_event_that_does_not_fit_its_schema_is_ae_207_with_a_dead_letter(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The safety net under the adapters: a mapper bug that yields an event outside its
+    schema fails that message (internal error, type only), never the connection."""
+    event_type, mapper = MAPPERS[("ORU", "R01")]
+
+    def buggy(*args: Any, **kwargs: Any) -> list[Any]:
+        events = mapper(*args, **kwargs)
+        events[0]["set_id"] = 2**40  # beyond an Avro int
+        return events
+
+    monkeypatch.setitem(MAPPERS, ("ORU", "R01"), (event_type, buggy))
+    code, msa, sent = receive(ORU.format(set_id=1).encode())
+    assert (code, msa) == ("AE", "AE")
+    assert [r.topic for r in sent] == ["hutong.dlq", "hutong.raw.hl7v2"]  # no event
+    letter = wire.decode(sent[0].value)[1]
+    assert letter["error_code"] == "207"
+    assert letter["reason"].startswith("internal error") and "测试丙" not in letter["reason"]
 
 
 def test_kafka_not_confirming_is_ae_resend_and_never_aa() -> None:

@@ -28,7 +28,7 @@ def test_the_intake_counts_per_registered_facility_and_unregistered_for_the_rest
     intake = Intake(Recorder(), metrics, registry=registry,  # type: ignore[arg-type]
                     clock=lambda: NOW)
     good = ORU.format(set_id=1).encode()
-    bad = ORU.format(set_id=99999999999).encode()  # AE: OBX-1 beyond an Avro int
+    bad = ORU.format(set_id=99999999999).encode()  # AE 102: OBX-1 beyond an Avro int
     stranger = good.replace(b"|FAC1|", b"|EVIL|")
 
     async def go() -> None:
@@ -43,7 +43,7 @@ def test_the_intake_counts_per_registered_facility_and_unregistered_for_the_rest
     assert sample(metrics, facility, facility="unregistered", message_type="ORU",
                   outcome="AR") == 1
     rejected = "hutong_facility_rejected_total"
-    assert sample(metrics, rejected, facility="FAC1", reason="internal") == 1
+    assert sample(metrics, rejected, facility="FAC1", reason="validation") == 1
     assert sample(metrics, rejected, facility="unregistered", reason="unauthorised") == 2
     assert sample(metrics, "hutong_facility_bytes_total", facility="FAC1",
                   transport="mllp") == len(good) + len(bad)

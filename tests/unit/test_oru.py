@@ -251,6 +251,8 @@ ERRORS = [
     ("bad SN number", V24_CN.replace(">^100", ">^abc"), "102", "OBX[4]-5"),
     ("bad SN comparator", V24_CN.replace(">^100", "!^100"), "102", "OBX[4]-5"),
     ("bad OBX-1", V24_CN.replace("OBX|2|NM|HGB", "OBX|二|NM|HGB"), "102", "OBX[2]-1"),
+    ("OBX-1 too large", V24_CN.replace("OBX|2|NM|HGB", "OBX|2147483648|NM|HGB"), "102",
+     "OBX[2]-1"),
     ("bad OBX-14", V24_CN.replace("F|||20240115091000", "F|||2024-01-15 09:10", 1), "102",
      "OBX[3]-14"),
     ("bad OBR-7", V24_CN.replace("LAB1002|IMM^免疫^L|||20240115073000",
