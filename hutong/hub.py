@@ -498,12 +498,18 @@ class Hub:
         self.lock.release()
 
     def _stop_backbone(self) -> None:
+        # Everyone is asked first and waited for after: the stream workers' Faust
+        # shutdown (commits, leaving the group) and the sinks' last batches overlap.
+        runners = [r for r in (self.webhooks, self.document_sink, self.sink) if r is not None]
+        for child in self.streams:
+            child.request_stop()
+        for runner in runners:
+            runner.request_stop()
+        for runner in runners:
+            runner.stop()
         for child in self.streams:
             child.stop()
         self.streams.clear()
-        for runner in (self.webhooks, self.document_sink, self.sink):
-            if runner is not None:
-                runner.stop()
         self.sink = self.webhooks = self.document_sink = None
         if self.documents is not None:
             self.documents.close()

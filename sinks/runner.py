@@ -132,6 +132,10 @@ class SinkRunner:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
+    def request_stop(self) -> None:
+        """Ask the runner to finish its batch and close, without waiting for it."""
+        self._stop.set()
+
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)

@@ -57,6 +57,8 @@ _BIRTH_OTHER = 3
 _IDENTIFIER = [c.name for c in COMPARISONS].index("identifier")
 #: The deterministic rules, strongest first.
 _RULES = ("id_card", "health_card")
+#: A card a deterministic rule links on: (rule, number).
+Card = tuple[str, str]
 
 
 def empi_id_for(key: RecordKey, secret: bytes | None = None) -> str:
@@ -208,6 +210,12 @@ class MasterIndex:
         self.links: dict[RecordKey, str] = {}
         self.members: dict[str, set[RecordKey]] = defaultdict(set)
         self.blocks: dict[str, set[RecordKey]] = defaultdict(set)
+        #: card (``("id_card", number)`` or ``("health_card", number)``) -> EMPI id ->
+        #: the records of that id holding it; and EMPI id -> how many of its records hold
+        #: each card. The rules read them in time bounded by the people holding a card,
+        #: not by the records: one person's card on thousands of records stays cheap.
+        self.card_holders: dict[Card, dict[str, set[RecordKey]]] = {}
+        self.cards_of: dict[str, Counter[Card]] = {}
         self.reviews: dict[str, ReviewPair] = {}
         self.merges: list[Merge] = []
         #: EMPI ids a person said are different people (unmerge, rejected review).
@@ -291,14 +299,14 @@ class MasterIndex:
     def _relink_known(self, person: Person, empi_id: str, at: datetime) -> Outcome:
         """A known record keeps its EMPI id; a card it now shares with another id merges."""
         outcome = Outcome(empi_id)
-        for other, rule in self._card_holders(person):
-            other_id = self.links[other]
-            if other_id == self.links[person.key]:
+        for (rule, card), other_id in self._card_people(person):
+            holders = self._holders((rule, card), other_id, person.key)
+            if not holders or other_id == self.links[person.key]:
                 continue
-            if not self._consistent(person, self.records[other]) or self._cards_conflict(
+            if not self._consistent_with_any(person, holders) or self._cards_conflict(
                     self.links[person.key], other_id):
-                outcome.reviews.append(self._raise(person.key, self._candidate(person, other),
-                                                   at))
+                outcome.reviews.append(self._raise(person.key, self._candidate(
+                    person, min(holders)), at))
                 continue
             outcome.changes += self._join(self.links[person.key], other_id,
                                           reason=f"same {rule.replace('_', ' ')} number",
@@ -331,29 +339,30 @@ class MasterIndex:
         """An EMPI id proved by a card, or None and the card holders that contradict."""
         contradicted: list[_Candidate] = []
         found: list[tuple[int, int, str, str]] = []
-        for other, rule in self._card_holders(person):
-            empi_id = self.links[other]
-            if self._consistent(person, self.records[other]) and self._may_join(person,
-                                                                                empi_id):
+        for (rule, card), empi_id in self._card_people(person):
+            holders = self._holders((rule, card), empi_id, person.key)
+            if not holders:
+                continue
+            if self._may_join(person, empi_id) and self._consistent_with_any(person, holders):
                 found.append((_RULES.index(rule), self.founded.get(empi_id, 0), empi_id, rule))
             else:  # the name or birth date, or another card of that id, says otherwise
-                contradicted.append(self._candidate(person, other))
+                contradicted.append(self._candidate(person, min(holders)))
         if not found:
             return None, "", contradicted
         _, _, empi_id, rule = min(found)  # an ID card before a health card, then the oldest
         return empi_id, rule, contradicted
 
-    def _card_holders(self, person: Person) -> Iterable[tuple[RecordKey, str]]:
-        for prefix, value, rule in (("id", person.id_card, "id_card"),
-                                    ("hc", person.health_card, "health_card")):
-            if not value:
-                continue
-            for other in sorted(self.blocks.get(f"{prefix}:{value}", ())):
-                if other == person.key:
-                    continue
-                held = self.records[other]
-                if (held.id_card if rule == "id_card" else held.health_card) == value:
-                    yield other, rule
+    def _card_people(self, person: Person) -> list[tuple[Card, str]]:
+        """(card, EMPI id) for each EMPI id holding one of the record's cards, in order."""
+        return [(card, empi_id) for card in _cards(person)
+                for empi_id in sorted(self.card_holders.get(card, ()))]
+
+    def _holders(self, card: Card, empi_id: str, besides: RecordKey) -> set[RecordKey]:
+        """The records of ``empi_id`` holding ``card``, other than ``besides``."""
+        return self.card_holders.get(card, {}).get(empi_id, set()) - {besides}
+
+    def _consistent_with_any(self, person: Person, holders: Iterable[RecordKey]) -> bool:
+        return any(self._consistent(person, self.records[k]) for k in holders)
 
     @staticmethod
     def _consistent(a: Person, b: Person) -> bool:
@@ -386,19 +395,14 @@ class MasterIndex:
 
     def _may_join(self, person: Person, empi_id: str) -> bool:
         """No EMPI id holding a different valid ID card or health card."""
-        for member in self.members.get(empi_id, ()):
-            held = self.records[member]
-            if person.id_card and held.id_card and held.id_card != person.id_card:
-                return False
-            if person.health_card and held.health_card and held.health_card != \
-                    person.health_card:
-                return False
-        return True
+        held = self.cards_of.get(empi_id)
+        return not held or not _conflict(_cards(person), held)
 
     def _cards_conflict(self, a: str, b: str) -> bool:
         """Whether two EMPI ids hold different valid ID cards or health cards: two
         people, whatever a third record that matches both says."""
-        return not all(self._may_join(self.records[k], b) for k in self.members.get(a, ()))
+        mine, theirs = self.cards_of.get(a), self.cards_of.get(b)
+        return bool(mine and theirs and _conflict(mine, theirs))
 
     def _candidate(self, person: Person, other: RecordKey) -> _Candidate:
         vector = compare(person, self.records[other])
@@ -439,12 +443,17 @@ class MasterIndex:
     def _store(self, person: Person) -> None:
         self.journal.records.add(person.key)
         old = self.records.get(person.key)
+        linked = self.links.get(person.key)
         if old is not None:
             for block in blocking_keys(old):
                 self.blocks[block].discard(person.key)
             if old.name is not None:
                 self.name_counts[old.name.text] -= 1
+            if linked is not None:
+                self._index_cards(old, linked, present=False)
         self.records[person.key] = person
+        if linked is not None:
+            self._index_cards(person, linked, present=True)
         for block in blocking_keys(person):
             self.blocks[block].add(person.key)
         if person.name is not None:
@@ -453,12 +462,36 @@ class MasterIndex:
     def _set_link(self, key: RecordKey, empi_id: str) -> None:
         self.journal.records.add(key)
         previous = self.links.get(key)
+        person = self.records[key]
         if previous is not None:
             self.members[previous].discard(key)
             if not self.members[previous]:
                 del self.members[previous]
+            self._index_cards(person, previous, present=False)
         self.links[key] = empi_id
         self.members[empi_id].add(key)
+        self._index_cards(person, empi_id, present=True)
+
+    def _index_cards(self, person: Person, empi_id: str, *, present: bool) -> None:
+        """Add (or take away) the record's cards under ``empi_id`` in the card indexes."""
+        for card in _cards(person):
+            by_id = self.card_holders.setdefault(card, {})
+            holders = by_id.setdefault(empi_id, set())
+            counts = self.cards_of.setdefault(empi_id, Counter())
+            if present:
+                holders.add(person.key)
+                counts[card] += 1
+                continue
+            holders.discard(person.key)
+            counts[card] -= 1
+            if counts[card] <= 0:
+                del counts[card]
+            if not holders:
+                del by_id[empi_id]
+            if not by_id:
+                del self.card_holders[card]
+            if not counts:
+                del self.cards_of[empi_id]
 
     def _attach(self, person: Person, empi_id: str, at: datetime, *, reason: str,
                 decided_by: str, score: float | None) -> Outcome:
@@ -630,3 +663,15 @@ class MasterIndex:
 def _completeness(person: Person) -> int:
     return sum(getattr(person, f) is not None for f in (
         "id_card", "health_card", "name", "sex", "birth_date", "phone", "address"))
+
+
+def _cards(person: Person) -> list[Card]:
+    return [(rule, value) for rule, value in (("id_card", person.id_card),
+                                              ("health_card", person.health_card)) if value]
+
+
+def _conflict(mine: Iterable[Card], theirs: Iterable[Card]) -> bool:
+    """Whether two sets of cards hold different numbers under one rule."""
+    held = list(theirs)
+    return any(rule == other_rule and number != other_number
+               for rule, number in mine for other_rule, other_number in held)
