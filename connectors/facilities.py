@@ -5,6 +5,13 @@ The registry is a YAML file (``facilities_file``), read at start::
     facilities:
       - id: QSXRMYY                     # MSH-4.1 as the facility sends it
         name: 清水县人民医院
+        uscc: 126205214385600027        # 统一社会信用代码 (GB 32100; warned, not refused,
+                                        # when a pilot-era check character fails)
+        org_code: 43856000-2            # legacy 组织机构代码 (GB 11714)
+        level: 二级甲等                  # 医院等级
+        kind: 综合医院
+        community: QSX-YGT              # the 医共体 it belongs to
+        region_code: "620521"           # GB/T 2260 division code
         mllp_sources: [10.20.0.0/24]    # plain MLLP allowed only from here
         tls_names: [qsxrmyy.his.example] # client-certificate CN / DNS names (default: the id)
         ack_mode: original              # auto (MSH-15/16 decide) or original (always AA/AE/AR)
@@ -22,10 +29,13 @@ How a connection proves who it is:
   the sender's address.
 * HTTP: the API key names the facility.
 
-An unknown or mismatched facility is refused: AR, an audit record, nothing
-stored. With ``intake_open`` set, unregistered facilities may send plain MLLP
-from anywhere (a development convenience, loudly logged); registered ones are
-still held to their addresses and get their profiles.
+An unknown, retired or mismatched facility is refused: AR, an audit record,
+nothing stored. The hub publishes the file's entries to the registry topic and
+follows the topic, where the API's changes arrive too
+(:mod:`hutong.registry.facilities`): :meth:`FacilityRegistry.put` applies one.
+With ``intake_open`` set, unregistered facilities may send plain MLLP from
+anywhere (a development convenience, loudly logged); registered ones are still
+held to their addresses and get their profiles.
 """
 
 from __future__ import annotations
@@ -34,18 +44,22 @@ import hashlib
 import hmac
 import ipaddress
 import secrets
-from collections.abc import Iterable
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hutong.errors import ConfigError, quoted
+from hutong.registry.codes import CodeCheck, check_org_code, check_region_code, check_uscc
 from hutong.yamlfile import load_model
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
 
 __all__ = [
+    "KINDS",
+    "LEVELS",
     "Facility",
     "FacilityRegistry",
     "Peer",
@@ -55,6 +69,15 @@ __all__ = [
 ]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: 医院等级 (hospital grades), and 未定级 for an institution without one.
+LEVELS = ("三级特等", "三级甲等", "三级乙等", "三级丙等", "二级甲等", "二级乙等", "二级丙等",
+          "一级甲等", "一级乙等", "一级丙等", "未定级")
+#: Kinds of institution a regional platform connects (after WS 218's classes).
+KINDS = ("综合医院", "中医医院", "中西医结合医院", "民族医院", "专科医院", "护理院",
+         "妇幼保健院", "社区卫生服务中心", "社区卫生服务站", "乡镇卫生院", "街道卫生院",
+         "村卫生室", "门诊部", "诊所", "急救中心", "疾病预防控制中心", "采供血机构",
+         "体检中心", "其他")
 _KEY_PREFIX = "sha256:"
 
 
@@ -102,8 +125,20 @@ class Facility(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=64, description="MSH-4.1 as the facility sends it.")
-    name: str = ""
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                    description="MSH-4.1 as the facility sends it; the facility_id of its "
+                                "events.")
+    name: str = Field("", max_length=200)
+    uscc: str | None = Field(None, description="统一社会信用代码 (GB 32100).")
+    org_code: str | None = Field(None, description="Legacy 组织机构代码 (GB 11714).")
+    level: str | None = Field(None, description=f"医院等级: {', '.join(LEVELS)}.")
+    kind: str | None = Field(None, description=f"Kind of institution: {', '.join(KINDS)}.")
+    community: str | None = Field(None, max_length=64,
+                                  description="The 医共体 it belongs to (lead facility id or "
+                                              "community code).")
+    region_code: str | None = Field(None, description="GB/T 2260 division code, 6 digits.")
+    status: Literal["active", "retired"] = Field(
+        "active", description="retired: refused from then on, kept for history.")
     mllp_sources: list[IPNetwork] = Field(
         default_factory=list, description="Addresses allowed to send plain MLLP.")
     tls_names: list[str] = Field(
@@ -113,6 +148,43 @@ class Facility(BaseModel):
         "auto", description="auto: MSH-15/16 choose original or enhanced mode; original: "
         "always one AA/AE/AR (for senders that fill MSH-15/16 but expect AA).")
     profile: ProfileSettings = Field(default_factory=lambda: ProfileSettings.model_validate({}))
+
+    @field_validator("uscc")
+    @classmethod
+    def _uscc(cls, value: str | None) -> str | None:
+        return _checked(value, check_uscc)
+
+    @field_validator("org_code")
+    @classmethod
+    def _org_code(cls, value: str | None) -> str | None:
+        return _checked(value, check_org_code)
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str | None) -> str | None:
+        return _one_of(value, LEVELS, "level")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str | None) -> str | None:
+        return _one_of(value, KINDS, "kind")
+
+    @field_validator("region_code")
+    @classmethod
+    def _region_code(cls, value: str | None) -> str | None:
+        return _checked(value, check_region_code)
+
+    @property
+    def code_warnings(self) -> tuple[str, ...]:
+        """Findings on the codes that do not stop the registration (pilot-era USCCs)."""
+        found = []
+        if self.uscc and (warning := check_uscc(self.uscc).warning):
+            found.append(f"uscc: {warning}")
+        if self.org_code and (warning := check_org_code(self.org_code).warning):
+            found.append(f"org_code: {warning}")
+        if self.uscc and self.org_code and self.uscc[8:17] != self.org_code:
+            found.append("org_code differs from the organisation code inside the uscc")
+        return tuple(found)
 
     @field_validator("api_keys")
     @classmethod
@@ -128,6 +200,24 @@ class Facility(BaseModel):
     @property
     def certificate_names(self) -> list[str]:
         return self.tls_names or [self.id]
+
+
+def _one_of(value: str | None, choices: tuple[str, ...], what: str) -> str | None:
+    if value is None or not value.strip():
+        return None
+    if value.strip() not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}")
+    return value.strip()
+
+
+def _checked(value: str | None, check: Callable[[str], CodeCheck]) -> str | None:
+    """The normalised code, or ValueError with the reason it is not one."""
+    if value is None or not value.strip():
+        return None
+    result = check(value)
+    if result.problem is not None:
+        raise ValueError(result.problem)
+    return result.code
 
 
 class _RegistryFile(BaseModel):
@@ -156,27 +246,75 @@ class Refusal:
     reason: str
 
 
-class FacilityRegistry:
-    """The registered facilities, looked up by id, certificate name or API key."""
+@dataclass(frozen=True)
+class _Index:
+    """Every lookup of one state of the registry, replaced whole on a change, so that a
+    reader on another thread never sees half of one."""
 
-    def __init__(self, facilities: Iterable[Facility] = (), *, open_intake: bool = False) -> None:
-        self.open_intake = open_intake
-        self._by_id: dict[str, Facility] = {}
-        self._by_name: dict[str, Facility] = {}
-        self._by_key: dict[str, Facility] = {}
+    every: dict[str, Facility] = field(default_factory=dict)  # active and retired, by id
+    by_id: dict[str, Facility] = field(default_factory=dict)  # active only, from here on
+    by_name: dict[str, Facility] = field(default_factory=dict)
+    by_key: dict[str, Facility] = field(default_factory=dict)
+    profiles: dict[str, PatientProfile] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, facilities: Iterable[Facility]) -> _Index:
+        index = cls()
         for facility in facilities:
-            if facility.id in self._by_id:
+            if facility.id in index.every:
                 raise ConfigError(f"facility registry: facility {facility.id} listed twice")
-            self._by_id[facility.id] = facility
+            index.every[facility.id] = facility
+            if facility.status != "active":
+                continue
+            index.by_id[facility.id] = facility
             for name in facility.certificate_names:
-                if self._by_name.setdefault(name.lower(), facility) is not facility:
+                if index.by_name.setdefault(name.lower(), facility) is not facility:
                     raise ConfigError(f"facility registry: certificate name {name} is given "
                                       f"to two facilities")
             for key in facility.api_keys:
-                if self._by_key.setdefault(key, facility) is not facility:
+                if index.by_key.setdefault(key, facility) is not facility:
                     raise ConfigError("facility registry: one API key is given to two "
                                       f"facilities ({facility.id})")
-        self._profiles = {f.id: f.profile.to_profile() for f in self._by_id.values()}
+            index.profiles[facility.id] = facility.profile.to_profile()
+        return index
+
+
+class FacilityRegistry:
+    """The registered facilities, looked up by id, certificate name or API key.
+
+    Retired facilities are kept (:meth:`get`, :meth:`facilities`) but authorise
+    nothing. :meth:`put` adds or replaces one while others read.
+    """
+
+    def __init__(self, facilities: Iterable[Facility] = (), *, open_intake: bool = False) -> None:
+        self.open_intake = open_intake
+        self._index = _Index.of(facilities)
+        self._writing = threading.Lock()
+
+    def put(self, facility: Facility) -> None:
+        """Add ``facility`` or replace the one with its id; ConfigError (and no change) when
+        it claims another active facility's certificate name or API key."""
+        with self._writing:
+            every = dict(self._index.every)
+            every[facility.id] = facility
+            self._index = _Index.of(every.values())
+
+    def remove(self, facility_id: str) -> None:
+        """Forget a facility entirely (not a retirement: no trace is kept)."""
+        with self._writing:
+            every = dict(self._index.every)
+            every.pop(facility_id, None)
+            self._index = _Index.of(every.values())
+
+    def check(self, facility: Facility) -> str | None:
+        """Why ``facility`` cannot be put in the registry as it stands, or None."""
+        every = dict(self._index.every)
+        every[facility.id] = facility
+        try:
+            _Index.of(every.values())
+        except ConfigError as exc:
+            return str(exc).removeprefix("facility registry: ")
+        return None
 
     @classmethod
     def load(cls, path: Path | None, *, open_intake: bool = False) -> FacilityRegistry:
@@ -187,37 +325,42 @@ class FacilityRegistry:
         return cls(parsed.facilities, open_intake=open_intake)
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._index.by_id)
 
     def __contains__(self, facility_id: object) -> bool:
-        return facility_id in self._by_id
+        """Whether ``facility_id`` is an active facility."""
+        return facility_id in self._index.by_id
 
     def get(self, facility_id: str) -> Facility | None:
-        return self._by_id.get(facility_id)
+        """The facility with this id, active or retired."""
+        return self._index.every.get(facility_id)
 
-    def facilities(self) -> tuple[Facility, ...]:
-        """Every registered facility, in the order of the registry file."""
-        return tuple(self._by_id.values())
+    def facilities(self, *, retired: bool = False) -> tuple[Facility, ...]:
+        """The active facilities (and the retired ones with ``retired``), in the order
+        they were registered."""
+        index = self._index
+        return tuple((index.every if retired else index.by_id).values())
 
     def ack_mode(self, facility_id: str | None) -> str:
-        facility = self._by_id.get(facility_id) if facility_id else None
+        facility = self._index.by_id.get(facility_id) if facility_id else None
         return facility.ack_mode if facility is not None else "auto"
 
     def profile(self, facility_id: str) -> PatientProfile:
-        return self._profiles.get(facility_id, DEFAULT_PROFILE)
+        return self._index.profiles.get(facility_id, DEFAULT_PROFILE)
 
     def for_certificate(self, names: Iterable[str]) -> Facility | None:
-        """The facility a verified client certificate names (CN or DNS SAN), if any."""
+        """The active facility a verified client certificate names (CN or DNS SAN), if any."""
+        by_name = self._index.by_name
         for name in names:
-            if (facility := self._by_name.get(name.lower())) is not None:
+            if (facility := by_name.get(name.lower())) is not None:
                 return facility
         return None
 
     def for_api_key(self, key: str) -> Facility | None:
-        """The facility holding ``key``; compared by hash, in constant time."""
+        """The active facility holding ``key``; compared by hash, in constant time."""
         digest = hash_api_key(key)
         found = None
-        for stored, facility in self._by_key.items():
+        for stored, facility in self._index.by_key.items():
             if hmac.compare_digest(stored, digest):
                 found = facility
         return found
@@ -232,7 +375,10 @@ class FacilityRegistry:
                 return Refusal(f"MSH-4 names {quoted(claimed)} but the connection is authenticated "
                                f"as {peer.facility_id!r}")
             return None
-        facility = self._by_id.get(claimed)
+        index = self._index
+        facility = index.by_id.get(claimed)
+        if facility is None and claimed in index.every:
+            return Refusal(f"facility {quoted(claimed)} is retired")
         if peer.transport == "file":  # put there by an operator: the file system is the check
             if facility is None and not self.open_intake:
                 return Refusal(f"facility {quoted(claimed)} is not registered")
@@ -263,7 +409,7 @@ class FacilityRegistry:
         if self.open_intake or peer.facility_id is not None or peer.transport == "file":
             return True
         return peer.address is not None and any(
-            _address_in(peer.address, f.mllp_sources) for f in self._by_id.values())
+            _address_in(peer.address, f.mllp_sources) for f in self._index.by_id.values())
 
 
 def _address_in(address: str, networks: list[IPNetwork]) -> bool:

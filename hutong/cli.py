@@ -7,7 +7,7 @@ import logging
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -125,16 +125,140 @@ def send(
     raise typer.Exit(1 if failed else 0)
 
 
-facility_app = typer.Typer(help="Facility registry helpers.", no_args_is_help=True)
+ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (no patient data).")]
+
+
+facility_app = typer.Typer(help="The facility registry: list, add, update, retire; API keys.",
+                           no_args_is_help=True)
 app.add_typer(facility_app, name="facility")
+_FACILITY_COLUMNS = ["id", "name", "uscc", "level", "kind", "community", "region_code",
+                     "status", "version", "changed_by", "changed_at"]
+ChangedBy = Annotated[str | None, typer.Option("--by", help="Your user id (recorded with the "
+                                               "change; needed under a shared token).")]
+Version = Annotated[int | None, typer.Option("--version", help="Change only if the facility "
+                                             "is still at this version.")]
+
+
+@facility_app.command("list")
+def facility_list(
+    status: Annotated[str, typer.Option("--status", help="active, retired or all.")]
+    = "active",
+    fmt: Annotated[str, typer.Option("--format", help="pretty, csv or json.")] = "pretty",
+    config: ConfigOption = None,
+) -> None:
+    """The registered facilities, from the running hub."""
+    _listing(config, "/api/v1/facilities", _FACILITY_COLUMNS, fmt, status=status)
+
+
+@facility_app.command("show")
+def facility_show(facility_id: Annotated[str, typer.Argument(help="The facility id.")],
+                  config: ConfigOption = None) -> None:
+    """One facility: its registry fields, how it connects, its code warnings, its version."""
+    import json
+
+    from hutong.hubclient import HubClient
+
+    shown = HubClient(_settings(config)).get(f"/api/v1/facilities/{facility_id}")
+    console.print_json(json.dumps(shown, ensure_ascii=False))
+
+
+def _facility_fields(**given: Any) -> dict[str, Any]:
+    """The options given on the command line, as registry-file fields."""
+    return {name: value for name, value in given.items() if value not in (None, [])}
+
+
+def _facility_change(method: str, path: str, fields: dict[str, Any], by: str | None,
+                     reason: str | None, version: int | None, config: Path | None) -> None:
+    from hutong.hubclient import HubClient
+
+    client = HubClient(_settings(config))
+    body = {"facility": fields, "by": by, "reason": reason, "version": version}
+    shown = client.patch(path, body) if method == "PATCH" else client.post(path, body)
+    console.print(f"facility {shown['id']} is at version {shown['version']} ({shown['status']})")
+    for warning in shown.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+
+
+FacilityName = Annotated[str | None, typer.Option("--name", help="The institution's name.")]
+Uscc = Annotated[str | None, typer.Option("--uscc", help="统一社会信用代码 (GB 32100).")]
+OrgCode = Annotated[str | None, typer.Option("--org-code", help="Legacy 组织机构代码 "
+                                             "(GB 11714).")]
+Level = Annotated[str | None, typer.Option("--level", help="医院等级, e.g. 二级甲等, 未定级.")]
+Kind = Annotated[str | None, typer.Option("--kind", help="e.g. 综合医院, 乡镇卫生院.")]
+Community = Annotated[str | None, typer.Option("--community", help="The 医共体 it belongs to.")]
+Region = Annotated[str | None, typer.Option("--region", help="GB/T 2260 division code.")]
+Sources = Annotated[list[str] | None, typer.Option("--mllp-source", help="An address or "
+                                                   "network allowed to send plain MLLP "
+                                                   "(repeat; replaces the list).")]
+TlsNames = Annotated[list[str] | None, typer.Option("--tls-name", help="A client-certificate "
+                                                    "name (repeat; replaces the list).")]
+KeyHashes = Annotated[list[str] | None, typer.Option("--api-key-hash", help="sha256:... of an "
+                                                     "API key from `hutong facility key` "
+                                                     "(repeat; replaces the list).")]
+
+
+@facility_app.command("add")
+def facility_add(
+    facility_id: Annotated[str, typer.Argument(help="The new facility's id (its MSH-4).")],
+    name: FacilityName = None, uscc: Uscc = None, org_code: OrgCode = None,
+    level: Level = None, kind: Kind = None, community: Community = None,
+    region: Region = None, mllp_source: Sources = None, tls_name: TlsNames = None,
+    api_key_hash: KeyHashes = None, by: ChangedBy = None, reason: ReasonOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a facility through the running hub; it may send from its next message."""
+    fields = _facility_fields(id=facility_id, name=name, uscc=uscc, org_code=org_code,
+                              level=level, kind=kind, community=community,
+                              region_code=region, mllp_sources=mllp_source,
+                              tls_names=tls_name, api_keys=api_key_hash)
+    _facility_change("POST", "/api/v1/facilities", fields, by, reason, None, config)
+
+
+@facility_app.command("update")
+def facility_update(
+    facility_id: Annotated[str, typer.Argument(help="The facility id.")],
+    name: FacilityName = None, uscc: Uscc = None, org_code: OrgCode = None,
+    level: Level = None, kind: Kind = None, community: Community = None,
+    region: Region = None, mllp_source: Sources = None, tls_name: TlsNames = None,
+    api_key_hash: KeyHashes = None,
+    reactivate: Annotated[bool, typer.Option("--reactivate", help="Bring a retired facility "
+                                             "back.")] = False,
+    by: ChangedBy = None, reason: ReasonOption = None, version: Version = None,
+    config: ConfigOption = None,
+) -> None:
+    """Change the fields given; the others stay as they are."""
+    fields = _facility_fields(name=name, uscc=uscc, org_code=org_code, level=level, kind=kind,
+                              community=community, region_code=region,
+                              mllp_sources=mllp_source, tls_names=tls_name,
+                              api_keys=api_key_hash, status="active" if reactivate else None)
+    if not fields:
+        raise typer.BadParameter("give at least one field to change")
+    _facility_change("PATCH", f"/api/v1/facilities/{facility_id}", fields, by, reason,
+                     version, config)
+
+
+@facility_app.command("retire")
+def facility_retire(
+    facility_id: Annotated[str, typer.Argument(help="The facility id.")],
+    by: ChangedBy = None, reason: ReasonOption = None, version: Version = None,
+    config: ConfigOption = None,
+) -> None:
+    """Retire a facility: its messages are refused from now on; its record is kept."""
+    from hutong.hubclient import HubClient
+
+    shown = HubClient(_settings(config)).post(
+        f"/api/v1/facilities/{facility_id}/retire",
+        {"by": by, "reason": reason, "version": version})
+    console.print(f"facility {shown['id']} is retired (version {shown['version']})")
 
 
 @facility_app.command("key")
 def facility_key() -> None:
     """Make a new API key for a facility: give the key to the facility, store the hash.
 
-    The hash goes in the facility's ``api_keys`` list in the registry file; the key
-    itself is shown once and kept nowhere by hutong.
+    The hash goes in the facility's ``api_keys`` list in the registry file, or to the
+    running hub with ``hutong facility update ID --api-key-hash``; the key itself is
+    shown once and kept nowhere by hutong.
     """
     from connectors.facilities import hash_api_key, new_api_key
 
@@ -160,7 +284,6 @@ empi_app = typer.Typer(help="The resident master index (EMPI): review, merge, un
                        no_args_is_help=True)
 app.add_typer(empi_app, name="empi")
 Reviewer = Annotated[str, typer.Option("--by", help="Your user id: recorded with every change.")]
-ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (no patient data).")]
 
 
 @empi_app.command("review")

@@ -24,25 +24,32 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import uvicorn
 from pydantic import SecretStr
 
 from connectors.batch import BatchWatcher
-from connectors.facilities import FacilityRegistry
+from connectors.facilities import Facility, FacilityRegistry
 from connectors.mllp.server import MLLPServer
 from connectors.tls import http_server_context, server_context
 from hutong.api.app import create_api
 from hutong.api.clickhouse_http import create_clickhouse_http
 from hutong.audit import AuditLog
 from hutong.config import URL_FIELDS, Settings
-from hutong.errors import DocumentStoreError
+from hutong.errors import ConfigError, DocumentStoreError, StackError
 from hutong.keys import pseudonym_key
 from hutong.metrics import Metrics
 from hutong.metrics.children import MULTIPROC_ENV, prepare_dir
 from hutong.metrics.monitor import Monitor
 from hutong.ratelimit import KeyedLimiter
+from hutong.registry.facilities import (
+    FACILITIES_TOPIC,
+    FacilityFeed,
+    file_changes,
+    publish_facilities,
+)
 from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
@@ -72,6 +79,8 @@ WEBHOOK_GROUP = "hutong-sink-webhook"
 DOCUMENTS_GROUP = "hutong-sink-documents"
 DOCUMENT_TOPICS = ["^hutong\\.std\\..*"]
 _AUDIT_PURGE_EVERY_S = 86400.0
+#: How long a starting process waits to read the facility registry topic.
+_REGISTRY_READY_S = 30.0
 ALERTS_TOPIC = "hutong.alerts.critical"
 SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.empi.links", "hutong.empi.review",
                "hutong.terminology.maps", "hutong.terminology.unmapped", "hutong.alerts.critical",
@@ -144,6 +153,8 @@ class Hub:
         self.documents: DocumentStore | None = None
         self.document_sink: SinkRunner | None = None
         self.mapfeed: MapFeed | None = None
+        self.facility_feed: FacilityFeed | None = None
+        self._file_facilities: tuple[Facility, ...] = ()
         self.terminology: TerminologyFolder | None = None
         self.streams: list[Child] = []
         self.producer: AsyncProducer | None = None
@@ -184,11 +195,36 @@ class Hub:
         return s.clickhouse_http_port if s.plan.clickhouse_http else None
 
     def _load_registry(self) -> None:
+        """Read the registry file (checked now, published to the topic once Kafka is up)
+        and the users file."""
         s = self.settings
-        self.registry = FacilityRegistry.load(s.facility_registry_path,
-                                              open_intake=s.intake_open)
+        self._file_facilities = FacilityRegistry.load(s.facility_registry_path).facilities(
+            retired=True)
+        self.registry = FacilityRegistry(open_intake=s.intake_open)
         self.users = Users.load(s.users_path, api_token=s.api_token.get_secret_value()
                                 if s.api_token else None)
+
+    async def _follow_registry(self) -> None:
+        """Follow the facility registry topic; publish what the registry file adds, changes
+        or takes out; then the connectors may authenticate."""
+        s = self.settings
+        assert self.producer is not None  # noqa: S101
+        feed = self.facility_feed = FacilityFeed(s.kafka_client_config(), self.registry,
+                                                 self.ids)
+        feed.start()
+        if not await asyncio.to_thread(feed.wait_ready, _REGISTRY_READY_S):
+            raise StackError(f"the facility registry ({FACILITIES_TOPIC}) was not read in "
+                             f"{_REGISTRY_READY_S:.0f} s: is Kafka reachable?")
+        changes = file_changes(self._file_facilities, dict(feed.records), datetime.now(UTC))
+        for record in changes:
+            if (problem := self.registry.check(record.facility)) is not None:
+                raise ConfigError(f"facility registry file: {problem}")
+        await publish_facilities(self.producer, changes, self.ids)
+        for record in changes:
+            feed.put(record)
+        if changes:
+            log.info("facility registry: %d change(s) from the registry file published",
+                     len(changes))
         if not s.plan.connectors:
             return
         self.metrics.declare_facilities(facility.id for facility in self.registry.facilities())
@@ -249,6 +285,7 @@ class Hub:
             if s.plan.producer:
                 self.producer = AsyncProducer(s.kafka_client_config())
             if s.plan.intake:
+                await self._follow_registry()
                 self._open_intake()
             if s.plan.connectors:
                 await self._start_listeners()
@@ -353,6 +390,7 @@ class Hub:
                          max_body_bytes=s.http_max_body_bytes,
                          producer=self.producer if api_part else None, ids=self.ids,
                          mapfeed=self.mapfeed, users=self.users,
+                         facility_feed=self.facility_feed if api_part else None,
                          documents=self.documents if api_part else None,
                          kafka_config=s.kafka_client_config(), audit=self.audit)
         self._api = _ApiServer(http_config(s, api, s.http_port))
@@ -482,6 +520,9 @@ class Hub:
         if self.mapfeed is not None:
             self.mapfeed.stop()
             self.mapfeed = None
+        if self.facility_feed is not None:
+            self.facility_feed.stop()
+            self.facility_feed = None
         for server in (self.mllp, self.mllps):
             if server is not None:
                 await server.stop()

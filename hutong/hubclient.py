@@ -33,6 +33,9 @@ class HubClient:
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return self._call("POST", path, json=body)
 
+    def patch(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("PATCH", path, json=body)
+
     def post_bytes(self, path: str, body: bytes, content_type: str, **params: Any) -> Any:
         return self._call("POST", path, content=body, params=params,
                           headers={"Content-Type": content_type})

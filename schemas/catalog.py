@@ -65,6 +65,7 @@ SCHEMA_IDS: dict[str, int] = {
     "alert-ack": 16,
     "empi-decision": 17,
     "empi-golden": 18,
+    "facility": 19,
 }
 
 _SCHEMA_DIR = Path(__file__).parent
@@ -181,6 +182,12 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         "hutong.alerts.ack", "alert-ack", "alert id", "acknowledgements of critical-value alerts"
+    ),
+    _compacted(
+        "hutong.registry.facilities",
+        "facility",
+        "facility id",
+        "the facility registry: each medical institution's latest record, active or retired",
     ),
     TopicSpec(
         "hutong.dlq",

@@ -13,9 +13,11 @@ from connectors.facilities import FacilityRegistry
 from connectors.http import ingest
 from hutong.api import alerts, console, empi, monitor, registry, sql, terminology
 from hutong.api import documents as documents_api
+from hutong.api import facilities as facilities_api
 from hutong.audit import AuditLog
 from hutong.metrics import Metrics
 from hutong.monitor.retry import DeadLetterSource, DlqReader, RetryLedger
+from hutong.registry.facilities import FacilityFeed
 from hutong.users import Users
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
@@ -39,7 +41,8 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                documents: DocumentStore | None = None,
                kafka_config: dict[str, Any] | None = None, audit: AuditLog | None = None,
                dead_letters: DeadLetterSource | None = None,
-               retry_intake: Intake | None = None) -> FastAPI:
+               retry_intake: Intake | None = None,
+               facility_feed: FacilityFeed | None = None) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
@@ -62,6 +65,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.producer = producer
     app.state.ids = ids
     app.state.mapfeed = mapfeed
+    app.state.facility_feed = facility_feed
     app.state.documents = documents
     app.state.metrics = metrics
     app.state.audit = audit
@@ -90,6 +94,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.include_router(empi.router)
     app.include_router(alerts.router)
     app.include_router(terminology.router)
+    app.include_router(facilities_api.router)
     app.include_router(documents_api.router)
     app.include_router(monitor.router)
     app.include_router(console.router)

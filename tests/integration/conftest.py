@@ -11,6 +11,7 @@ closed before the next module opens its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
 
+from connectors.facilities import FacilityRegistry
 from connectors.mllp.client import MLLPClient
 from hutong.config import Settings
 from hutong.hub import Hub
+from hutong.registry.facilities import FACILITIES_TOPIC, FacilityFeed
 from hutong.sender import ack_summary
 from hutong.stack.broker import EmbeddedBroker
 from hutong.stack.topics import ensure_topics
@@ -45,20 +49,47 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         ensure_topics({"bootstrap.servers": external})
         yield external
         return
-    broker = EmbeddedBroker(tmp_path_factory.mktemp("tansu"), port=free_port())
+    with broker_of_its_own(tmp_path_factory.mktemp("tansu")) as broker:
+        yield broker.bootstrap
+
+
+@contextlib.contextmanager
+def broker_of_its_own(data_dir: Path) -> Iterator[EmbeddedBroker]:
+    """An embedded broker on a free port with the contract's topics, stopped after."""
+    broker = EmbeddedBroker(data_dir, port=free_port())
     broker.start()
     try:
         ensure_topics({"bootstrap.servers": broker.bootstrap})
-        yield broker.bootstrap
+        yield broker
     finally:
         broker.stop()
+
+
+def clear_facility_registry(bootstrap: str) -> None:
+    """Tombstone every facility on the registry topic of the shared broker, so each
+    module's hub starts from its own registry file, as on a broker of its own."""
+    feed = FacilityFeed({"bootstrap.servers": bootstrap}, FacilityRegistry())
+    feed.start()
+    try:
+        assert feed.wait_ready(30), "the facility registry topic was not read"
+        held = list(feed.records)
+    finally:
+        feed.stop()
+    if held:
+        producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+        for facility_id in held:
+            producer.produce(FACILITIES_TOPIC, key=facility_id.encode(), value=None)
+        assert producer.flush(10) == 0
 
 
 class RunningHub:
     """A Hub started in a thread; ``stop`` ends it and waits."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, keep_registry: bool = False) -> None:
+        """``keep_registry``: start on the facility registry the broker holds (a test with
+        a broker of its own); otherwise it is cleared first (the shared broker)."""
         self.settings = settings
+        self._keep_registry = keep_registry
         self.hub = Hub(settings)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -81,6 +112,8 @@ class RunningHub:
         await self.hub.stop()
 
     def start(self, timeout: float = 90) -> RunningHub:
+        if self.settings.kafka_bootstrap is not None and not self._keep_registry:
+            clear_facility_registry(self.settings.kafka_bootstrap)
         self._thread.start()
         if not self._ready.wait(timeout):
             raise TimeoutError("hub did not start")

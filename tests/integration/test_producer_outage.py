@@ -24,14 +24,13 @@ from confluent_kafka import Producer
 from hutong.errors import DeliveryError
 from hutong.metrics import Metrics
 from hutong.stack.broker import EmbeddedBroker
-from hutong.stack.topics import ensure_topics
 from producers.kafka import AsyncProducer, OutRecord
 from schemas import catalog, wire
 from sinks.base import Decoded, Rejected
 from sinks.runner import SinkRunner
 from tests.warehouse_events import SAMPLES
 
-from .conftest import free_port, wait_for
+from .conftest import broker_of_its_own, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,15 +40,12 @@ SHORT_TIMEOUT = {"message.timeout.ms": "1500"}
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
-    running = EmbeddedBroker(tmp_path_factory.mktemp("outage-broker"), port=free_port())
-    running.start()
-    try:
-        ensure_topics({"bootstrap.servers": running.bootstrap})
-        yield running
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(_pid(running), signal.SIGCONT)
-        running.stop()
+    with broker_of_its_own(tmp_path_factory.mktemp("outage-broker")) as running:
+        try:
+            yield running
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(_pid(running), signal.SIGCONT)
 
 
 def _pid(broker: EmbeddedBroker) -> int:

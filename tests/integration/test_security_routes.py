@@ -12,8 +12,10 @@ what passes the role check really runs.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from hutong.api.clickhouse_http import create_clickhouse_http
 from hutong.audit import AuditLog, verify
 from hutong.metrics import Metrics
 from hutong.ratelimit import KeyedLimiter
+from hutong.registry.facilities import FacilityFeed, FacilityRecord
 from producers.intake import Intake
 from producers.kafka import OutRecord
 from sinks.docstore.store import DocumentStore
@@ -91,6 +94,11 @@ PROTECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/api/v1/monitor/reviews"): ADMIN,
     ("GET", "/api/v1/monitor/overview"): ADMIN,
     ("POST", "/api/v1/monitor/dead-letters/{dead_letter_id}/retry"): ADMIN,
+    ("GET", "/api/v1/facilities"): {"li.analyst", "ops"},
+    ("GET", "/api/v1/facilities/{facility_id}"): {"li.analyst", "ops"},
+    ("POST", "/api/v1/facilities"): ADMIN,
+    ("PATCH", "/api/v1/facilities/{facility_id}"): ADMIN,
+    ("POST", "/api/v1/facilities/{facility_id}/retire"): ADMIN,
     # the ClickHouse HTTP interface (port 8123): analysts and admins
     ("GET", "/"): {"li.analyst", "ops"},
     ("POST", "/"): {"li.analyst", "ops"},
@@ -100,12 +108,16 @@ _MAP_FILE = ("facility_id,source_system,local_code,target_system,target_code\n"
              "F1,lab-test,CR77,LOINC,14682-9\n")
 
 
+_NEW_FACILITY = itertools.count(1)
+
+
 def request_for(method: str, path: str, who: str) -> dict[str, Any]:
     """A request a caller allowed on the route would make (valid body and parameters)."""
     filled = (path.replace("{schema_id}", "1").replace("{subject}", "hutong.std.patient-value")
               .replace("{version}", "1").replace("{empi_id}", "E-1").replace("{pair_id}", "P-1")
               .replace("{alert_id}", "A-1").replace("{document_id}", "2.16.156^NONE")
-              .replace("{dead_letter_id}", "D-1").replace("{name}", "console.js"))
+              .replace("{dead_letter_id}", "D-1").replace("{name}", "console.js")
+              .replace("{facility_id}", "F2"))
     body: dict[str, Any] = {}
     if path in ("/api/v1/empi/merges", "/api/v1/empi/unmerges"):
         body["json"] = {"survivor_empi_id": "E-1", "loser_empi_id": "E-2", "reviewer": who,
@@ -114,6 +126,11 @@ def request_for(method: str, path: str, who: str) -> dict[str, Any]:
         body["json"] = {"decision": "accept", "reviewer": who}
     elif path.endswith("/ack"):
         body["json"] = {"by": who, "note": PATIENT_TEXT}
+    elif path == "/api/v1/facilities" and method == "POST":
+        body["json"] = {"facility": {"id": f"NEW{next(_NEW_FACILITY)}", "name": "新机构"},
+                        "reason": PATIENT_TEXT}
+    elif path.startswith("/api/v1/facilities/"):
+        body["json"] = {"facility": {"name": "改名"}} if method == "PATCH" else {}
     elif path == "/api/v1/sql":
         body["json"] = {"query": "SELECT 1 AS one"}
     elif path == "/api/v1/terminology/maps" and method == "POST":
@@ -188,10 +205,13 @@ def apps(warehouse: Warehouse, documents: DocumentStore,
     producer = RecordingProducer()
     audit = AuditLog(audit_dir)
     intake = Intake(producer, metrics, registry=registry, audit=audit)  # type: ignore[arg-type]
+    feed = FacilityFeed({"bootstrap.servers": "127.0.0.1:9"}, registry)  # never started
+    for facility in (*registry.facilities(), Facility(id="F2", name="改名和退役用")):
+        feed.put(FacilityRecord(facility, 1, datetime.now(UTC), "registry-file"))
     api = create_api(metrics, warehouse=warehouse, users=users(), documents=documents,
                      intake=intake, facilities=registry, producer=producer,  # type: ignore[arg-type]
                      mapfeed=MapsSeen(), audit=audit,  # type: ignore[arg-type]
-                     dead_letters=object())  # type: ignore[arg-type]
+                     dead_letters=object(), facility_feed=feed)  # type: ignore[arg-type]
     return {"api": api, "clickhouse": create_clickhouse_http(warehouse, users(), audit)}
 
 
@@ -261,7 +281,7 @@ def test_admin_actions_are_in_the_audit_log_with_who_and_no_patient_text(
         clients: dict[str, httpx.Client], audit_dir: Path) -> None:
     api = clients["api"]
     for method, path in [("POST", "/api/v1/empi/merges"), ("POST", "/api/v1/alerts/{alert_id}/ack"),
-                         ("POST", "/api/v1/terminology/maps")]:
+                         ("POST", "/api/v1/terminology/maps"), ("POST", "/api/v1/facilities")]:
         request = request_for(method, path, "ops")
         headers = {**request.pop("headers", {}), **as_("ops")}
         answer = api.request(**request, headers=headers)
@@ -274,6 +294,8 @@ def test_admin_actions_are_in_the_audit_log_with_who_and_no_patient_text(
     assert (ack["principal"], ack["alert_id"]) == ("ops", "A-1")
     upload = _records(audit_dir, "terminology.maps.upload")[-1]
     assert (upload["principal"], upload["maps"]) == ("ops", 1)
+    added = _records(audit_dir, "facility.add")[-1]
+    assert (added["principal"], added["acting_as"], added["version"]) == ("ops", "ops", 1)
     text = "".join(p.read_text("utf-8") for p in audit_dir.glob("audit-*.jsonl"))
     assert PATIENT_TEXT not in text and "张三" not in text
     assert verify(audit_dir) >= 3

@@ -40,6 +40,7 @@ CONTRACT_TOPICS = {
     "hutong.terminology.unmapped": "unmapped-code",
     "hutong.alerts.critical": "critical-alert",
     "hutong.alerts.ack": "alert-ack",
+    "hutong.registry.facilities": "facility",
     "hutong.dlq": "dead-letter",
 }
 
@@ -63,6 +64,7 @@ PINNED_IDS = {
     "alert-ack": 16,
     "empi-decision": 17,
     "empi-golden": 18,
+    "facility": 19,
 }
 
 # ADR 0001, as (field, Avro type) in order; "?" marks a null union defaulting to null.
@@ -217,7 +219,8 @@ def test_topic_specs() -> None:
         # the decisions are applied in one order by one resolver: one partition, always
         single = name == "hutong.empi.decisions"
         assert (spec.partitions, spec.fixed_partitions) == ((1, True) if single else (3, False))
-        if name in ("hutong.empi.links", "hutong.empi.golden", "hutong.terminology.maps"):
+        if name in ("hutong.empi.links", "hutong.empi.golden", "hutong.terminology.maps",
+                    "hutong.registry.facilities"):
             assert (spec.cleanup_policy, spec.retention_ms) == ("compact", None)
         else:
             expected = 30 * day if name in ("hutong.dlq", "hutong.empi.decisions") else 7 * day

@@ -1,0 +1,137 @@
+"""A compacted topic read whole and followed live, in a thread of its own.
+
+Code maps (:mod:`streams.mapfeed`) and the facility registry
+(:mod:`hutong.registry.facilities`) are small, keyed, and needed whole by every
+process that uses them: each process reads the topic from the beginning, with no
+consumer group and nothing committed (a restart reads it again; compaction keeps
+one record per key), and keeps reading, so a change published later applies to the
+next message without a restart.
+
+:meth:`TopicFeed.wait_ready` returns once what the topic held at start has been
+read, so a process does not act on half of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from hutong.errors import SchemaError, WireFormatError
+from schemas import wire
+from schemas.registry import EMBEDDED, Resolver
+
+__all__ = ["TopicFeed"]
+
+log = logging.getLogger(__name__)
+
+
+class TopicFeed:
+    """Follows ``topic``; a subclass says what a record does (:meth:`apply`)."""
+
+    topic: ClassVar[str]
+    #: What the topic holds, for the log ("code maps").
+    what: ClassVar[str]
+
+    def __init__(self, client_config: dict[str, Any], ids: Resolver = EMBEDDED) -> None:
+        self._ids = ids
+        self._config = {**client_config, "group.id": f"hutong-feed-{uuid.uuid4()}",
+                        "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                        "fetch.wait.max.ms": 50}  # Tansu: see sinks/runner.py
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"feed-{self.topic}",
+                                        daemon=True)
+        self._started = False
+        #: Records that changed something.
+        self.applied = 0
+
+    def apply(self, record: Mapping[str, Any]) -> bool:
+        """Take one decoded record; whether it changed anything."""
+        raise NotImplementedError
+
+    def remove(self, key: bytes | None) -> bool:
+        """Take a tombstone (a null value) for ``key``; whether it changed anything.
+        Hutong withdraws with a field of the record; by default a tombstone does nothing."""
+        return False
+
+    def loaded(self) -> str:
+        """What is in force, for the log line once the topic is read."""
+        return f"{self.applied} records"
+
+    def start(self) -> None:
+        """Start following the topic (once; later calls do nothing)."""
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._started:
+            self._thread.join(timeout)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Whether what the topic held at start is read (False on timeout)."""
+        return self._ready.wait(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            consumer = Consumer(self._config)
+            try:
+                self._follow(consumer)
+            except Exception:  # the broker away, a bug: start over, never stop following
+                log.exception("the %s feed failed; reading %s again in 5 s", self.what,
+                              self.topic)
+                self._stop.wait(5.0)
+            finally:
+                consumer.close()
+
+    def _follow(self, consumer: Consumer) -> None:
+        ends = self._assign(consumer)
+        while not self._stop.is_set():
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error():
+                    continue
+                self._take(msg.value(), msg.key())
+                where = (msg.topic() or "", msg.partition() or 0)
+                if where in ends and (msg.offset() or 0) + 1 >= ends[where]:
+                    del ends[where]
+            if not ends and not self._ready.is_set():
+                log.info("%s loaded: %s", self.what, self.loaded())
+                self._ready.set()
+
+    def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int]:
+        metadata = consumer.list_topics(self.topic, timeout=15)
+        partitions = list(metadata.topics[self.topic].partitions)
+        ends: dict[tuple[str, int], int] = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p),
+                                                       timeout=15)
+            if high > low:
+                ends[(self.topic, p)] = high
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        if not ends:
+            self._ready.set()
+        return ends
+
+    def _take(self, value: bytes | None, key: bytes | None) -> None:
+        if value is None:
+            if self.remove(key):
+                self.applied += 1
+            return
+        try:
+            _, record = wire.decode(value, self._ids.by_id)
+            if self.apply(record):
+                self.applied += 1
+        except (WireFormatError, SchemaError, KeyError, TypeError, ValueError) as exc:
+            log.warning("a %s record (key %r) cannot be read: %s", self.what, key,
+                        type(exc).__name__ if not isinstance(exc, SchemaError | WireFormatError)
+                        else exc)
