@@ -1,6 +1,7 @@
 """Which facilities may send, from where, with what credentials, and how they write HL7.
 
-The registry is a YAML file (``facilities_file``), read at start::
+The registry is the topic ``hutong.registry.facilities``, seeded from a YAML file
+(``facilities_file``) and changed through the API (:mod:`hutong.registry.facilities`)::
 
     facilities:
       - id: QSXRMYY                     # MSH-4.1 as the facility sends it
@@ -43,12 +44,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -67,6 +69,8 @@ __all__ = [
     "hash_api_key",
     "new_api_key",
 ]
+
+log = logging.getLogger(__name__)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -125,9 +129,9 @@ class Facility(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[^\s/|^&~\\]+$",
                     description="MSH-4.1 as the facility sends it; the facility_id of its "
-                                "events.")
+                                "events (no spaces, /, | or HL7 delimiters).")
     name: str = Field("", max_length=200)
     uscc: str | None = Field(None, description="统一社会信用代码 (GB 32100).")
     org_code: str | None = Field(None, description="Legacy 组织机构代码 (GB 11714).")
@@ -140,10 +144,12 @@ class Facility(BaseModel):
     status: Literal["active", "retired"] = Field(
         "active", description="retired: refused from then on, kept for history.")
     mllp_sources: list[IPNetwork] = Field(
-        default_factory=list, description="Addresses allowed to send plain MLLP.")
-    tls_names: list[str] = Field(
-        default_factory=list, description="Client-certificate names (CN or DNS SAN).")
-    api_keys: list[str] = Field(default_factory=list, description="sha256:<hex> of each key.")
+        default_factory=list, max_length=64, description="Addresses allowed to send plain MLLP.")
+    tls_names: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(
+        default_factory=list, max_length=32,
+        description="Client-certificate names (CN or DNS SAN).")
+    api_keys: list[str] = Field(default_factory=list, max_length=16,
+                                description="sha256:<hex> of each key.")
     ack_mode: Literal["auto", "original"] = Field(
         "auto", description="auto: MSH-15/16 choose original or enhanced mode; original: "
         "always one AA/AE/AR (for senders that fill MSH-15/16 but expect AA).")
@@ -237,6 +243,9 @@ class Peer:
     facility_id: str | None = None
     #: How the transport authenticated, for the audit record: "certificate CN=...", ...
     credential: str | None = None
+    #: The verified client certificate's names (MLLP over TLS): checked against the
+    #: registry again for every message, so a name taken away stops an open connection.
+    certificate_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,10 +265,16 @@ class _Index:
     by_name: dict[str, Facility] = field(default_factory=dict)
     by_key: dict[str, Facility] = field(default_factory=dict)
     profiles: dict[str, PatientProfile] = field(default_factory=dict)
+    #: Certificate names and API keys two active facilities claim: they open nothing.
+    contested: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, facilities: Iterable[Facility]) -> _Index:
+    def of(cls, facilities: Iterable[Facility], *, strict: bool = True) -> _Index:
+        """The lookups of ``facilities``. ``strict`` (a file, an API change): a name or key
+        claimed twice is a ConfigError. Otherwise (what the topic holds, which must always
+        load): it authenticates neither claimant, whatever order they came in."""
         index = cls()
+        contested: set[str] = set()
         for facility in facilities:
             if facility.id in index.every:
                 raise ConfigError(f"facility registry: facility {facility.id} listed twice")
@@ -267,16 +282,22 @@ class _Index:
             if facility.status != "active":
                 continue
             index.by_id[facility.id] = facility
-            for name in facility.certificate_names:
-                if index.by_name.setdefault(name.lower(), facility) is not facility:
-                    raise ConfigError(f"facility registry: certificate name {name} is given "
-                                      f"to two facilities")
-            for key in facility.api_keys:
-                if index.by_key.setdefault(key, facility) is not facility:
-                    raise ConfigError("facility registry: one API key is given to two "
-                                      f"facilities ({facility.id})")
             index.profiles[facility.id] = facility.profile.to_profile()
-        return index
+            claims = [(index.by_name, n.lower(), f"certificate name {n}")
+                      for n in facility.certificate_names]
+            claims += [(index.by_key, k, "one API key") for k in facility.api_keys]
+            for lookup, claim, what in claims:
+                holder = lookup.setdefault(claim, facility)
+                if holder is facility:
+                    continue
+                if strict:
+                    raise ConfigError(f"facility registry: {what} is given to two facilities "
+                                      f"({holder.id} and {facility.id})")
+                contested.add(claim)
+        for claim in contested:
+            index.by_name.pop(claim, None)
+            index.by_key.pop(claim, None)
+        return replace(index, contested=frozenset(contested))
 
 
 class FacilityRegistry:
@@ -292,12 +313,17 @@ class FacilityRegistry:
         self._writing = threading.Lock()
 
     def put(self, facility: Facility) -> None:
-        """Add ``facility`` or replace the one with its id; ConfigError (and no change) when
-        it claims another active facility's certificate name or API key."""
+        """Add ``facility`` or replace the one with its id, as the registry topic says: a
+        certificate name or API key it shares with another active facility then opens
+        neither (logged; :meth:`check` keeps such a change from being made)."""
         with self._writing:
             every = dict(self._index.every)
             every[facility.id] = facility
-            self._index = _Index.of(every.values())
+            self._index = _Index.of(every.values(), strict=False)
+        if self._index.contested:
+            log.error("facility registry: %d certificate name(s) or API key(s) are claimed "
+                      "by two active facilities and open neither; see hutong facility list",
+                      len(self._index.contested))
 
     def remove(self, facility_id: str) -> None:
         """Forget a facility entirely (not a retirement: no trace is kept)."""
@@ -306,10 +332,12 @@ class FacilityRegistry:
             every.pop(facility_id, None)
             self._index = _Index.of(every.values())
 
-    def check(self, facility: Facility) -> str | None:
-        """Why ``facility`` cannot be put in the registry as it stands, or None."""
+    def check(self, *facilities: Facility) -> str | None:
+        """Why ``facilities``, added or changed together, cannot be put in the registry as
+        it stands (a certificate name or API key two active facilities would hold), or
+        None."""
         every = dict(self._index.every)
-        every[facility.id] = facility
+        every.update((facility.id, facility) for facility in facilities)
         try:
             _Index.of(every.values())
         except ConfigError as exc:
@@ -370,12 +398,23 @@ class FacilityRegistry:
 
         Reasons name the facility and the transport, never message content.
         """
+        index = self._index
         if peer.facility_id is not None:  # the transport already authenticated someone
             if claimed != peer.facility_id:
                 return Refusal(f"MSH-4 names {quoted(claimed)} but the connection is authenticated "
                                f"as {peer.facility_id!r}")
+            # ... when it opened: the facility may have been retired or lost that name since
+            facility = index.by_id.get(claimed)
+            if facility is None and claimed in index.every:
+                return Refusal(f"facility {quoted(claimed)} is retired")
+            if facility is None:  # a folder or a retry of an unregistered facility
+                return None if self.open_intake else Refusal(
+                    f"facility {quoted(claimed)} is not registered")
+            if peer.certificate_names and not any(
+                    index.by_name.get(name.lower()) is facility
+                    for name in peer.certificate_names):
+                return Refusal(f"the client certificate no longer names facility {quoted(claimed)}")
             return None
-        index = self._index
         facility = index.by_id.get(claimed)
         if facility is None and claimed in index.every:
             return Refusal(f"facility {quoted(claimed)} is retired")

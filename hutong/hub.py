@@ -154,7 +154,8 @@ class Hub:
         self.document_sink: SinkRunner | None = None
         self.mapfeed: MapFeed | None = None
         self.facility_feed: FacilityFeed | None = None
-        self._file_facilities: tuple[Facility, ...] = ()
+        #: The registry file's entries; None without a file (then the topic alone rules).
+        self._file_facilities: tuple[Facility, ...] | None = None
         self.terminology: TerminologyFolder | None = None
         self.streams: list[Child] = []
         self.producer: AsyncProducer | None = None
@@ -198,8 +199,9 @@ class Hub:
         """Read the registry file (checked now, published to the topic once Kafka is up)
         and the users file."""
         s = self.settings
-        self._file_facilities = FacilityRegistry.load(s.facility_registry_path).facilities(
-            retired=True)
+        path = s.facility_registry_path
+        self._file_facilities = FacilityRegistry.load(path).facilities(retired=True) \
+            if path is not None else None
         self.registry = FacilityRegistry(open_intake=s.intake_open)
         self.users = Users.load(s.users_path, api_token=s.api_token.get_secret_value()
                                 if s.api_token else None)
@@ -209,16 +211,23 @@ class Hub:
         or takes out; then the connectors may authenticate."""
         s = self.settings
         assert self.producer is not None  # noqa: S101
+        declare = (lambda f: self.metrics.declare_facilities([f.id])) if s.plan.connectors \
+            else None
         feed = self.facility_feed = FacilityFeed(s.kafka_client_config(), self.registry,
-                                                 self.ids)
+                                                 self.ids, on_change=declare)
         feed.start()
         if not await asyncio.to_thread(feed.wait_ready, _REGISTRY_READY_S):
             raise StackError(f"the facility registry ({FACILITIES_TOPIC}) was not read in "
                              f"{_REGISTRY_READY_S:.0f} s: is Kafka reachable?")
-        changes = file_changes(self._file_facilities, dict(feed.records), datetime.now(UTC))
-        for record in changes:
-            if (problem := self.registry.check(record.facility)) is not None:
-                raise ConfigError(f"facility registry file: {problem}")
+        if s.plan.embedded_broker and s.plan.api:
+            log.info("the embedded broker keeps its topics in memory: facilities added or "
+                     "changed through the API last until the hub stops; keep them in %s",
+                     s.facilities_file or s.data_dir / "facilities.yaml")
+        changes = [] if self._file_facilities is None else file_changes(
+            self._file_facilities, dict(feed.records), datetime.now(UTC))
+        if (problem := self.registry.check(*(r.facility for r in changes))) is not None:
+            raise ConfigError(f"facility registry file {s.facility_registry_path}: {problem} "
+                              f"(with what {FACILITIES_TOPIC} holds)")
         await publish_facilities(self.producer, changes, self.ids)
         for record in changes:
             feed.put(record)
@@ -227,7 +236,6 @@ class Hub:
                      len(changes))
         if not s.plan.connectors:
             return
-        self.metrics.declare_facilities(facility.id for facility in self.registry.facilities())
         if s.intake_open:
             log.warning("intake is open: plain MLLP from any facility is accepted "
                         "(HUTONG_INTAKE_OPEN); do not run a production hub like this")

@@ -164,7 +164,8 @@ class MLLPServer:
         facility = self._registry.for_certificate(names)
         credential = f"certificate {names[0]}" if names else "certificate without a name"
         await self._accept(reader, writer, Peer(self.transport, peer.address,
-                                                facility.id if facility else None, credential))
+                                                facility.id if facility else None, credential,
+                                                tuple(names)))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      peer: Peer) -> None:

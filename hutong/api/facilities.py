@@ -13,6 +13,7 @@ Listings show how a facility connects but never its API key hashes: their count.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -101,6 +102,16 @@ def _validated(data: dict[str, Any]) -> Facility:
         raise HTTPException(422, validation_problems(exc, root="facility")) from None
 
 
+def _changes(request: Request) -> asyncio.Lock:
+    """One change at a time in this process: from reading the facility's version to
+    applying the record Kafka confirmed, so two requests cannot both build on one version.
+    (API processes in other pods check against what they have read of the topic.)"""
+    lock: asyncio.Lock | None = getattr(request.app.state, "facility_changes", None)
+    if lock is None:
+        lock = request.app.state.facility_changes = asyncio.Lock()
+    return lock
+
+
 async def _publish(request: Request, principal: Principal, action: str,
                    record: FacilityRecord) -> dict[str, Any]:
     feed = _feed(request)
@@ -135,11 +146,12 @@ async def add(body: Change, request: Request,
     """Register a new facility."""
     by = acting_as(principal, body.by or principal.name)
     facility = _validated(body.facility)
-    if facility.id in _feed(request).records:
-        raise HTTPException(409, f"facility {facility.id} is registered already (change it "
-                                 "with PATCH, or give the new one another id)")
-    record = FacilityRecord(facility, 1, datetime.now(UTC), by, body.reason)
-    return await _publish(request, principal, "add", record)
+    async with _changes(request):
+        if facility.id in _feed(request).records:
+            raise HTTPException(409, f"facility {facility.id} is registered already (change "
+                                     "it with PATCH, or give the new one another id)")
+        record = FacilityRecord(facility, 1, datetime.now(UTC), by, body.reason)
+        return await _publish(request, principal, "add", record)
 
 
 @router.patch("/{facility_id}", status_code=202)
@@ -147,15 +159,18 @@ async def update(facility_id: str, body: Change, request: Request,
                  principal: Annotated[Principal, Depends(_admin)]) -> dict[str, Any]:
     """Change some fields of a facility (``status: active`` brings a retired one back)."""
     by = acting_as(principal, body.by or principal.name)
-    held = _current(request, facility_id, body.version)
     if body.facility.get("id", facility_id) != facility_id:
         raise HTTPException(422, "a facility's id cannot change: register the new id and "
                                  "retire this one")
-    facility = _validated({**held.facility.model_dump(mode="json"), **body.facility})
-    if facility == held.facility:
-        return _shown(held)
-    return await _publish(request, principal, "update",
-                          changed(held, facility, by=by, reason=body.reason))
+    async with _changes(request):
+        held = _current(request, facility_id, body.version)
+        facility = _validated({**held.facility.model_dump(mode="json"), **body.facility})
+        if facility == held.facility:
+            return _shown(held)
+        action = "update" if facility.status == held.facility.status else (
+            "retire" if facility.status == "retired" else "reactivate")
+        return await _publish(request, principal, action,
+                              changed(held, facility, by=by, reason=body.reason))
 
 
 @router.post("/{facility_id}/retire", status_code=202)
@@ -163,9 +178,10 @@ async def retire(facility_id: str, body: Retirement, request: Request,
                  principal: Annotated[Principal, Depends(_admin)]) -> dict[str, Any]:
     """Retire a facility: from now on its messages are refused; its record stays."""
     by = acting_as(principal, body.by or principal.name)
-    held = _current(request, facility_id, body.version)
-    if held.facility.status == "retired":
-        raise HTTPException(409, f"facility {facility_id} is retired already")
-    facility = held.facility.model_copy(update={"status": "retired"})
-    return await _publish(request, principal, "retire",
-                          changed(held, facility, by=by, reason=body.reason))
+    async with _changes(request):
+        held = _current(request, facility_id, body.version)
+        if held.facility.status == "retired":
+            raise HTTPException(409, f"facility {facility_id} is retired already")
+        facility = held.facility.model_copy(update={"status": "retired"})
+        return await _publish(request, principal, "retire",
+                              changed(held, facility, by=by, reason=body.reason))

@@ -200,8 +200,9 @@ async def resubmit(letter: Mapping[str, Any], source: DeadLetterSource, intake: 
 
     try:
         reason = refusal(letter)
-        if reason is None and facility not in registry and not registry.open_intake:
-            reason = f"facility {facility!r} is not registered any more"
+        if reason is None and facility not in registry and (
+                not registry.open_intake or registry.get(str(facility)) is not None):
+            reason = f"facility {facility!r} is not registered any more (or retired)"
         if reason is not None:
             raise NotRetryable(reason)
         found = await asyncio.to_thread(source.fetch, int(letter["dlq_partition"]),

@@ -78,13 +78,13 @@ def check_uscc(raw: str) -> CodeCheck:
     if wrong:
         return CodeCheck(code, "a unified social credit code uses 0-9 and A-Y without I, O, "
                                f"S, V, Z; found {''.join(wrong)!r}")
-    if code[0] not in _AUTHORITIES:
-        return CodeCheck(code, f"registration authority {code[0]!r} (first character) is not "
-                               "one of 1-9, A-G, Y")
     if not code[2:8].isdigit():
         return CodeCheck(code, "characters 3-8 must be the registering authority's division "
                                "code (6 digits)")
     warnings = []
+    if code[0] not in _AUTHORITIES:  # a newer authority than the list knows, perhaps
+        warnings.append(f"registration authority {code[0]!r} (first character) is not one "
+                        "of 1-9, A-G, Y")
     expected = uscc_check_character(code[:17])
     if code[17] != expected:
         warnings.append(f"check character is {code[17]!r} where GB 32100 computes "

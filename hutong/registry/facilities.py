@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,8 @@ from schemas.registry import EMBEDDED, Resolver
 
 __all__ = ["FACILITIES_TOPIC", "FILE", "FacilityFeed", "FacilityRecord", "file_changes",
            "file_digest", "publish_facilities"]
+
+log = logging.getLogger(__name__)
 
 FACILITIES_TOPIC = "hutong.registry.facilities"
 #: ``changed_by`` of a change the registry file made.
@@ -86,14 +89,23 @@ class FacilityRecord:
 
 
 def file_digest(facility: Facility) -> str:
-    """What an entry of the registry file says, as a digest: equal entries, equal digests."""
-    text = json.dumps(facility.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+    """What an entry of the registry file says (only the fields it sets), as a digest:
+    equal entries, equal digests, and an upgrade that adds a field or changes a default
+    changes none."""
+    text = json.dumps(facility.model_dump(mode="json", exclude_unset=True), sort_keys=True,
+                      ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def file_changes(entries: Sequence[Facility], published: Mapping[str, FacilityRecord],
                  at: datetime) -> list[FacilityRecord]:
-    """The records the registry file's ``entries`` call for, given what is ``published``."""
+    """The records the registry file's ``entries`` call for, given what is ``published``.
+
+    A new entry is published; an edited one too: whole when the file made the record
+    last, else only the fields the entry sets go over what the API made (a retirement
+    made through the API stands unless the entry says ``status``); an entry that was
+    published from the file and is no longer in it is retired.
+    """
     changes: list[FacilityRecord] = []
     in_file = set()
     for facility in entries:
@@ -104,15 +116,27 @@ def file_changes(entries: Sequence[Facility], published: Mapping[str, FacilityRe
             changes.append(FacilityRecord(facility, 1, at, FILE, "in the registry file",
                                           digest))
         elif held.file_digest != digest:
-            changes.append(FacilityRecord(facility, held.version + 1, at, FILE,
+            changes.append(FacilityRecord(_edited(held, facility), held.version + 1, at, FILE,
                                           "changed in the registry file", digest))
     for facility_id, held in sorted(published.items()):
-        if (facility_id not in in_file and held.changed_by == FILE
+        if (facility_id not in in_file and held.file_digest is not None
                 and held.facility.status == "active"):
             changes.append(FacilityRecord(
                 held.facility.model_copy(update={"status": "retired"}), held.version + 1, at,
                 FILE, "taken out of the registry file", None))
     return changes
+
+
+def _edited(held: FacilityRecord, entry: Facility) -> Facility:
+    if held.changed_by == FILE:
+        return entry
+    said = {name: getattr(entry, name) for name in entry.model_fields_set}
+    overridden = sorted(name for name, value in said.items()
+                        if name != "id" and getattr(held.facility, name) != value)
+    if overridden:
+        log.warning("facility %s: the registry file's edit sets %s over a change made by %s "
+                    "through the API", entry.id, ", ".join(overridden), held.changed_by)
+    return held.facility.model_copy(update=said)
 
 
 def changed(held: FacilityRecord, facility: Facility, *, by: str, reason: str | None,
@@ -141,15 +165,29 @@ class FacilityFeed(TopicFeed):
     what = "facility registry"
 
     def __init__(self, client_config: dict[str, Any], registry: FacilityRegistry,
-                 ids: Resolver = EMBEDDED) -> None:
+                 ids: Resolver = EMBEDDED,
+                 on_change: Callable[[Facility], None] | None = None) -> None:
         super().__init__(client_config, ids)
         self._lock = threading.Lock()
+        self._on_change = on_change
         self.registry = registry
         #: The latest record of each facility id.
         self.records: dict[str, FacilityRecord] = {}
 
     def apply(self, record: Mapping[str, Any]) -> bool:
-        self.put(FacilityRecord.from_record(record))
+        try:
+            held = FacilityRecord.from_record(record)
+        except (KeyError, TypeError, ValueError) as exc:
+            # Fail closed: a facility whose latest record this process cannot read (written
+            # by a newer hub, say) authenticates nothing here, rather than what it was.
+            facility_id = record.get("facility_id")
+            log.error("facility registry: the record of %r cannot be read (%s); it opens "
+                      "nothing here until a readable one comes", facility_id,
+                      type(exc).__name__)
+            if isinstance(facility_id, str):
+                self.remove(facility_id.encode())
+            return False
+        self.put(held)
         return True
 
     def remove(self, key: bytes | None) -> bool:
@@ -168,6 +206,8 @@ class FacilityFeed(TopicFeed):
         with self._lock:
             self.records[record.facility_id] = record
             self.registry.put(record.facility)
+        if self._on_change is not None:
+            self._on_change(record.facility)
 
     def loaded(self) -> str:
         active = sum(r.facility.status == "active" for r in self.records.values())

@@ -8,15 +8,17 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from connectors.facilities import Facility, FacilityRegistry, Peer, hash_api_key
+from connectors.facilities import Facility, FacilityRegistry, Peer, Refusal, hash_api_key
 from hutong.errors import ConfigError
 from hutong.registry.codes import check_org_code, check_region_code, check_uscc
 from hutong.registry.facilities import (
     FACILITIES_TOPIC,
     FILE,
+    FacilityFeed,
     FacilityRecord,
     changed,
     file_changes,
+    file_digest,
 )
 from schemas import wire
 from schemas.registry import EMBEDDED
@@ -34,7 +36,7 @@ LOCAL = Peer("mllp", "127.0.0.1")
     ("91350203M0001QAY9B", "91350203M0001QAY9B", None, "computes '9'"),  # pilot era: warned
     ("1236000049101590", None, "18 characters, not 16", None),
     ("12360000491015900I", None, "without I, O, S, V, Z", None),
-    ("H2360000491015900T", None, "registration authority", None),
+    ("N23600004910159005", "N23600004910159005", None, "registration authority"),
     ("12AB0000491015900T", None, "division code", None),
 ])
 def test_unified_social_credit_codes(raw: str, code: str | None, problem: str | None,
@@ -106,15 +108,39 @@ def test_registry_puts_retires_and_removes_while_lookups_follow() -> None:
     assert registry.get("B") is None
 
 
-def test_a_facility_claiming_anothers_key_is_refused_and_changes_nothing() -> None:
+def test_a_key_two_facilities_claim_is_refused_as_a_change_and_opens_neither_on_the_topic(
+        ) -> None:
+    """A change is checked first (409 at the API, a start refused for the file); two API
+    pods may still each publish one claim: then, as every follower reads it, the key opens
+    neither facility, whichever came first, and the feed goes on."""
     shared = hash_api_key("htk_one-key")
     registry = FacilityRegistry([Facility(id="A", api_keys=[shared])])
     intruder = Facility(id="B", api_keys=[shared])
-    assert "one API key is given to two facilities" in (registry.check(intruder) or "")
-    with pytest.raises(ConfigError):
-        registry.put(intruder)
-    assert registry.get("B") is None
+    assert "one API key is given to two facilities (A and B)" in (registry.check(intruder)
+                                                                  or "")
     assert registry.check(intruder.model_copy(update={"status": "retired"})) is None
+    registry.put(intruder)  # as the topic says: no exception
+    assert registry.for_api_key("htk_one-key") is None
+    registry.put(intruder.model_copy(update={"status": "retired"}))
+    found = registry.for_api_key("htk_one-key")
+    assert found is not None and found.id == "A"
+    with pytest.raises(ConfigError, match="listed twice"):
+        FacilityRegistry([Facility(id="A"), Facility(id="A")])
+
+
+def test_an_open_connection_loses_what_its_facility_lost() -> None:
+    """Authenticated when it opened (a certificate, a batch folder): each message is
+    checked again, so retiring the facility or taking the certificate's name away stops a
+    connection that stays open."""
+    registry = FacilityRegistry([Facility(id="A", tls_names=["his.a.example"])])
+    tls = Peer("mllps", "10.0.0.5", "A", "certificate his.a.example", ("his.a.example",))
+    assert registry.authorize("A", tls) is None
+    registry.put(Facility(id="A", tls_names=["his-new.a.example"]))
+    refusal = registry.authorize("A", tls)
+    assert refusal is not None and "no longer names" in refusal.reason
+    registry.put(Facility(id="A", status="retired"))
+    folder = Peer("file", None, "A")
+    assert "retired" in (registry.authorize("A", folder) or Refusal("")).reason
 
 
 def test_a_record_travels_through_its_avro_schema_without_loss() -> None:
@@ -143,11 +169,46 @@ def test_the_registry_file_publishes_what_is_new_or_edited_and_never_undoes_the_
     assert (edited.version, edited.facility.level, edited.changed_by) == (3, "二级乙等", FILE)
 
 
-def test_taking_a_facility_out_of_the_file_retires_it_unless_the_api_manages_it() -> None:
+def test_taking_a_facility_out_of_the_file_retires_it_even_after_an_api_change() -> None:
     [first] = file_changes([_file()], {}, AT)
     [retired] = file_changes([], {"A": first}, AT)
     assert (retired.facility.status, retired.version, retired.reason) == (
         "retired", 2, "taken out of the registry file")
     assert file_changes([], {"A": retired}, AT) == []  # retired once
+    [back] = file_changes([_file()], {"A": retired}, AT)  # put back in the file
+    assert back.facility.status == "active"
     by_api = changed(first, _file(name="改名"), by="admin-li", reason=None)
-    assert file_changes([], {"A": by_api}, AT) == []
+    [gone] = file_changes([], {"A": by_api}, AT)
+    assert gone.facility.status == "retired"
+    api_only = FacilityRecord(_file(), 1, AT, "admin-li")  # added through the API
+    assert file_changes([], {"A": api_only}, AT) == []
+
+
+def test_a_file_edit_over_an_api_change_sets_only_what_the_entry_says() -> None:
+    [first] = file_changes([_file(mllp_sources=["10.0.0.0/24"])], {}, AT)
+    key = hash_api_key("htk_rotated")
+    by_api = changed(first, first.facility.model_copy(update={"api_keys": [key],
+                                                              "status": "retired"}),
+                     by="admin-li", reason="key leaked")
+    [edited] = file_changes([_file(mllp_sources=["10.0.0.0/24"], level="二级乙等")],
+                            {"A": by_api}, AT)
+    assert (edited.facility.level, edited.facility.api_keys, edited.facility.status) == (
+        "二级乙等", [key], "retired")  # the API's rotation and retirement stand
+
+
+def test_the_file_digest_is_of_what_the_entry_says() -> None:
+    assert file_digest(_file()) == file_digest(Facility.model_validate(
+        {"name": "甲医院", "id": "A"}))
+    assert file_digest(_file()) != file_digest(_file(ack_mode="auto"))  # said, if default
+    assert "profile" not in _file().model_dump(exclude_unset=True)
+
+
+def test_an_unreadable_registry_record_opens_nothing_and_the_feed_goes_on() -> None:
+    registry = FacilityRegistry()
+    feed = FacilityFeed({"bootstrap.servers": "127.0.0.1:9"}, registry)  # never started
+    [record] = file_changes([_file(mllp_sources=["127.0.0.0/8"])], {}, AT)
+    assert feed.apply(record.to_record())
+    assert registry.authorize("A", LOCAL) is None
+    newer = {**record.to_record(), "kind": "未来的机构类别", "version": 2}  # a newer hub's
+    assert not feed.apply(newer)
+    assert registry.authorize("A", LOCAL) is not None and "A" not in feed.records
