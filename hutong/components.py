@@ -36,7 +36,9 @@ def partial_set_problem(components: Iterable[str], *, kafka_bootstrap: str | Non
 
     The embedded broker, chDB and the SQLite document store belong to one process:
     a process that runs only part of the hub shares Kafka with the others, and the
-    warehouse and document store if it writes or reads them (sinks, api).
+    warehouse and document store if it writes or reads them (sinks, api) and another
+    process does the other. The sinks and the API in one process own the embedded
+    warehouse and document store between them (the other processes need neither).
     """
     chosen = set(components)
     if chosen >= set(COMPONENTS):
@@ -44,7 +46,7 @@ def partial_set_problem(components: Iterable[str], *, kafka_bootstrap: str | Non
     missing = []
     if kafka_bootstrap is None:
         missing.append("kafka_bootstrap (HUTONG_KAFKA_BOOTSTRAP)")
-    if chosen & {"sinks", "api"}:
+    if chosen & {"sinks", "api"} and not chosen >= {"sinks", "api"}:
         if clickhouse_url is None:
             missing.append("clickhouse_url (HUTONG_CLICKHOUSE_URL)")
         if docstore_url is None:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from hutong.errors import SchemaError, WireFormatError
 from schemas import wire
@@ -39,8 +39,11 @@ class TopicFeed:
 
     def __init__(self, client_config: dict[str, Any], ids: Resolver = EMBEDDED) -> None:
         self._ids = ids
+        # The end of each partition is found by reading to it (the end-of-partition event):
+        # the embedded broker's ListOffsets can answer short of it (hutong.offsets).
         self._config = {**client_config, "group.id": f"hutong-feed-{uuid.uuid4()}",
                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                        "enable.partition.eof": True,
                         "fetch.wait.max.ms": 50}  # Tansu: see sinks/runner.py
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -95,32 +98,20 @@ class TopicFeed:
                 consumer.close()
 
     def _follow(self, consumer: Consumer) -> None:
-        ends = self._assign(consumer)
-        while not self._stop.is_set():
-            for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error():
-                    continue
-                self._take(msg.value(), msg.key())
-                where = (msg.topic() or "", msg.partition() or 0)
-                if where in ends and (msg.offset() or 0) + 1 >= ends[where]:
-                    del ends[where]
-            if not ends and not self._ready.is_set():
-                log.info("%s loaded: %s", self.what, self.loaded())
-                self._ready.set()
-
-    def _assign(self, consumer: Consumer) -> dict[tuple[str, int], int]:
         metadata = consumer.list_topics(self.topic, timeout=15)
         partitions = list(metadata.topics[self.topic].partitions)
-        ends: dict[tuple[str, int], int] = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p),
-                                                       timeout=15)
-            if high > low:
-                ends[(self.topic, p)] = high
+        unread = set(partitions)  # until each partition's end-of-partition event
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-        if not ends:
-            self._ready.set()
-        return ends
+        while not self._stop.is_set():
+            for msg in consumer.consume(1000, timeout=0.5):
+                error = msg.error()
+                if error is None:
+                    self._take(msg.value(), msg.key())
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    unread.discard(msg.partition())
+            if not unread and not self._ready.is_set():
+                log.info("%s loaded: %s", self.what, self.loaded())
+                self._ready.set()
 
     def _take(self, value: bytes | None, key: bytes | None) -> None:
         if value is None:

@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from hutong.errors import DeliveryError, SchemaError, WireFormatError
+from hutong.offsets import watermarks
 from producers.cda.adapter import adapt_cda
 from producers.hl7v2.adapter import Adapted, Arrival, ProfileLookup, adapt
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
@@ -99,7 +100,7 @@ def replay(client_config: dict[str, Any], window: Window, *,
     producer = Producer(producer_config(client_config))
     failures: list[str] = []
     try:
-        remaining = _assign(consumer, window)
+        remaining = _assign(consumer, window, client_config)
         last_progress = started
         while remaining:
             if time.monotonic() - started > timeout_s:
@@ -129,16 +130,14 @@ def replay(client_config: dict[str, Any], window: Window, *,
     return report
 
 
-def _assign(consumer: Consumer, window: Window) -> dict[tuple[str, int], int]:
+def _assign(consumer: Consumer, window: Window,
+            client_config: dict[str, Any]) -> dict[tuple[str, int], int]:
     """Assign every raw partition from the window's start; the end offsets to read to."""
     metadata = consumer.list_topics(timeout=15)
     partitions = [TopicPartition(topic, p) for topic in RAW_TOPICS
                   if topic in metadata.topics for p in metadata.topics[topic].partitions]
-    ends: dict[tuple[str, int], int] = {}
-    for tp in partitions:
-        low, high = consumer.get_watermark_offsets(tp, timeout=15)
-        if high > low:
-            ends[(tp.topic, tp.partition)] = high
+    ends = {where: high for where, (low, high) in watermarks(
+        client_config, [(tp.topic, tp.partition) for tp in partitions]).items() if high > low}
     starts = [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]
     if window.since is not None:
         at_ms = int(window.since.timestamp() * 1000)

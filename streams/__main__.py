@@ -8,7 +8,6 @@ and it recovers from its local files plus the changelog tail.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 
@@ -19,17 +18,6 @@ from schemas.registry import resolver
 from streams.app import create_app
 
 
-class _Worker(Worker):
-    """Faust's worker without mode's fixed one-second pause before closing the loop.
-
-    Everything was stopped and gathered by then (offsets committed, the group left);
-    the pause only delays the hub's shutdown and restarts by a second per worker.
-    """
-
-    async def _sentinel_task(self) -> None:
-        await asyncio.sleep(0)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m streams", description=__doc__)
     parser.add_argument("--worker", type=int, default=0, help="worker number (default 0)")
@@ -37,7 +25,7 @@ def main() -> None:
     sys.argv[1:] = []  # Faust's worker must not read our options
     settings = load_settings()
     app = create_app(settings, resolver(settings.schema_registry_url), worker=args.worker)
-    worker = _Worker(app, loglevel=logging.getLevelName(settings.log_level), quiet=True)
+    worker = Worker(app, loglevel=logging.getLevelName(settings.log_level), quiet=True)
     worker.execute_from_commandline()
 
 

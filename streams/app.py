@@ -47,6 +47,7 @@ from typing import Any
 
 import faust
 import faust.streams as faust_streams
+from faust.tables import recovery as faust_recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
@@ -55,6 +56,7 @@ from hutong.errors import SchemaError, WireFormatError
 from hutong.keys import pseudonym_key
 from hutong.metrics import StageMetrics
 from hutong.metrics.labels import oldest_age, stream_stage
+from hutong.offsets import watermarks
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers, event_key
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
@@ -107,6 +109,23 @@ faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer = (  # type: ignor
     _quick_fetching_consumer)
 
 
+async def _true_highwaters(self: Any, consumer: Any, tps: Any, destination: Any,
+                           title: str) -> None:
+    """Faust's table recovery reads each changelog to its high watermark, from the
+    broker's ListOffsets; the embedded broker can answer short of the end there, and
+    Faust then either stops its recovery early or, finding its own files ahead, refuses
+    to start ("persisted offset ... is higher than the last offset"): measured after a
+    kill -9 of a worker's parent. The watermarks read to the end (hutong.offsets)."""
+    marks = await asyncio.to_thread(watermarks, self.app.hutong_kafka_config,
+                                    [(tp.topic, tp.partition) for tp in tps])
+    destination.clear()
+    # Faust's own convention: the offset of the last record (-1 for none)
+    destination.update({tp: marks[(tp.topic, tp.partition)][1] - 1 for tp in tps})
+
+
+faust_recovery.Recovery._build_highwaters = _true_highwaters  # type: ignore[method-assign]
+
+
 def _faust_kafka_settings(settings: Settings) -> dict[str, Any]:
     return {
         "broker": f"kafka://{settings.bootstrap}",
@@ -154,6 +173,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         datadir=str(datadir),
         **_faust_kafka_settings(settings),
     )
+    app.hutong_kafka_config = settings.kafka_client_config()  # type: ignore[attr-defined]
     topic = _Topics(app)
     topic.maps = MapFeed(settings.kafka_client_config(), ids)
     topic.maps.start()  # reading the maps while Faust joins its group

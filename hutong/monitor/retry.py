@@ -39,6 +39,7 @@ from hutong.errors import (
     SchemaError,
     WireFormatError,
 )
+from hutong.offsets import watermarks
 from producers.cda.adapter import adapt_cda
 from producers.intake import Intake, Receipt
 from producers.json_events import adapt_json
@@ -121,8 +122,8 @@ class DlqReader:
         consumer = Consumer(self._config)
         try:
             try:
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(DLQ_TOPIC, partition), timeout=self._timeout_s)
+                [(low, high)] = watermarks(self._config, [(DLQ_TOPIC, partition)],
+                                           self._timeout_s).values()
             except KafkaException as exc:
                 raise DlqUnreachable(f"cannot read {DLQ_TOPIC}: {exc.args[0].str()}") from exc
             if not low <= offset < high:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from connectors.facilities import Facility, FacilityRegistry
+from hutong.offsets import watermarks
+from hutong.registry.facilities import FacilityFeed, FacilityRecord, publish_facilities
 from hutong.stack.topics import ensure_topics
+from producers.kafka import AsyncProducer
 from schemas.catalog import TOPIC_SPECS
 from sinks.runner import consumer_config
 
@@ -70,3 +76,39 @@ def test_our_producers_and_faust_put_a_key_in_the_same_partition(kafka_bootstrap
     faust_choice = {key: DefaultPartitioner()(key, [0, 1, 2], [0, 1, 2]) for key in keys}
     assert landed == faust_choice
     assert len(set(landed.values())) == 3  # the keys spread, so the test could fail
+
+
+def test_watermarks_read_to_the_end_of_a_partition_whose_last_batch_holds_many(
+        kafka_bootstrap: str) -> None:
+    """The embedded broker answers ListOffsets with the last batch's base offset plus one
+    (found when a restarted stream worker refused its own files); hutong.offsets reads to
+    the true end, and a topic feed is ready only once it has read everything."""
+    config = {"bootstrap.servers": kafka_bootstrap}
+    topic = f"hutong-test-ends-{time.time_ns()}"
+    admin = AdminClient(config)  # kept: its futures die with it
+    for created in admin.create_topics([NewTopic(topic, 2, 1)]).values():
+        created.result(30)
+    producer = Producer({**config, "linger.ms": 100})
+    for n in range(20):  # one batch
+        producer.produce(topic, value=b"%d" % n, partition=0)
+    assert producer.flush(30) == 0
+    listed = Consumer(consumer_config(config, "hutong-test-ends")).get_watermark_offsets(
+        TopicPartition(topic, 0), timeout=15)
+    assert watermarks(config, [(topic, 0), (topic, 1)]) == {(topic, 0): (0, 20),
+                                                             (topic, 1): (0, 0)}
+    print(f"ListOffsets says {listed}; the partition ends at 20")
+
+    at = datetime.now(UTC)
+    many = [FacilityRecord(Facility(id=f"ENDS{n}"), 1, at, "test") for n in range(30)]
+    sending = AsyncProducer(config)
+    try:
+        asyncio.run(publish_facilities(sending, many))  # a batch of several per partition
+    finally:
+        sending.close()
+    feed = FacilityFeed(config, FacilityRegistry())
+    feed.start()
+    try:
+        assert feed.wait_ready(30)
+        assert {f"ENDS{n}" for n in range(30)} <= feed.records.keys()
+    finally:
+        feed.stop()

@@ -1,12 +1,15 @@
 """Faults under load (issue 8): kill -9 of each hub process, a broker outage, the stores
 after a crash.
 
-The broker runs apart (``hutong broker``) and ``hutong up`` runs against it
-(``HUTONG_KAFKA_BOOTSTRAP``), each a process of its own, as an operator would run
-them on one machine. chDB opens its data directory in one process only, so the
-warehouse sink, the document sink, the API and the MLLP connector are one process
-here: killing "the sink" or "the API" is killing the hub. The stream worker is the
-hub's child process; the hub restarts it.
+The broker runs apart (``hutong broker``) and the hub runs against it
+(``HUTONG_KAFKA_BOOTSTRAP``), as an operator would run them on one machine. For the
+kill test the hub is split as a cluster splits it (``HUTONG_COMPONENTS``): the
+connectors in one process, the sinks and the API in another with the stream worker
+as its child. chDB opens its data directory in one process only and the API reads
+what the sinks write, so the sinks and the API share a process on the embedded
+warehouse: killing "the sink" is killing "the API" (in a cluster, against ClickHouse
+and PostgreSQL, they are Deployments of their own). The outage and store tests run
+the whole hub in one process.
 
 A load thread plays facilities: several MLLP connections, each a sender that waits
 for its ACK, paced to a steady rate, every message an ORU^R01 (three results, so
@@ -161,10 +164,12 @@ class Broker:
 
 
 class HubProcess:
-    """``hutong up`` against the broker; killed and started again on the same data dir."""
+    """``hutong up`` against the broker; killed and started again on the same data dir.
+    ``components``: only these parts of the hub (HUTONG_COMPONENTS), as in a cluster."""
 
-    def __init__(self, base: Path, broker: Broker) -> None:
-        self.data_dir = base / "hub"
+    def __init__(self, base: Path, broker: Broker, name: str = "hub",
+                 components: str | None = None) -> None:
+        self.data_dir = base / name
         self.mllp_port, http_port = free_port(), free_port()
         self.http = f"http://127.0.0.1:{http_port}"
         self.env = _environment(
@@ -172,8 +177,9 @@ class HubProcess:
             mllp_host="127.0.0.1", mllp_port=self.mllp_port, http_host="127.0.0.1",
             http_port=http_port, clickhouse_http_port=free_port(),
             pseudonym_key="fault-test-pseudonym-key",
-            kafka_config=f'{{"message.timeout.ms": "{MESSAGE_TIMEOUT_MS}"}}')
-        self.logs = base / "hub-logs"
+            kafka_config=f'{{"message.timeout.ms": "{MESSAGE_TIMEOUT_MS}"}}',
+            **({"components": components} if components else {}))
+        self.logs = base / f"{name}-logs"
         self.logs.mkdir()
         self.starts = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -260,11 +266,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The broker, and a whole hub started by the tests that use it (``running``)."""
     base = tmp_path_factory.mktemp("faults")
     broker = Broker(base)
     hub = HubProcess(base, broker)
     try:
-        hub.start()
         yield Stack(base, broker, hub)
     finally:
         hub.stop()
@@ -446,33 +452,6 @@ def report(title: str, figures: dict[str, Any]) -> None:
 # --- the tests -------------------------------------------------------------------------------
 
 
-def test_kill_9_of_stream_worker_and_hub_under_load_loses_and_doubles_nothing(
-        stack: Stack) -> None:
-    """kill -9 the stream worker (the hub restarts it), then the hub (connector, sinks and
-    API in one process), started again on the same data dir; nothing ACKed is lost."""
-    hub = stack.hub.running()
-    figures: dict[str, Any] = {"rate": RATE}
-    with Load(hub.mllp_port, "K") as load:
-        time.sleep(PHASE)
-        worker = hub.stream_worker()
-        assert worker is not None
-        os.kill(worker, signal.SIGKILL)
-        killed = time.monotonic()
-        restarted = wait_for(lambda: (pid := hub.stream_worker()) != worker and pid, timeout=30)
-        figures["worker restarted after s"] = round(time.monotonic() - killed, 1)
-        assert restarted != worker
-        time.sleep(PHASE)
-
-        killed = time.monotonic()
-        figures["orphaned worker gone after s"] = round(hub.kill(), 1)
-        figures["hub up again after s"] = round(hub.start(), 1)
-        figures["hub down for s"] = round(time.monotonic() - killed, 1)
-        time.sleep(PHASE)
-    figures["codes"] = load.codes()
-    figures |= check_stored_once(hub, "K", load)
-    report("kill -9 under load", figures)
-
-
 def test_no_positive_ack_while_the_broker_does_not_answer_and_the_hub_recovers(
         stack: Stack) -> None:
     """SIGSTOP the broker for more than twice the delivery timeout under load: no message
@@ -553,3 +532,49 @@ def test_warehouse_and_document_store_open_cleanly_after_a_kill_9_mid_write(
                                     len(tables), "parts checked": parts,
                                     "lab_results rows": rows, **counted})
 
+
+def test_kill_9_of_each_process_in_turn_under_load_loses_and_doubles_nothing(
+        stack: Stack) -> None:
+    """The hub as a cluster runs it, in two processes on one broker: the connectors
+    (HUTONG_COMPONENTS=connectors), and the stream worker's parent with the sinks and the
+    API (streams,sinks,api: it owns chDB and the document store). Under load, kill -9 in
+    turn the connectors process, the stream worker (its parent restarts it), and the
+    sinks and API process (the worker goes with it); each is started again on its data
+    dir. Nothing ACKed is lost or doubled. It runs last: the whole hub of the tests
+    before is stopped (its consumer groups would share the partitions)."""
+    stack.hub.stop()
+    connectors = HubProcess(stack.base, stack.broker, "connectors", "connectors")
+    rest = HubProcess(stack.base, stack.broker, "rest", "streams,sinks,api")
+    figures: dict[str, Any] = {"rate": RATE}
+    try:
+        rest.start()
+        connectors.start()
+        with Load(connectors.mllp_port, "K") as load:
+            time.sleep(PHASE)
+            killed = time.monotonic()
+            connectors.kill()
+            figures["connectors up again after s"] = round(connectors.start(), 1)
+            figures["connectors down for s"] = round(time.monotonic() - killed, 1)
+            time.sleep(PHASE)
+
+            worker = rest.stream_worker()
+            assert worker is not None
+            os.kill(worker, signal.SIGKILL)
+            killed = time.monotonic()
+            restarted = wait_for(lambda: (pid := rest.stream_worker()) != worker and pid,
+                                 timeout=30)
+            figures["worker restarted after s"] = round(time.monotonic() - killed, 1)
+            assert restarted != worker
+            time.sleep(PHASE)
+
+            killed = time.monotonic()
+            figures["orphaned worker gone after s"] = round(rest.kill(), 1)
+            figures["sinks and API up again after s"] = round(rest.start(), 1)
+            figures["sinks and API down for s"] = round(time.monotonic() - killed, 1)
+            time.sleep(PHASE)
+        figures["codes"] = load.codes()
+        figures |= check_stored_once(rest, "K", load)
+    finally:
+        connectors.stop()
+        rest.stop()
+    report("kill -9 of each process under load", figures)

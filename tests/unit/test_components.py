@@ -93,6 +93,9 @@ def test_a_partial_set_refuses_the_embedded_parts(components: list[str], given: 
     (["connectors", "streams"], {"kafka_bootstrap": "kafka:9092"}),
     (["sinks"], EXTERNAL),
     (list(COMPONENTS), {"kafka_bootstrap": "kafka:9092"}),  # whole hub: chDB is its own
+    # the sinks with the API own the embedded warehouse and document store between them
+    (["sinks", "api"], {"kafka_bootstrap": "kafka:9092"}),
+    (["streams", "sinks", "api"], {"kafka_bootstrap": "kafka:9092"}),
 ])
 def test_sets_that_can_run(components: list[str], given: dict[str, str]) -> None:
     assert load_settings(components=components, **given).components == components
