@@ -330,7 +330,60 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     topic.crosses_rule = candidate_check(book)
     add_alerting(app, settings, ids, book, durably=_durably, as_current=_as_current,
                  dead_letter=letter, stages=metered)
+    watch = SkipWatch()
+
+    @app.timer(interval=SKIP_CHECK_S)  # type: ignore[untyped-decorator]
+    async def skipped_events() -> None:
+        consumer = app.consumer
+        stuck = watch.stuck(getattr(consumer, "_acked", {}),
+                            getattr(consumer, "_committed_offset", {}), _monotonic())
+        if stuck:
+            log.critical("events before offset(s) %s were never handed to the stream although "
+                         "later ones were: exiting so that they are read again from the "
+                         "committed offsets (the sinks drop what they already hold)", stuck)
+            logging.shutdown()
+            os._exit(71)
+
     return app
+
+
+#: How often the worker looks for events it skipped, and how long a hole may last.
+SKIP_CHECK_S = 10.0
+SKIP_PATIENCE_S = 30.0
+
+
+def _monotonic() -> float:
+    return asyncio.get_running_loop().time()
+
+
+class SkipWatch:
+    """Finds events the Faust consumer skipped without a word.
+
+    Seen under a broker that froze: a few events of a partition were never handed to
+    the agents while the ones after them were processed; Faust then commits nothing
+    past the hole (its acked offsets start above the committed one) and the events
+    would be read again only after a restart. A hole at the head of a partition's acked
+    offsets is normal while a batch is in flight; one that lasts ``patience`` seconds
+    means skipped events, and the worker restarts to read them again.
+    """
+
+    def __init__(self, patience: float = SKIP_PATIENCE_S) -> None:
+        self.patience = patience
+        self._since: dict[Any, float] = {}
+
+    def stuck(self, acked: Any, committed: Any, now: float) -> list[str]:
+        holes = set()
+        for tp, offsets in list(acked.items()):
+            done = committed.get(tp)
+            if offsets and done is not None and min(offsets) - done > 1:
+                holes.add(tp)
+        for tp in list(self._since):
+            if tp not in holes:
+                del self._since[tp]
+        for tp in holes:
+            self._since.setdefault(tp, now)
+        return sorted(f"{tp.topic}[{tp.partition}]@{committed.get(tp)}"
+                      for tp, since in self._since.items() if now - since >= self.patience)
 
 
 class _Topics:
