@@ -126,6 +126,9 @@ def send(
 
 
 ReasonOption = Annotated[str | None, typer.Option("--reason", help="Why (no patient data).")]
+OnlyFacility = Annotated[str, typer.Option("--facility", help="Only this facility.")]
+Limit = Annotated[int, typer.Option("--limit", help="At most this many.")]
+OutputFormat = Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")]
 
 
 facility_app = typer.Typer(help="The facility registry: list, add, update, retire; API keys.",
@@ -143,7 +146,7 @@ Version = Annotated[int | None, typer.Option("--version", help="Change only if t
 def facility_list(
     status: Annotated[str, typer.Option("--status", help="active, retired or all.")]
     = "active",
-    fmt: Annotated[str, typer.Option("--format", help="pretty, csv or json.")] = "pretty",
+    fmt: OutputFormat = "pretty",
     config: ConfigOption = None,
 ) -> None:
     """The registered facilities, from the running hub."""
@@ -354,6 +357,134 @@ def empi_links(empi_id: Annotated[str, typer.Argument(help="An EMPI id.")],
              ["facility_id", "source_patient_id", "action", "decided_by", "linked_at"])
 
 
+practitioner_app = typer.Typer(help="The practitioner registry (medical staff): list, add, "
+                               "update, retire; clinicians events named but nobody registered.",
+                               no_args_is_help=True)
+app.add_typer(practitioner_app, name="practitioner")
+_PRACTITIONER_COLUMNS = ["practitioner_id", "name", "certificate_number", "department", "role",
+                         "title", "id_pseudonym", "status", "version", "changed_by"]
+PractitionerFacility = Annotated[str, typer.Argument(help="The facility id (registry).")]
+StaffId = Annotated[str, typer.Argument(help="The facility's staff id (what its messages send "
+                                        "as ORC-12, PV1-7, ...).")]
+StaffName = Annotated[str | None, typer.Option("--name", help="The practitioner's name.")]
+IdNumber = Annotated[str | None, typer.Option("--id-number", help="身份证号 (GB 11643); kept "
+                                              "in the hub, shown only as its pseudonym.")]
+Certificate = Annotated[str | None, typer.Option("--certificate", help="执业证书编码.")]
+Department = Annotated[str | None, typer.Option("--department", help="科室.")]
+Role = Annotated[str | None, typer.Option("--role", help="医师, 护士, 药师, 技师 or 其他 (or "
+                                          "doctor, nurse, pharmacist, technician, other).")]
+Title = Annotated[str | None, typer.Option("--title", help="职称, e.g. 主治医师.")]
+
+
+def _practitioner_change(method: str, path: str, fields: dict[str, Any], by: str | None,
+                         reason: str | None, version: int | None, config: Path | None) -> None:
+    from hutong.hubclient import HubClient
+
+    client = HubClient(_settings(config))
+    body = {"practitioner": fields, "by": by, "reason": reason, "version": version}
+    shown = client.patch(path, body) if method == "PATCH" else client.post(path, body)
+    console.print(f"practitioner {shown['practitioner_id']} is at version {shown['version']} "
+                  f"({shown['status']})")
+    for warning in shown.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+
+
+@practitioner_app.command("list")
+def practitioner_list(
+    facility: OnlyFacility = "",
+    certificate: Annotated[str, typer.Option("--certificate", help="Only the holders of this "
+                                             "certificate number.")] = "",
+    status: Annotated[str, typer.Option("--status", help="active, retired or all.")]
+    = "active",
+    fmt: OutputFormat = "pretty",
+    config: ConfigOption = None,
+) -> None:
+    """The registered practitioners, from the running hub (ID numbers as pseudonyms)."""
+    _listing(config, "/api/v1/practitioners", _PRACTITIONER_COLUMNS, fmt, facility=facility,
+             certificate=certificate, status=status)
+
+
+@practitioner_app.command("add")
+def practitioner_add(facility_id: PractitionerFacility, local_id: StaffId,
+                     name: Annotated[str, typer.Option("--name", help="Their name.")],
+                     id_number: IdNumber = None, certificate: Certificate = None,
+                     department: Department = None, role: Role = None, title: Title = None,
+                     by: ChangedBy = None, reason: ReasonOption = None,
+                     config: ConfigOption = None) -> None:
+    """Register a practitioner at a facility; events naming them link from then on."""
+    fields = _facility_fields(facility_id=facility_id, local_id=local_id, name=name,
+                              id_number=id_number, certificate_number=certificate,
+                              department=department, role=role, title=title)
+    _practitioner_change("POST", "/api/v1/practitioners", fields, by, reason, None, config)
+
+
+@practitioner_app.command("update")
+def practitioner_update(facility_id: PractitionerFacility, local_id: StaffId,
+                        name: StaffName = None, id_number: IdNumber = None,
+                        certificate: Certificate = None, department: Department = None,
+                        role: Role = None, title: Title = None,
+                        reactivate: Annotated[bool, typer.Option(
+                            "--reactivate", help="Bring a retired practitioner back.")] = False,
+                        by: ChangedBy = None, reason: ReasonOption = None,
+                        version: Version = None, config: ConfigOption = None) -> None:
+    """Change what the registry says of a practitioner (only the options given)."""
+    fields = _facility_fields(name=name, id_number=id_number, certificate_number=certificate,
+                              department=department, role=role, title=title,
+                              status="active" if reactivate else None)
+    if not fields:
+        raise typer.BadParameter("say what to change (--name, --department, ...)")
+    _practitioner_change("PATCH", f"/api/v1/practitioners/{facility_id}/{local_id}", fields,
+                         by, reason, version, config)
+
+
+@practitioner_app.command("retire")
+def practitioner_retire(facility_id: PractitionerFacility, local_id: StaffId,
+                        by: ChangedBy = None, reason: ReasonOption = None,
+                        version: Version = None, config: ConfigOption = None) -> None:
+    """Retire a practitioner: events still link to them, marked retired."""
+    from hutong.hubclient import HubClient
+
+    shown = HubClient(_settings(config)).post(
+        f"/api/v1/practitioners/{facility_id}/{local_id}/retire",
+        {"by": by, "reason": reason, "version": version})
+    console.print(f"practitioner {shown['practitioner_id']} is retired "
+                  f"(version {shown['version']})")
+
+
+@practitioner_app.command("unknown")
+def practitioner_unknown(
+    facility: OnlyFacility = "",
+    include_registered: Annotated[bool, typer.Option("--all", help="Also those registered "
+                                                     "since.")] = False,
+    limit: Limit = 1000,
+    fmt: OutputFormat = "pretty",
+    config: ConfigOption = None,
+) -> None:
+    """Clinicians events named whom the registry does not know, most frequent first: who
+    to register next (the events were kept, marked unknown)."""
+    _listing(config, "/api/v1/practitioners/unknown", [
+        "facility_id", "local_id", "name", "role", "event_type", "count", "first_seen",
+        "last_seen", "registered"], fmt, facility=facility,
+        include_registered=include_registered, limit=limit)
+
+
+federation_app = typer.Typer(help="Federation with the platform above: events up, "
+                             "dictionaries down (docs/federation.md).", no_args_is_help=True)
+app.add_typer(federation_app, name="federation")
+
+
+@federation_app.command("status")
+def federation_status(config: ConfigOption = None) -> None:
+    """What goes up and how, and what came down: maps applied, and conflicts with this
+    hub's own (kept), newest last."""
+    import json
+
+    from hutong.hubclient import HubClient
+
+    shown = HubClient(_settings(config)).get("/api/v1/federation")
+    console.print_json(json.dumps(shown, ensure_ascii=False))
+
+
 terminology_app = typer.Typer(help="Code maps and the codes no map covers (术语和字典管理).",
                               no_args_is_help=True)
 app.add_typer(terminology_app, name="terminology")
@@ -361,11 +492,11 @@ app.add_typer(terminology_app, name="terminology")
 
 @terminology_app.command("unmapped")
 def terminology_unmapped(
-    facility: Annotated[str, typer.Option("--facility", help="Only this facility.")] = "",
+    facility: OnlyFacility = "",
     include_mapped: Annotated[bool, typer.Option("--all", help="Also the codes a map covers "
                                                  "now.")] = False,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    limit: Limit = 1000,
+    fmt: OutputFormat = "pretty",
     config: ConfigOption = None,
 ) -> None:
     """Local codes that came without a map, most frequent first: what to map next."""
@@ -381,8 +512,8 @@ def terminology_maps(
     = "",
     kind: Annotated[str, typer.Option("--kind", help="lab-test, unit, diagnosis, drug, sex, "
                                       "...")] = "",
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    limit: Limit = 1000,
+    fmt: OutputFormat = "pretty",
     config: ConfigOption = None,
 ) -> None:
     """The code maps in force."""
@@ -424,9 +555,9 @@ app.add_typer(alerts_app, name="alerts")
 @alerts_app.command("list")
 def alerts_list(
     state: Annotated[str, typer.Option("--state", help="open, acknowledged or all.")] = "open",
-    facility: Annotated[str, typer.Option("--facility", help="Only this facility.")] = "",
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 100,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    facility: OnlyFacility = "",
+    limit: Limit = 100,
+    fmt: OutputFormat = "pretty",
     config: ConfigOption = None,
 ) -> None:
     """Alerts newest first, with their clocks: open ones (raised or escalated) by default."""
@@ -489,10 +620,10 @@ def documents_list(
                                                "one replaced.")] = False,
     withdrawn: Annotated[bool, typer.Option("--withdrawn", help="Also documents withdrawn "
                                             "(their events no longer support them).")] = False,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 100,
+    limit: Limit = 100,
     offset: Annotated[int, typer.Option("--offset", help="Skip this many first.")] = 0,
     purpose: PurposeOption = "treatment",
-    fmt: Annotated[str, typer.Option("--format", "-f", help="pretty, csv or json.")] = "pretty",
+    fmt: OutputFormat = "pretty",
     token_file: TokenFileOption = None,
     config: ConfigOption = None,
 ) -> None:

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     facilities_file: Path | None = Field(
         None, description="Facility registry (YAML): ids, allowed addresses, certificate "
         "names, hashed API keys, HL7 profiles. Default: <data_dir>/facilities.yaml if present.")
+    practitioners_file: Path | None = Field(
+        None, description="Practitioner registry (YAML, or CSV with a header row): facility, "
+        "staff id, name, ID number, practising-certificate number, department, role, title. "
+        "Default: <data_dir>/practitioners.yaml or .csv if present.")
+    federation_file: Path | None = Field(
+        None, description="Federation with the platform above (docs/federation.md): what "
+        "goes up, how, de-identified by which rules; where dictionaries come down from. "
+        "Default: <data_dir>/federation.yaml if present; none: no federation.")
     intake_open: bool = Field(
         False, description="Accept plain MLLP from any facility (development only); "
         "registered facilities are still held to their addresses.")
@@ -334,6 +342,18 @@ class Settings(BaseSettings):
     def facility_registry_path(self) -> Path | None:
         """The registry file in use: the setting, else ``<data_dir>/facilities.yaml`` if any."""
         return self._file_in_use(self.facilities_file, "facilities.yaml")
+
+    @property
+    def practitioner_registry_path(self) -> Path | None:
+        """The practitioner file in use: the setting, else ``<data_dir>/practitioners.yaml``
+        or ``.csv`` if there is one."""
+        return self._file_in_use(self.practitioners_file, "practitioners.yaml") or \
+            self._file_in_use(None, "practitioners.csv")
+
+    @property
+    def federation_path(self) -> Path | None:
+        """The federation file in use: the setting, else ``<data_dir>/federation.yaml``."""
+        return self._file_in_use(self.federation_file, "federation.yaml")
 
     @property
     def users_path(self) -> Path | None:

@@ -39,7 +39,10 @@ from hutong.api.clickhouse_http import create_clickhouse_http
 from hutong.audit import AuditLog
 from hutong.config import URL_FIELDS, Settings
 from hutong.errors import ConfigError, DocumentStoreError, StackError
-from hutong.keys import pseudonym_key
+from hutong.federation.config import Federation, load_federation
+from hutong.federation.downlink import DictionaryDownlink
+from hutong.federation.forwarder import FEDERATION_GROUP, forwarder_for
+from hutong.keys import keyed_pseudonym, pseudonym_key
 from hutong.metrics import Metrics
 from hutong.metrics.children import MULTIPROC_ENV, prepare_dir
 from hutong.metrics.monitor import Monitor
@@ -50,6 +53,14 @@ from hutong.registry.facilities import (
     file_changes,
     publish_facilities,
 )
+from hutong.registry.practitioners import (
+    PRACTITIONERS_TOPIC,
+    Practitioner,
+    PractitionerFeed,
+    load_practitioners,
+    publish_practitioners,
+)
+from hutong.registry.practitioners import file_changes as practitioner_file_changes
 from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
@@ -84,6 +95,7 @@ _REGISTRY_READY_S = 30.0
 ALERTS_TOPIC = "hutong.alerts.critical"
 SINK_TOPICS = ["^hutong\\.std\\..*", "hutong.empi.links", "hutong.empi.review",
                "hutong.terminology.maps", "hutong.terminology.unmapped", "hutong.alerts.critical",
+               "hutong.registry.practitioners", "hutong.registry.unknown-practitioners",
                "hutong.dlq"]
 
 
@@ -156,6 +168,11 @@ class Hub:
         self.facility_feed: FacilityFeed | None = None
         #: The registry file's entries; None without a file (then the topic alone rules).
         self._file_facilities: tuple[Facility, ...] | None = None
+        self.practitioner_feed: PractitionerFeed | None = None
+        self.federation: Federation | None = None
+        self.forwarder: SinkRunner | None = None
+        self.downlink: DictionaryDownlink | None = None
+        self._file_practitioners: tuple[Practitioner, ...] | None = None
         self.terminology: TerminologyFolder | None = None
         self.streams: list[Child] = []
         self.producer: AsyncProducer | None = None
@@ -203,6 +220,10 @@ class Hub:
         self._file_facilities = FacilityRegistry.load(path).facilities(retired=True) \
             if path is not None else None
         self.registry = FacilityRegistry(open_intake=s.intake_open)
+        federation = s.federation_path
+        self.federation = load_federation(federation) if federation is not None else None
+        staff = s.practitioner_registry_path
+        self._file_practitioners = load_practitioners(staff) if staff is not None else None
         self.users = Users.load(s.users_path, api_token=s.api_token.get_secret_value()
                                 if s.api_token else None)
 
@@ -245,6 +266,28 @@ class Hub:
                         s.facilities_file or s.data_dir / "facilities.yaml")
         else:
             log.info("%d facilities registered", len(self.registry))
+
+    async def _follow_practitioners(self) -> None:
+        """Follow the practitioner registry (for the API) and publish what the practitioner
+        file adds, changes or takes out; the API process is the one that does."""
+        s = self.settings
+        assert self.producer is not None  # noqa: S101
+        feed = self.practitioner_feed = PractitionerFeed(s.kafka_client_config(), self.ids)
+        feed.start()
+        if not await asyncio.to_thread(feed.wait_ready, _REGISTRY_READY_S):
+            raise StackError(f"the practitioner registry ({PRACTITIONERS_TOPIC}) was not read "
+                             f"in {_REGISTRY_READY_S:.0f} s: is Kafka reachable?")
+        if self._file_practitioners is None:
+            return
+        key = pseudonym_key(s)
+        changes = practitioner_file_changes(self._file_practitioners, dict(feed.records),
+                                            datetime.now(UTC),
+                                            lambda number: keyed_pseudonym(key, number))
+        await publish_practitioners(self.producer, changes, self.ids)
+        for record in changes:
+            feed.put(record)
+        log.info("practitioner registry: %s; %d change(s) from %s published", feed.loaded(),
+                 len(changes), s.practitioner_registry_path)
 
     def _open_intake(self) -> None:
         """The intake, with its receipts and the audit log under this process's data dir:
@@ -299,6 +342,9 @@ class Hub:
                 await self._start_listeners()
             if s.plan.api:
                 await self._start_terminology()
+                if self.producer is not None:
+                    await self._follow_practitioners()
+                self._start_downlink()
             await self._start_api()
             await self._start_clickhouse_http()
             self._start_monitor()
@@ -350,6 +396,28 @@ class Hub:
                                        [ALERTS_TOPIC], WebhookSink(s.alert_webhook_urls, secret),
                                        self.metrics, 100, self.ids)
             self.webhooks.start()
+        up = self.federation.up if self.federation is not None else None
+        if self.federation is not None and up is not None:
+            key = pseudonym_key(s)
+            forwarder = forwarder_for(self.federation, self.metrics,
+                                      lambda value: keyed_pseudonym(key, value), self.ids)
+            self.forwarder = SinkRunner(s.kafka_client_config(), FEDERATION_GROUP, up.topics,
+                                        forwarder, self.metrics, up.batch, self.ids)
+            self.forwarder.start()
+            log.info("federation: forwarding %s to the platform above (%s) as %s",
+                     ", ".join(up.event_types), up.mode, self.federation.platform_id)
+
+    def _start_downlink(self) -> None:
+        """Follow the platform above's code maps (the API's process, which has the maps)."""
+        s = self.settings
+        down = self.federation.down if self.federation is not None else None
+        if down is None or self.mapfeed is None:
+            return
+        self.downlink = DictionaryDownlink(down.client_config(), s.kafka_client_config(),
+                                           self.mapfeed, self.metrics, origin=down.name,
+                                           ids=self.ids)
+        self.downlink.start()
+        log.info("federation: following the code maps of %s at %s", down.name, down.bootstrap)
 
     def _start_streams(self) -> None:
         env = child_environment(self.settings)
@@ -372,6 +440,8 @@ class Hub:
                   DOCUMENTS_GROUP: DOCUMENT_TOPICS}
         if s.alert_webhook_urls:
             groups[WEBHOOK_GROUP] = [ALERTS_TOPIC]
+        if self.federation is not None and self.federation.up is not None:
+            groups[FEDERATION_GROUP] = self.federation.up.topics
         self.monitor = Monitor(self.metrics, client_config=s.kafka_client_config(),
                                groups=groups, warehouse=self.warehouse)
         self.monitor.start()
@@ -399,6 +469,10 @@ class Hub:
                          producer=self.producer if api_part else None, ids=self.ids,
                          mapfeed=self.mapfeed, users=self.users,
                          facility_feed=self.facility_feed if api_part else None,
+                         practitioner_feed=self.practitioner_feed if api_part else None,
+                         pseudonym_key=pseudonym_key(s),
+                         federation=self.federation if api_part else None,
+                         downlink=self.downlink if api_part else None,
                          documents=self.documents if api_part else None,
                          kafka_config=s.kafka_client_config(), audit=self.audit)
         self._api = _ApiServer(http_config(s, api, s.http_port))
@@ -488,6 +562,9 @@ class Hub:
             state["sink"] = "ok" if self.sink is not None and self.sink.alive() else "down"
             state["documents"] = ("ok" if self.document_sink is not None
                                   and self.document_sink.alive() else "down")
+            if self.federation is not None and self.federation.up is not None:
+                state["federation"] = ("ok" if self.forwarder is not None
+                                       and self.forwarder.alive() else "down")
         return state
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
@@ -531,6 +608,12 @@ class Hub:
         if self.facility_feed is not None:
             self.facility_feed.stop()
             self.facility_feed = None
+        if self.practitioner_feed is not None:
+            self.practitioner_feed.stop()
+            self.practitioner_feed = None
+        if self.downlink is not None:
+            self.downlink.stop()
+            self.downlink = None
         for server in (self.mllp, self.mllps):
             if server is not None:
                 await server.stop()
@@ -549,7 +632,8 @@ class Hub:
     def _stop_backbone(self) -> None:
         # Everyone is asked first and waited for after: the stream workers' Faust
         # shutdown (commits, leaving the group) and the sinks' last batches overlap.
-        runners = [r for r in (self.webhooks, self.document_sink, self.sink) if r is not None]
+        runners = [r for r in (self.webhooks, self.forwarder, self.document_sink, self.sink)
+                   if r is not None]
         for child in self.streams:
             child.request_stop()
         for runner in runners:
@@ -559,7 +643,7 @@ class Hub:
         for child in self.streams:
             child.stop()
         self.streams.clear()
-        self.sink = self.webhooks = self.document_sink = None
+        self.sink = self.webhooks = self.document_sink = self.forwarder = None
         if self.documents is not None:
             self.documents.close()
             self.documents = None

@@ -10,13 +10,15 @@ directory (pods of a cluster) must be given the same ``pseudonym_key``.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
 
 from hutong.config import Settings
 
-__all__ = ["load_key", "pseudonym_key"]
+__all__ = ["keyed_pseudonym", "load_key", "pseudonym_key"]
 
 _KEY_FILE = "pseudonym.key"
 
@@ -38,3 +40,10 @@ def pseudonym_key(settings: Settings) -> bytes:
     """The key the settings name, else the data directory's."""
     configured = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
     return load_key(configured, settings.data_dir)
+
+
+def keyed_pseudonym(key: bytes, value: str) -> str:
+    """``ps_`` and the first 32 hex digits of HMAC-SHA256(key, value): the same value
+    gives the same pseudonym wherever the key is shared; nobody without it can test a
+    guess against one."""
+    return "ps_" + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]

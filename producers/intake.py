@@ -23,7 +23,7 @@ import hashlib
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -211,6 +211,16 @@ class Intake:
         adapted.fail(error, "AR")
         return Receipt("AR", self._acks(adapted, "AR", reason, stored=False), (), reason,
                        error=error)
+
+    async def receive_forwarded(self, peer: Peer, records: Sequence[OutRecord]) -> None:
+        """Events a platform below forwarded (federation), written once Kafka confirmed
+        them (raises DeliveryError otherwise); counted and audited per batch."""
+        await self._producer.send(records)
+        self._metrics.federation_received.labels(peer.facility_id or "-").inc(len(records))
+        if self._audit is not None:
+            self._audit.record("federation.receive", transport=peer.transport,
+                               address=peer.address, facility=peer.facility_id,
+                               events=len(records))
 
     def refuse_connection(self, peer: Peer, reason: str, **details: object) -> None:
         """Record input turned away before any message was read: a failed TLS handshake,

@@ -48,7 +48,7 @@ MAX_EVENTS = 1000
 #: Header fields a sender may not set.
 SET_BY_HUTONG = frozenset({"event_id", "facility_id", "message_control_id", "received_at",
                            "empi_id", "map_version", "codes", "unmapped", "standard_value",
-                           "standard_unit"})
+                           "standard_unit", "practitioner_id", "practitioner_status"})
 _JSON_TYPES = tuple(t for t in catalog.EVENT_TYPES if t != "document")
 def _plausible(moment: dt.date, where: str) -> None:
     """The years HL7 v2 dates are held to (``producers.hl7v2.types``); outside them a value

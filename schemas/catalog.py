@@ -66,6 +66,9 @@ SCHEMA_IDS: dict[str, int] = {
     "empi-decision": 17,
     "empi-golden": 18,
     "facility": 19,
+    "practitioner": 20,
+    "unknown-practitioner": 21,
+    "federation-conflict": 22,
 }
 
 _SCHEMA_DIR = Path(__file__).parent
@@ -188,6 +191,25 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "facility",
         "facility id",
         "the facility registry: each medical institution's latest record, active or retired",
+    ),
+    _compacted(
+        "hutong.registry.practitioners",
+        "practitioner",
+        "facility|staff id",
+        "the practitioner registry: each member of medical staff's latest record at a facility",
+    ),
+    TopicSpec(
+        "hutong.registry.unknown-practitioners",
+        "unknown-practitioner",
+        "facility|staff id",
+        "clinicians named on events whom the practitioner registry does not know",
+    ),
+    TopicSpec(
+        "hutong.federation.conflicts",
+        "federation-conflict",
+        "facility|source system|local code",
+        "dictionary entries from the platform above that this hub's own contradict (kept)",
+        retention_ms=30 * _DAY_MS,
     ),
     TopicSpec(
         "hutong.dlq",

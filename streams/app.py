@@ -57,6 +57,7 @@ from hutong.keys import pseudonym_key
 from hutong.metrics import StageMetrics
 from hutong.metrics.labels import oldest_age, stream_stage
 from hutong.offsets import watermarks
+from hutong.registry.practitioners import PractitionerFeed
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers, event_key
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
@@ -67,8 +68,10 @@ from streams.empi.resolution import IdentityResolver, Resolution, ResolverConfig
 from streams.empi.routing import Router
 from streams.kafka_auth import faust_credentials
 from streams.mapfeed import MapFeed
+from streams.practitioners import UnknownPractitioner, link_practitioner
 from streams.standardize import standardize, std_key
-from streams.terminology.tally import UnmappedTally
+from streams.terminology.tally import Tally
+from streams.terminology.translate import UnmappedHit
 from streams.topology import (
     INDEX_TABLE,
     INPUT_TOPICS,
@@ -88,7 +91,8 @@ _REVIEW_TOPIC = "hutong.empi.review"
 _DECISIONS_TOPIC = "hutong.empi.decisions"
 _GOLDEN_TOPIC = "hutong.empi.golden"
 _UNMAPPED_TOPIC = "hutong.terminology.unmapped"
-#: How long the first batch waits for the code maps that existed at start.
+_UNKNOWN_TOPIC = "hutong.registry.unknown-practitioners"
+#: How long the first batch waits for the code maps and practitioners that existed at start.
 _MAPS_READY_S = 30.0
 
 
@@ -176,13 +180,15 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     app.hutong_kafka_config = settings.kafka_client_config()  # type: ignore[attr-defined]
     topic = _Topics(app)
     topic.maps = MapFeed(settings.kafka_client_config(), ids)
-    topic.maps.start()  # reading the maps while Faust joins its group
+    topic.practitioners = PractitionerFeed(settings.kafka_client_config(), ids)
+    for feed in (topic.maps, topic.practitioners):
+        feed.start()  # reading them while Faust joins its group
+
     async def _maps_ready() -> None:
-        if topic.maps.ready:
-            return
-        if not await asyncio.to_thread(topic.maps.wait_ready, _MAPS_READY_S):
-            log.warning("the code maps were not all read within %.0f s; translating with "
-                        "those read so far", _MAPS_READY_S)
+        for feed, what in ((topic.maps, "code maps"), (topic.practitioners, "practitioners")):
+            if not feed.ready and not await asyncio.to_thread(feed.wait_ready, _MAPS_READY_S):
+                log.warning("the %s were not all read within %.0f s; going on with those read "
+                            "so far", what, _MAPS_READY_S)
     links = app.Table(LINKS_TABLE, partitions=settings.kafka_partitions, use_partitioner=True,
                       key_type=bytes, value_type=bytes)
     state = app.Table(INDEX_TABLE, partitions=1, key_type=bytes, value_type=bytes)
@@ -217,7 +223,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                 linked_now.append(record.get("received_at"))
             else:
                 pending.append(await topic.resolve.send(key=key, value=event.value))
-        pending += await topic.send_unmapped()
+        pending += await topic.send_counts()
         await asyncio.gather(*pending)
         _passed(len(batch), linked_now)
 
@@ -273,7 +279,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                             event.message.partition, event.message.offset, result.refused)
                 pending.append(await letter(event, result.refused))
             results.append(result)
-        pending += await topic.send_unmapped()
+        pending += await topic.send_counts()
         await asyncio.gather(*pending)  # the events first: a link never precedes its event
         await asyncio.gather(*[await send for send in topic.index_changes(results)])
         changes = [change for result in results for change in result.changes]
@@ -402,18 +408,24 @@ class _Topics:
         self.review = named(_REVIEW_TOPIC)
         self.golden_records = named(_GOLDEN_TOPIC)
         self.unmapped = named(_UNMAPPED_TOPIC)
+        self.unknown = named(_UNKNOWN_TOPIC)
         self.candidates = named(CANDIDATES_TOPIC)
         self.crosses_rule: Callable[[dict[str, Any]], bool] = lambda event: False
         self.dlq = named(DLQ_TOPIC)
-        self.tally = UnmappedTally()
+        self.unmapped_codes: Tally[UnmappedHit] = Tally()
+        self.unknown_practitioners: Tally[UnknownPractitioner] = Tally()
         self.maps: MapFeed = MapFeed({})
+        self.practitioners = PractitionerFeed({})
 
     async def send_std(self, record: dict[str, Any]) -> Any:
-        """Translate a linked event, count its unmapped codes, and send it on."""
+        """Translate a linked event and link its clinician, count its unmapped codes and
+        unknown clinician, and send it on."""
         translated = standardize(record, self.maps.store)
         out = translated.event
         if translated.unmapped:
-            self.tally.add(translated.unmapped, out["received_at"])
+            self.unmapped_codes.add(translated.unmapped, out["received_at"])
+        if (unknown := link_practitioner(out, self.practitioners.index)) is not None:
+            self.unknown_practitioners.add((unknown,), out["received_at"])
         target = self.std[out["event_type"]]
         # Decoded, linked and translated here: the field check would cost as much again.
         value = wire.encode(self.ids.for_topic(target.get_topic_name()), out, checked=False)
@@ -422,11 +434,16 @@ class _Topics:
             await self.candidates.send(key=key, value=value)
         return await target.send(key=key, value=value)
 
-    async def send_unmapped(self) -> list[Any]:
-        """The unmapped codes counted since the last call, one record per code."""
-        schema = self.ids.for_topic(_UNMAPPED_TOPIC)
-        return [await self.unmapped.send(key=key, value=wire.encode(schema, record))
-                for key, record in self.tally.drain()]
+    async def send_counts(self) -> list[Any]:
+        """The unmapped codes and unknown clinicians counted since the last call, one
+        record each."""
+        sends = []
+        for topic, tally in ((self.unmapped, self.unmapped_codes),
+                             (self.unknown, self.unknown_practitioners)):
+            schema = self.ids.for_topic(topic.get_topic_name())
+            sends += [await topic.send(key=key, value=wire.encode(schema, record))
+                      for key, record in tally.drain()]
+        return sends
 
     def index_changes(self, results: list[Resolution]) -> list[Awaitable[Any]]:
         """The sends of the link changes and review pairs of a batch, in order."""

@@ -1,7 +1,8 @@
 """Sample canonical events for the warehouse tests, each with every field of its schema.
 
-The patient carries a full identity and every event names its clinician, so a test
-can show that none of it reaches a warehouse row. `SAMPLES` holds one builder per
+The patient carries a full identity and every event names its clinician (by id, by
+name, and by the registry id the stream gave them), so a test can show that neither
+the identity nor the name reaches a warehouse row. `SAMPLES` holds one builder per
 event type that 0003 gave a table; each builder takes field overrides.
 """
 
@@ -76,6 +77,8 @@ def imaging_report(**overrides: Any) -> Event:
         "critical_finding": True,
         "radiologist_id": "R-9",
         "radiologist_name": CLINICIAN_NAME,
+        "practitioner_id": "F001|R-9",
+        "practitioner_status": "known",
         "performing_department": "放射科",
     } | overrides
 
@@ -98,6 +101,8 @@ def order(**overrides: Any) -> Event:
         "ordered_at": OBSERVED,
         "ordering_provider_id": "D-1",
         "ordering_provider_name": CLINICIAN_NAME,
+        "practitioner_id": "F001|D-1",
+        "practitioner_status": "known",
         "ordering_department": "呼吸内科",
         "visit_number": "MZ-0001",
     } | overrides
@@ -127,6 +132,8 @@ def medication(**overrides: Any) -> Event:
         "dispensed_at": None,
         "prescriber_id": "D-1",
         "prescriber_name": CLINICIAN_NAME,
+        "practitioner_id": "F001|D-1",
+        "practitioner_status": "known",
         "department": "呼吸内科",
         "visit_number": "MZ-0001",
     } | overrides
@@ -144,6 +151,8 @@ def diagnosis(**overrides: Any) -> Event:
         "diagnosed_at": OBSERVED,
         "clinician_id": "D-1",
         "clinician_name": CLINICIAN_NAME,
+        "practitioner_id": "F001|D-1",
+        "practitioner_status": "known",
         "visit_number": "MZ-0001",
     } | overrides
 
@@ -163,6 +172,8 @@ def document(**overrides: Any) -> Event:
         "replaces_document_id": "2.16.156.10011.1.1^DOC-0",
         "author_id": "D-1",
         "author_name": CLINICIAN_NAME,
+        "practitioner_id": "F001|D-1",
+        "practitioner_status": "known",
         "custodian_id": "12110000400000000X",
         "custodian_name": "某区人民医院",
         "visit_number": "MZ-0001",

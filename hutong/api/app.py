@@ -10,14 +10,20 @@ from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from connectors.facilities import FacilityRegistry
+from connectors.http import federation as federation_ingest
 from connectors.http import ingest
 from hutong.api import alerts, console, empi, monitor, registry, sql, terminology
 from hutong.api import documents as documents_api
 from hutong.api import facilities as facilities_api
+from hutong.api import federation as federation_api
+from hutong.api import practitioners as practitioners_api
 from hutong.audit import AuditLog
+from hutong.federation.config import Federation
+from hutong.federation.downlink import DictionaryDownlink
 from hutong.metrics import Metrics
 from hutong.monitor.retry import DeadLetterSource, DlqReader, RetryLedger
 from hutong.registry.facilities import FacilityFeed
+from hutong.registry.practitioners import PractitionerFeed
 from hutong.users import Users
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
@@ -42,7 +48,11 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                kafka_config: dict[str, Any] | None = None, audit: AuditLog | None = None,
                dead_letters: DeadLetterSource | None = None,
                retry_intake: Intake | None = None,
-               facility_feed: FacilityFeed | None = None) -> FastAPI:
+               facility_feed: FacilityFeed | None = None,
+               practitioner_feed: PractitionerFeed | None = None,
+               pseudonym_key: bytes | None = None,
+               federation: Federation | None = None,
+               downlink: DictionaryDownlink | None = None) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
@@ -66,6 +76,10 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.ids = ids
     app.state.mapfeed = mapfeed
     app.state.facility_feed = facility_feed
+    app.state.practitioner_feed = practitioner_feed
+    app.state.pseudonym_key = pseudonym_key
+    app.state.federation = federation
+    app.state.downlink = downlink
     app.state.documents = documents
     app.state.metrics = metrics
     app.state.audit = audit
@@ -95,6 +109,9 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.include_router(alerts.router)
     app.include_router(terminology.router)
     app.include_router(facilities_api.router)
+    app.include_router(practitioners_api.router)
+    app.include_router(federation_ingest.router)
+    app.include_router(federation_api.router)
     app.include_router(documents_api.router)
     app.include_router(monitor.router)
     app.include_router(console.router)

@@ -97,6 +97,7 @@ class Metrics:
         self._declare_intake(r)
         self._declare_sinks(r)
         self._declare_state(r)
+        self._declare_federation(r)
         stage_registry = CollectorRegistry()
         self.stages = StageMetrics(stage_registry)
         self.dead_letters = self.stages.dead_letters
@@ -185,6 +186,24 @@ class Metrics:
             "hutong_document_access_total",
             "Audited reads of patient documents, by action (index, read) and outcome.",
             ["action", "outcome"], registry=r)
+
+    def _declare_federation(self, r: CollectorRegistry) -> None:
+        self.federation_events = Counter(
+            "hutong_federation_events_total",
+            "Standardized events the forwarder handled, by outcome: sent, deidentified "
+            "(sent without who the patient is), withheld (kept home by a rule), refused "
+            "(the upstream will never take it: a dead letter).", ["outcome"], registry=r)
+        self.federation_failures = Counter(
+            "hutong_federation_failures_total",
+            "Deliveries to the upstream platform that failed and are being retried.",
+            registry=r)
+        self.federation_received = Counter(
+            "hutong_federation_received_total",
+            "Events received from platforms below, per platform.", ["platform"], registry=r)
+        self.federation_dictionary = Counter(
+            "hutong_federation_dictionary_total",
+            "Code maps from the platform above, by outcome: apply, same, conflict (this "
+            "hub's own kept).", ["outcome"], registry=r)
 
     def _declare_state(self, r: CollectorRegistry) -> None:
         self.consumer_lag = Gauge(

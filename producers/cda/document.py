@@ -49,6 +49,7 @@ from producers.cda.doctypes import DOCUMENT_TYPE_SYSTEM, DOCUMENT_TYPES, type_of
 from producers.cda.paths import V3, attr, find, findall, instance_id, text, value_of
 from producers.cda.patient import map_record_target
 from producers.cda.xml import Element, parse_xml
+from producers.hl7v2.common import CLINICIAN_LINK_KEYS
 from producers.hl7v2.types import parse_ts
 from producers.ids import event_id
 
@@ -64,7 +65,7 @@ DOCUMENT_KEYS = ("document_id", "document_type_code", "document_type_name", "doc
                  "title", "effective_time", "confidentiality_code", "set_id", "version_number",
                  "replaces_document_id",
                  "author_id", "author_name", "custodian_id", "custodian_name", "visit_number",
-                 "content_type", "content", "content_sha256")
+                 "content_type", "content", "content_sha256", *CLINICIAN_LINK_KEYS)
 
 _ROOT = f"{{{V3}}}ClinicalDocument"
 _INT = re.compile(r"[+-]?\d{1,10}", re.ASCII)
@@ -194,5 +195,7 @@ def map_cda(payload: bytes, *, facility_id: str, received_at: datetime,
         "content_type": "text/xml",
         "content": content,
         "content_sha256": hashlib.sha256(content).hexdigest(),
+        "practitioner_id": None,
+        "practitioner_status": None,
     }
     return [event]

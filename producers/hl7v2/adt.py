@@ -39,7 +39,13 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError, shown
-from producers.hl7v2.common import HEADER_KEYS, Patients, code_or_text, person_name
+from producers.hl7v2.common import (
+    CLINICIAN_LINK_KEYS,
+    HEADER_KEYS,
+    Patients,
+    code_or_text,
+    person_name,
+)
 from producers.hl7v2.diagnosis import map_diagnoses
 from producers.hl7v2.header import control_id_of, event_header
 from producers.hl7v2.message import Message, Segment
@@ -62,6 +68,7 @@ ENCOUNTER_KEYS = (
     "department_name", "ward", "room", "bed", "prior_location", "attending_doctor_id",
     "attending_doctor_name", "admit_source", "admit_reason", "admitted_at", "discharged_at",
     "discharge_disposition",
+    *CLINICIAN_LINK_KEYS,
 )
 
 #: Trigger -> (patient action, encounter action or None when the trigger has no visit).

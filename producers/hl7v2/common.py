@@ -26,6 +26,7 @@ from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile, is_hanzi, map_patient
 
 __all__ = [
+    "CLINICIAN_LINK_KEYS",
     "HEADER_KEYS",
     "OrcGroup",
     "Patients",
@@ -44,6 +45,9 @@ HEADER_KEYS = (
     "source_patient_id", "empi_id", "occurred_at", "received_at", "patient",
     "quality_warnings", "map_version", "codes", "unmapped",
 )
+#: The last keys of every event that names a clinician, set by the stream worker
+#: (streams.practitioners); None until then.
+CLINICIAN_LINK_KEYS = ("practitioner_id", "practitioner_status")
 
 
 def code_or_text(seg: Segment, n: int) -> str | None:

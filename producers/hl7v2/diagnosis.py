@@ -32,6 +32,7 @@ from typing import Any
 
 from hutong.errors import ValidationError
 from producers.hl7v2.common import (
+    CLINICIAN_LINK_KEYS,
     HEADER_KEYS,
     Patients,
     code_or_text,
@@ -52,6 +53,7 @@ DIAGNOSIS_KEYS = (
     *HEADER_KEYS,
     "set_id", "diagnosis_code", "diagnosis_system", "diagnosis_name", "diagnosis_type",
     "priority", "diagnosed_at", "clinician_id", "clinician_name", "visit_number",
+    *CLINICIAN_LINK_KEYS,
 )
 
 

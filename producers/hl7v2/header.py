@@ -41,4 +41,6 @@ def event_header(msg: Message, *, facility_id: str, position: str, event_type: s
         "map_version": None,
         "codes": [],
         "unmapped": [],
+        "practitioner_id": None,
+        "practitioner_status": None,
     }

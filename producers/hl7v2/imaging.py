@@ -61,7 +61,13 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
-from producers.hl7v2.common import HEADER_KEYS, Patients, make_event, person_name
+from producers.hl7v2.common import (
+    CLINICIAN_LINK_KEYS,
+    HEADER_KEYS,
+    Patients,
+    make_event,
+    person_name,
+)
 from producers.hl7v2.header import control_id_of
 from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.oru import map_oru_r01, obx_value, order_groups
@@ -80,6 +86,7 @@ IMAGING_REPORT_KEYS = (
     "modality", "procedure_code", "procedure_name", "body_part", "study_at", "reported_at",
     "report_status", "report_text", "impression", "critical_finding", "radiologist_id",
     "radiologist_name", "performing_department",
+    *CLINICIAN_LINK_KEYS,
 )
 
 #: OBR-24 diagnostic service sections (HL7 table 0074) and modality codes that mean

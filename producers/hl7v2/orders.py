@@ -40,6 +40,7 @@ from typing import Any
 
 from hutong.errors import ValidationError
 from producers.hl7v2.common import (
+    CLINICIAN_LINK_KEYS,
     HEADER_KEYS,
     OrcGroup,
     Patients,
@@ -62,6 +63,7 @@ ORDER_KEYS = (
     "order_status", "item_code", "item_name", "item_system", "diagnostic_service", "priority",
     "specimen_type", "clinical_info", "ordered_at", "ordering_provider_id",
     "ordering_provider_name", "ordering_department", "visit_number",
+    *CLINICIAN_LINK_KEYS,
 )
 
 

@@ -27,7 +27,14 @@ from datetime import datetime
 from typing import Any
 
 from hutong.errors import ValidationError
-from producers.hl7v2.common import Patients, make_event, provider, visit_number, whole_number
+from producers.hl7v2.common import (
+    CLINICIAN_LINK_KEYS,
+    Patients,
+    make_event,
+    provider,
+    visit_number,
+    whole_number,
+)
 from producers.hl7v2.header import control_id_of
 from producers.hl7v2.message import Message, Segment
 from producers.hl7v2.patient import DEFAULT_PROFILE, PatientProfile
@@ -45,6 +52,7 @@ LAB_RESULT_KEYS = (
     "value_type", "value", "value_numeric", "unit", "reference_range", "abnormal_flags",
     "result_status", "observed_at", "performing_lab", "standard_value", "standard_unit",
     "ordering_provider_id", "ordering_department", "visit_number", "patient_class",
+    *CLINICIAN_LINK_KEYS,
 )
 
 _TEXT_TYPES = frozenset({"ST", "TX", "FT"})

@@ -46,6 +46,7 @@ from typing import Any
 
 from hutong.errors import ValidationError, shown
 from producers.hl7v2.common import (
+    CLINICIAN_LINK_KEYS,
     HEADER_KEYS,
     OrcGroup,
     Patients,
@@ -70,6 +71,7 @@ MEDICATION_KEYS = (
     "dosage_form", "route", "frequency", "duration", "duration_days", "quantity",
     "quantity_unit", "prescribed_at", "dispensed_at", "prescriber_id", "prescriber_name",
     "department", "visit_number",
+    *CLINICIAN_LINK_KEYS,
 )
 
 #: ORC-1 codes (HL7 table 0119) that make an RDE a cancellation: cancel, discontinue

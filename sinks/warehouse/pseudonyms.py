@@ -14,9 +14,11 @@ no facility patient ids and no birth dates:
 - a dead letter keeps its size, not its raw bytes (they name the patient; the
   ``hutong.dlq`` topic keeps them for a retry).
 
-Names, ID numbers, phones and addresses never reach the warehouse in either
-mode (`sinks.warehouse.rows`). ``raw`` keeps ids, birth dates and dead-letter
-bytes, for a deployment authorised to hold them.
+Patients' names, ID numbers, phones and addresses never reach the warehouse in
+either mode (`sinks.warehouse.rows`), nor do practitioners' ID numbers (the
+registry's own ``id_pseudonym`` does). Practitioners' staff ids are work ids,
+not patient data: they are kept as they are. ``raw`` keeps ids, birth dates and
+dead-letter bytes, for a deployment authorised to hold them.
 
 The key is the hub's pseudonym key (`hutong.keys.pseudonym_key`). Every writer
 of one warehouse must share it; changing it changes every pseudonym written from
@@ -25,13 +27,12 @@ then on.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from hutong.errors import ConfigError
+from hutong.keys import keyed_pseudonym
 from sinks.warehouse.rows import Column, TableSpec
 
 __all__ = ["PSEUDONYMISED_COLUMNS", "Pseudonyms", "protect"]
@@ -54,10 +55,7 @@ class Pseudonyms:
 
     def of(self, value: str | None) -> str | None:
         """The pseudonym of ``value`` (None stays None)."""
-        if value is None:
-            return None
-        digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()
-        return "ps_" + digest[:32]
+        return None if value is None else keyed_pseudonym(self._key, value)
 
 
 def _pseudonymised(column: Column, pseudonyms: Pseudonyms) -> Column:

@@ -11,7 +11,10 @@ addresses and the identifier list never reach the analytics tables. Of the
 patient only `source_patient_id`, `empi_id`, sex, birth date, age band and
 region code are kept, and by default the facility's id becomes a pseudonym and
 the birth date is withheld (`sinks.warehouse.pseudonyms.protect`).
-Clinicians are kept by id, never by name. Clinical free text that may name
+Events keep their clinicians by id, never by name, with the registry id the
+stream gave them (`PRACTITIONER_COLUMNS`); the practitioner registry's own
+tables (``practitioners``, ``unknown_practitioners``) are the staff directory
+and hold names, never an ID number. Clinical free text that may name
 people (an imaging report's findings and impression, an order's clinical
 information) is kept as its length (`chars`), and a document as its registry
 metadata and size (`size`), never its content: the events keep the text.
@@ -64,9 +67,10 @@ class TableSpec:
     table: str
     id_column: str
     columns: tuple[Column, ...]
-    #: A column whose change means "this event was processed again, differently" (the
-    #: map version after a replay): the writer replaces the row instead of skipping it.
-    version_column: str | None = None
+    #: Columns whose change means "this event was processed again, differently" (the map
+    #: version, the clinician's registry link, after a replay): the writer replaces the
+    #: row instead of skipping it.
+    version_columns: tuple[str, ...] = ()
     #: Fields the sink sets to where it read the record (partition, offset), for a table
     #: whose rows must find their record on the topic again (`locate`).
     position_fields: tuple[str, str] | None = None
@@ -177,6 +181,13 @@ HEADER_COLUMNS: tuple[Column, ...] = (
     field("unmapped"),
 )
 
+#: Who the clinician an event names is in the practitioner registry, set by the stream
+#: worker: the registry id (facility|staff id) and known, retired or unknown.
+PRACTITIONER_COLUMNS: tuple[Column, ...] = (
+    field("practitioner_id"),
+    field("practitioner_status"),
+)
+
 #: The order numbers (ORC-2, ORC-3) that tie results, reports and medications to their order.
 ORDER_NUMBER_COLUMNS: tuple[Column, ...] = (
     field("placer_order_number"),
@@ -207,6 +218,7 @@ LAB_RESULT_COLUMNS: tuple[Column, ...] = (
     field("standard_value"),
     field("standard_unit"),
     field("ordering_provider_id"),
+    *PRACTITIONER_COLUMNS,
     field("ordering_department"),
     field("visit_number"),
     field("patient_class"),
@@ -243,6 +255,7 @@ ENCOUNTER_COLUMNS: tuple[Column, ...] = (
     field("bed"),
     field("prior_location"),
     field("attending_doctor_id"),
+    *PRACTITIONER_COLUMNS,
     field("admit_source"),
     field("admit_reason"),
     timestamp("admitted_at"),
@@ -267,6 +280,7 @@ IMAGING_REPORT_COLUMNS: tuple[Column, ...] = (
     chars("impression"),
     field("critical_finding"),
     field("radiologist_id"),
+    *PRACTITIONER_COLUMNS,
     field("performing_department"),
 )
 
@@ -286,6 +300,7 @@ ORDER_COLUMNS: tuple[Column, ...] = (
     chars("clinical_info"),
     timestamp("ordered_at"),
     field("ordering_provider_id"),
+    *PRACTITIONER_COLUMNS,
     field("ordering_department"),
     field("visit_number"),
 )
@@ -312,6 +327,7 @@ MEDICATION_COLUMNS: tuple[Column, ...] = (
     timestamp("prescribed_at"),
     timestamp("dispensed_at"),
     field("prescriber_id"),
+    *PRACTITIONER_COLUMNS,
     field("department"),
     field("visit_number"),
 )
@@ -327,6 +343,7 @@ DIAGNOSIS_COLUMNS: tuple[Column, ...] = (
     field("priority"),
     timestamp("diagnosed_at"),
     field("clinician_id"),
+    *PRACTITIONER_COLUMNS,
     field("visit_number"),
 )
 
@@ -344,6 +361,7 @@ DOCUMENT_COLUMNS: tuple[Column, ...] = (
     field("version_number"),
     field("replaces_document_id"),
     field("author_id"),
+    *PRACTITIONER_COLUMNS,
     field("custodian_id"),
     field("custodian_name"),
     field("visit_number"),
@@ -447,6 +465,34 @@ UNMAPPED_CODE_COLUMNS: tuple[Column, ...] = (
     timestamp("last_seen"),
 )
 
+#: A version of a practitioner registry record (hutong.registry.practitioners), without the
+#: ID number: the hub keeps it, the warehouse its keyed pseudonym (``id_pseudonym``).
+PRACTITIONER_REGISTRY_COLUMNS: tuple[Column, ...] = (
+    Column("practitioner_row_id", _digest("practitioner_id", "version", "changed_at")),
+    *(field(name) for name in (
+        "practitioner_id", "facility_id", "local_id", "name", "id_pseudonym",
+        "certificate_number", "department", "role", "title", "status", "warnings", "version")),
+    timestamp("changed_at"),
+    field("changed_by"),
+    field("reason"),
+    field("file_digest"),
+)
+
+#: A clinician the registry did not know, counted over one batch of one event type
+#: (hutong.registry.unknown-practitioners).
+UNKNOWN_PRACTITIONER_COLUMNS: tuple[Column, ...] = (
+    Column("unknown_row_id", _digest("facility_id", "local_id", "name", "role", "event_type",
+                                     "count", "first_seen", "last_seen")),
+    field("facility_id"),
+    field("local_id"),
+    field("name"),
+    field("role"),
+    field("event_type"),
+    field("count"),
+    timestamp("first_seen"),
+    timestamp("last_seen"),
+)
+
 #: One state of a critical-value alert (hutong.alerts.critical), without the patient's name.
 CRITICAL_ALERT_COLUMNS: tuple[Column, ...] = (
     Column("alert_event_id", lambda alert: (f"{alert['alert_id']}:{alert['status']}:"
@@ -471,8 +517,11 @@ CRITICAL_ALERT_COLUMNS: tuple[Column, ...] = (
 
 
 def _event_table(table: str, columns: tuple[Column, ...]) -> TableSpec:
-    """An event table: the ADR 0001 header, its own columns, replaced on a new map version."""
-    return TableSpec(table, "event_id", HEADER_COLUMNS + columns, "map_version")
+    """An event table: the ADR 0001 header, its own columns, replaced when processed again
+    with another map version or another link to the practitioner registry."""
+    names = {column.name for column in columns}
+    linked = tuple(name for name in ("practitioner_id", "practitioner_status") if name in names)
+    return TableSpec(table, "event_id", HEADER_COLUMNS + columns, ("map_version", *linked))
 
 
 #: Event schema name -> the table it lands in.
@@ -495,4 +544,8 @@ TABLES: dict[str, TableSpec] = {
     "unmapped-code": TableSpec("unmapped_codes", "unmapped_row_id", UNMAPPED_CODE_COLUMNS),
     "critical-alert": TableSpec("critical_alert_events", "alert_event_id",
                                 CRITICAL_ALERT_COLUMNS),
+    "practitioner": TableSpec("practitioners", "practitioner_row_id",
+                              PRACTITIONER_REGISTRY_COLUMNS),
+    "unknown-practitioner": TableSpec("unknown_practitioners", "unknown_row_id",
+                                      UNKNOWN_PRACTITIONER_COLUMNS),
 }

@@ -6,8 +6,9 @@ id within a batch, asks the table which ids it already holds, and inserts the
 rest in one statement. ReplacingMergeTree would collapse duplicates too, but
 only at some later merge; this way ``count()`` is right at once.
 
-An event processed again differently (``hutong replay`` after a code map was
-added: its ``map_version`` differs) replaces its row: the old row is deleted
+An event processed again differently (``hutong replay`` after a code map or a
+practitioner was added: its ``map_version`` or its ``practitioner_id`` and
+``practitioner_status`` differ) replaces its row: the old row is deleted
 (a lightweight ``DELETE``) and the new one inserted, so the warehouse is
 corrected without a duplicate.
 
@@ -28,8 +29,8 @@ from sinks.warehouse.rows import TABLES, TableSpec
 __all__ = ["WarehouseWriter"]
 
 _EXISTING_IDS = (
-    "SELECT {id:Identifier}, {version:Identifier} FROM {table:Identifier} "
-    "WHERE {id:Identifier} IN {ids:Array(String)}"
+    "SELECT {{id:Identifier}}, {versions} FROM {{table:Identifier}} "
+    "WHERE {{id:Identifier}} IN {{ids:Array(String)}}"
 )
 _DELETE_IDS = "DELETE FROM {table:Identifier} WHERE {id:Identifier} IN {ids:Array(String)}"
 
@@ -68,16 +69,15 @@ class WarehouseWriter:
         spec = self._spec(table_key)
         batch: dict[str, tuple[Any, ...]] = {}
         id_index = spec.column_names.index(spec.id_column)
-        version_index = (spec.column_names.index(spec.version_column)
-                         if spec.version_column else None)
+        version_at = [spec.column_names.index(name) for name in spec.version_columns]
         for row in rows:
             batch[row[id_index]] = row  # the last copy: a replay comes after the original
         if not batch:
             return 0, 0
         existing = self._existing(spec, list(batch))
         new_rows = [row for row_id, row in batch.items() if row_id not in existing]
-        replaced = [row for row_id, row in batch.items() if row_id in existing
-                    and version_index is not None and existing[row_id] != row[version_index]]
+        replaced = [row for row_id, row in batch.items() if row_id in existing and version_at
+                    and existing[row_id] != tuple(row[i] for i in version_at)]
         if replaced:
             self._delete(spec, [row[id_index] for row in replaced])
         if new_rows or replaced:
@@ -96,16 +96,16 @@ class WarehouseWriter:
             ) from None
 
     def _existing(self, spec: TableSpec, ids: list[str]) -> dict[str, Any]:
-        """The ids the table holds, each with its version (None without a version column)."""
+        """The ids the table holds, each with its version columns' values (a tuple)."""
         found: dict[str, Any] = {}
-        version = spec.version_column or spec.id_column
+        versions = spec.version_columns or (spec.id_column,)
+        sql = _EXISTING_IDS.format(versions=", ".join(f"`{name}`" for name in versions))
         for start in range(0, len(ids), self._lookup_chunk):
             chunk = ids[start : start + self._lookup_chunk]
             _, rows = self._wh.query_rows(
-                _EXISTING_IDS, {"id": spec.id_column, "version": version, "table": spec.table,
-                                "ids": chunk})
-            for row_id, row_version in rows:
-                found[str(row_id)] = row_version if spec.version_column else None
+                sql, {"id": spec.id_column, "table": spec.table, "ids": chunk})
+            for row_id, *row_versions in rows:
+                found[str(row_id)] = tuple(row_versions) if spec.version_columns else None
         return found
 
     def _delete(self, spec: TableSpec, ids: list[str]) -> None:

@@ -90,6 +90,8 @@ class MapEntry:
     #: When the entry was last changed (timezone aware).
     updated_at: datetime
     deleted: bool = False
+    #: The platform above this entry came from (federation down), None for this hub's own.
+    origin: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "facility_id", self.facility_id.strip())
@@ -125,6 +127,7 @@ class MapEntry:
             "map_version": self.map_version,
             "updated_at": self.updated_at,
             "deleted": self.deleted,
+            "origin": self.origin,
         }
 
     @classmethod
@@ -140,6 +143,7 @@ class MapEntry:
             map_version=record["map_version"],
             updated_at=record["updated_at"],
             deleted=bool(record.get("deleted", False)),
+            origin=record.get("origin"),
         )
 
 

@@ -1,23 +1,36 @@
-"""Unmapped codes counted over a batch, for ``hutong.terminology.unmapped`` (pure).
+"""Things seen on events, counted over a batch, for a topic of counts (pure).
 
-The stream worker adds the hits of every event it translates and, after each
-batch, drains one record per (facility, code system, local code): how many
-times the batch met it, and when it was first and last seen (the events'
-receipt times). The warehouse sums the records per code
-(``unmapped_code_summary``); a data steward sees each code once, with its
-count.
+The stream worker adds the hits of every event it translates and links and, after
+each batch, drains one record per thing seen: how many times the batch met it, and
+when it was first and last seen (the events' receipt times). Two tallies run:
+unmapped codes (:class:`~streams.terminology.translate.UnmappedHit`, one per facility,
+code system and local code, for ``hutong.terminology.unmapped``) and clinicians the
+practitioner registry does not know (:class:`~streams.practitioners.UnknownPractitioner`,
+for ``hutong.registry.unknown-practitioners``). The warehouse sums the records per
+thing; a data steward sees each once, with its count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
-from streams.terminology.translate import UnmappedHit
+__all__ = ["Counted", "Tally"]
 
-__all__ = ["UnmappedTally"]
+
+class Counted(Hashable, Protocol):
+    """A thing seen on an event: its topic key, and its record once counted."""
+
+    @property
+    def topic_key(self) -> bytes: ...
+
+    def to_record(self, *, count: int, first_seen: datetime,
+                  last_seen: datetime) -> dict[str, Any]: ...
+
+
+Hit = TypeVar("Hit", bound=Counted)
 
 
 @dataclass(slots=True)
@@ -27,13 +40,13 @@ class _Count:
     last_seen: datetime
 
 
-class UnmappedTally:
-    """Counts unmapped hits until drained."""
+class Tally(Generic[Hit]):
+    """Counts hits until drained."""
 
     def __init__(self) -> None:
-        self._counts: dict[UnmappedHit, _Count] = {}
+        self._counts: dict[Hit, _Count] = {}
 
-    def add(self, hits: Iterable[UnmappedHit], seen_at: datetime) -> None:
+    def add(self, hits: Iterable[Hit], seen_at: datetime) -> None:
         for hit in hits:
             held = self._counts.get(hit)
             if held is None:
@@ -47,7 +60,7 @@ class UnmappedTally:
         return len(self._counts)
 
     def drain(self) -> list[tuple[bytes, dict[str, Any]]]:
-        """(topic key, schemas/unmapped-code.avsc record) per code seen; empties the tally."""
+        """(topic key, record) per thing seen, in key order; empties the tally."""
         drained = [(hit.topic_key, hit.to_record(count=c.count, first_seen=c.first_seen,
                                                  last_seen=c.last_seen))
                    for hit, c in sorted(self._counts.items(), key=lambda kv: kv[0].topic_key)]

@@ -1,4 +1,4 @@
-"""The facility registry on a real hub and a broker of its own (issue 10).
+"""The facility and practitioner registries on a real hub and a broker of its own (issue 10).
 
 A facility added through the API sends its next message without a restart; a
 retired one is refused; every change is checked (codes, another facility's key,
@@ -6,11 +6,19 @@ the version it was based on), audited with who made it, and on
 ``hutong.registry.facilities``. After a restart, changes made through the API stand
 and an edit of the registry file applies. The CLI reads and changes the same
 registry through the running hub.
+
+The practitioner registry, seeded from a CSV file: results name their ordering
+clinician by staff id or certificate number and are linked to the registry; an
+unknown clinician's result is kept, marked unknown and listed for the registry's
+keepers; once added through the API, the next result links; a retired one's are
+marked retired. ID numbers are never listed, only their pseudonyms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +36,7 @@ from hutong.registry.facilities import FacilityFeed
 from hutong.sender import ack_summary
 from hutong.users import add_user
 
-from .conftest import PSEUDONYM_KEY, RunningHub, broker_of_its_own, free_port
+from .conftest import PSEUDONYM_KEY, RunningHub, broker_of_its_own, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +54,12 @@ REGISTRY = """facilities:
     mllp_sources: [127.0.0.0/8]
 {more}"""
 NEW_KEY = hash_api_key("htk_new-hospital-key")
+#: An ORU whose OBR-16 (ordering provider) is ``doctor``.
+ORDERED = ORU.replace("|||20261205090000\r", "|||20261205090000|||||||||{doctor}^开单医生\r")
+STAFF_ID_NUMBER = "11010519491231002X"
+STAFF_CSV = ("facility_id,local_id,name,id_number,certificate_number,department,role,title\n"
+             f"FILEHOSP,D100,王医生,{STAFF_ID_NUMBER},110620521000123,心内科,doctor,主治医师\n"
+             "FILEHOSP,N7,李护士,,,心内科,nurse,\n")
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +70,9 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("registry-hub")
+    path = tmp_path_factory.mktemp("registry-hub")
+    (path / "practitioners.csv").write_text(STAFF_CSV, encoding="utf-8")
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +187,97 @@ def test_the_cli_lists_and_changes_the_registry_through_the_hub(
     refused = runner.invoke(cli, ["facility", "update", "CLIHOSP", "--level", "四级"], env=env)
     assert refused.exit_code != 0 and "level must be one of" in str(refused.exception)
     assert send(hub, "CLIHOSP", "C-1")[0] == "AA"
+
+
+def send_ordered(hub: RunningHub, control: str, doctor: str) -> tuple[Any, ...]:
+    """Send a result ordered by ``doctor``; its row in lab_results once there:
+    (practitioner_id, practitioner_status)."""
+    async def go() -> str:
+        async with MLLPClient("127.0.0.1", hub.settings.mllp_port) as client:
+            return ack_summary(await client.send(ORDERED.format(
+                facility="FILEHOSP", control=control, doctor=doctor).encode()))[0]
+    assert asyncio.run(go()) == "AA"
+    rows = wait_for(lambda: hub.query(
+        "SELECT practitioner_id, practitioner_status FROM lab_results "
+        "WHERE message_control_id = {c:String}", {"c": control}))
+    assert len(rows) == 1
+    return tuple(rows[0])
+
+
+def linked_soon(hub: RunningHub, control: str, doctor: str, expected: tuple[Any, ...],
+                within_s: float = 30) -> tuple[Any, ...]:
+    """Results ordered by ``doctor``, one every half second, until one is linked as
+    ``expected`` (the workers read a registry change within a second or so; a loaded
+    machine takes longer): the last result's link."""
+    deadline = time.monotonic() + within_s
+    for attempt in itertools.count():
+        latest = send_ordered(hub, f"{control}-{attempt}", doctor)
+        if latest == expected or time.monotonic() > deadline:
+            return latest
+        time.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+def staff_api(hub: RunningHub, token: str, method: str, path: str = "",
+              body: dict[str, Any] | None = None, **params: Any) -> httpx.Response:
+    return httpx.request(method, f"{hub.settings.api_url}/api/v1/practitioners{path}",
+                         json=body, params=params, timeout=30,
+                         headers={"Authorization": f"Bearer {token}"})
+
+
+def test_results_link_their_ordering_clinician_and_unknown_ones_are_kept_and_listed(
+        hub: RunningHub, tokens: dict[str, str], data_dir: Path, tmp_path: Path) -> None:
+    ops, analyst, clinician = tokens["ops"], tokens["li.analyst"], tokens["dr.wang"]
+    listed = staff_api(hub, analyst, "GET").json()
+    assert [(p["practitioner_id"], p["role"], p["changed_by"]) for p in listed] == [
+        ("FILEHOSP|D100", "医师", "practitioner-file"),
+        ("FILEHOSP|N7", "护士", "practitioner-file")]
+    assert listed[0]["id_pseudonym"].startswith("ps_") and STAFF_ID_NUMBER not in str(listed)
+    assert staff_api(hub, clinician, "GET").status_code == 403
+
+    assert send_ordered(hub, "S-1", "D100") == ("FILEHOSP|D100", "known")
+    assert send_ordered(hub, "S-2", "110620521000123") == ("FILEHOSP|D100", "known")  # cert.
+    assert send_ordered(hub, "S-3", "D999") == (None, "unknown")  # kept, not dropped
+    unknown = wait_for(lambda: staff_api(hub, analyst, "GET", "/unknown").json())
+    assert [(u["facility_id"], u["local_id"], u["name"], u["role"], u["count"], u["registered"])
+            for u in unknown] == [("FILEHOSP", "D999", None, "ordering", 1, False)]
+
+    new = {"facility_id": "FILEHOSP", "local_id": "D999", "name": "赵医生", "role": "医师",
+           "certificate_number": "110620521000999"}
+    assert staff_api(hub, analyst, "POST", body={"practitioner": new}).status_code == 403
+    bad = staff_api(hub, ops, "POST", body={"practitioner": {**new, "id_number": "12345"}})
+    assert bad.status_code == 422 and "id_number" in bad.json()["detail"]
+    assert "12345" not in bad.text
+    nowhere = staff_api(hub, ops, "POST", body={"practitioner": {**new, "facility_id": "NOPE"}})
+    assert nowhere.status_code == 422 and "facility registry" in nowhere.json()["detail"]
+    added = staff_api(hub, ops, "POST", body={"practitioner": new, "reason": "新入职"})
+    assert (added.status_code, added.json()["version"]) == (202, 1), added.text
+    assert staff_api(hub, ops, "POST", body={"practitioner": new}).status_code == 409
+    # the stream workers follow the topic: in force from their next read of it, no restart
+    known = ("FILEHOSP|D999", "known")
+    assert linked_soon(hub, "S-4", "D999", known) == known
+    wait_for(lambda: not staff_api(hub, analyst, "GET", "/unknown").json())  # registered now
+
+    stale = staff_api(hub, ops, "PATCH", "/FILEHOSP/D100",
+                      {"practitioner": {"title": "副主任医师"}, "version": 9})
+    assert stale.status_code == 409
+    retired = staff_api(hub, ops, "POST", "/FILEHOSP/D100/retire", {"reason": "退休"})
+    assert (retired.status_code, retired.json()["status"]) == (202, "retired")
+    retired_link = ("FILEHOSP|D100", "retired")
+    assert linked_soon(hub, "S-5", "D100", retired_link) == retired_link
+    wait_for(lambda: hub.query(
+        "SELECT status, version FROM current_practitioners WHERE practitioner_id = "
+        "'FILEHOSP|D100'") == [("retired", 2)])
+
+    actions = [(r["action"], r.get("practitioner_id")) for r in AuditLog(data_dir / "audit")
+               .records() if r["action"].startswith("practitioner.")]
+    assert actions == [("practitioner.add", "FILEHOSP|D999"),
+                       ("practitioner.retire", "FILEHOSP|D100")]
+    env = {"HUTONG_HTTP_PORT": str(hub.settings.http_port), "HUTONG_API_TOKEN": ops,
+           "HUTONG_DATA_DIR": str(tmp_path)}
+    shown = CliRunner().invoke(cli, ["practitioner", "list", "--status", "all", "--format",
+                                     "csv"], env=env)
+    assert shown.exit_code == 0 and "FILEHOSP|D999,赵医生,110620521000999" in shown.output
 
 
 def test_after_a_restart_api_changes_stand_and_file_edits_apply(

@@ -31,6 +31,7 @@ from hutong.audit import AuditLog, verify
 from hutong.metrics import Metrics
 from hutong.ratelimit import KeyedLimiter
 from hutong.registry.facilities import FacilityFeed, FacilityRecord
+from hutong.registry.practitioners import Practitioner, PractitionerFeed, PractitionerRecord
 from producers.intake import Intake
 from producers.kafka import OutRecord
 from sinks.docstore.store import DocumentStore
@@ -74,6 +75,7 @@ PROTECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/ingest/cda"): "facility",
     ("POST", "/api/v1/ingest/json"): "facility",
     ("POST", "/api/v1/ingest/batch"): "facility",
+    ("POST", "/api/v1/ingest/federation"): "facility",  # a platform's key (F1 is one here)
     ("GET", "/api/v1/empi/reviews"): ADMIN,
     ("GET", "/api/v1/empi/patients/{empi_id}/links"): ADMIN,
     ("POST", "/api/v1/empi/reviews/{pair_id}"): ADMIN,
@@ -99,6 +101,13 @@ PROTECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/api/v1/facilities"): ADMIN,
     ("PATCH", "/api/v1/facilities/{facility_id}"): ADMIN,
     ("POST", "/api/v1/facilities/{facility_id}/retire"): ADMIN,
+    ("GET", "/api/v1/federation"): ADMIN,
+    ("GET", "/api/v1/practitioners"): {"li.analyst", "ops"},
+    ("GET", "/api/v1/practitioners/unknown"): {"li.analyst", "ops"},
+    ("GET", "/api/v1/practitioners/{facility_id}/{local_id}"): {"li.analyst", "ops"},
+    ("POST", "/api/v1/practitioners"): ADMIN,
+    ("PATCH", "/api/v1/practitioners/{facility_id}/{local_id}"): ADMIN,
+    ("POST", "/api/v1/practitioners/{facility_id}/{local_id}/retire"): ADMIN,
     # the ClickHouse HTTP interface (port 8123): analysts and admins
     ("GET", "/"): {"li.analyst", "ops"},
     ("POST", "/"): {"li.analyst", "ops"},
@@ -117,7 +126,7 @@ def request_for(method: str, path: str, who: str) -> dict[str, Any]:
               .replace("{version}", "1").replace("{empi_id}", "E-1").replace("{pair_id}", "P-1")
               .replace("{alert_id}", "A-1").replace("{document_id}", "2.16.156^NONE")
               .replace("{dead_letter_id}", "D-1").replace("{name}", "console.js")
-              .replace("{facility_id}", "F2"))
+              .replace("{facility_id}", "F2").replace("{local_id}", "D2"))
     body: dict[str, Any] = {}
     if path in ("/api/v1/empi/merges", "/api/v1/empi/unmerges"):
         body["json"] = {"survivor_empi_id": "E-1", "loser_empi_id": "E-2", "reviewer": who,
@@ -131,6 +140,11 @@ def request_for(method: str, path: str, who: str) -> dict[str, Any]:
                         "reason": PATIENT_TEXT}
     elif path.startswith("/api/v1/facilities/"):
         body["json"] = {"facility": {"name": "改名"}} if method == "PATCH" else {}
+    elif path == "/api/v1/practitioners" and method == "POST":
+        body["json"] = {"practitioner": {"facility_id": "F1", "local_id": f"N{next(_NEW_FACILITY)}",
+                                         "name": "新医生"}, "reason": PATIENT_TEXT}
+    elif path.startswith("/api/v1/practitioners/") and method != "GET":
+        body["json"] = {"practitioner": {"department": "内科"}} if method == "PATCH" else {}
     elif path == "/api/v1/sql":
         body["json"] = {"query": "SELECT 1 AS one"}
     elif path == "/api/v1/terminology/maps" and method == "POST":
@@ -201,17 +215,22 @@ def audit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def apps(warehouse: Warehouse, documents: DocumentStore,
          audit_dir: Path) -> dict[str, FastAPI]:
     metrics = Metrics()
-    registry = FacilityRegistry([Facility(id="F1", api_keys=[hash_api_key(FACILITY_KEY)])])
+    registry = FacilityRegistry([Facility(id="F1", api_keys=[hash_api_key(FACILITY_KEY)],
+                                          kind="区域卫生信息平台")])
     producer = RecordingProducer()
     audit = AuditLog(audit_dir)
     intake = Intake(producer, metrics, registry=registry, audit=audit)  # type: ignore[arg-type]
     feed = FacilityFeed({"bootstrap.servers": "127.0.0.1:9"}, registry)  # never started
     for facility in (*registry.facilities(), Facility(id="F2", name="改名和退役用")):
         feed.put(FacilityRecord(facility, 1, datetime.now(UTC), "registry-file"))
+    staff = PractitionerFeed({"bootstrap.servers": "127.0.0.1:9"})  # never started
+    staff.put(PractitionerRecord(Practitioner(facility_id="F2", local_id="D2", name="改名用"),
+                                 None, 1, datetime.now(UTC), "practitioner-file"))
     api = create_api(metrics, warehouse=warehouse, users=users(), documents=documents,
                      intake=intake, facilities=registry, producer=producer,  # type: ignore[arg-type]
                      mapfeed=MapsSeen(), audit=audit,  # type: ignore[arg-type]
-                     dead_letters=object(), facility_feed=feed)  # type: ignore[arg-type]
+                     dead_letters=object(), facility_feed=feed,  # type: ignore[arg-type]
+                     practitioner_feed=staff, pseudonym_key=b"route-test-key-of-32-bytes......")
     return {"api": api, "clickhouse": create_clickhouse_http(warehouse, users(), audit)}
 
 

@@ -83,6 +83,8 @@ def lab_result(**overrides: Any) -> dict[str, Any]:
         "standard_value": 98.0,
         "standard_unit": "g/L",
         "ordering_provider_id": None,
+        "practitioner_id": None,
+        "practitioner_status": None,
         "ordering_department": None,
         "visit_number": None,
         "patient_class": None,
@@ -134,7 +136,7 @@ MIGRATIONS = ["0001_lab_results_and_dead_letters", "0002_patients_and_encounters
               "0004_document_replacements", "0005_patient_links_and_reviews",
               "0006_standard_codes", "0007_terminology_and_critical_alerts",
               "0008_pseudonymised_identity", "0009_analyst_views",
-              "0010_dead_letter_position"]
+              "0010_dead_letter_position", "0011_practitioners"]
 
 
 def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
@@ -149,7 +151,8 @@ def test_migrate_creates_tables_and_is_idempotent(tmp_path: Path) -> None:
             "unmapped_codes", "unmapped_code_summary", "critical_alert_events",
             "critical_alerts", "facility_daily_activity", "diagnosis_ranking", "prescriptions",
             "antibiotic_share", "large_prescriptions", "critical_value_turnaround",
-            "facility_data_quality", "empi_duplicates_resolved"}
+            "facility_data_quality", "empi_duplicates_resolved", "practitioners",
+            "current_practitioners", "unknown_practitioners", "unknown_practitioner_summary"}
         _, applied = wh.query_rows("SELECT version, name FROM schema_migrations ORDER BY version")
         assert applied == list(enumerate(MIGRATIONS, start=1))
 
@@ -232,7 +235,8 @@ def encounter(event_id: str, facility_id: str, visit_number: str, patient_class:
         "action": "register", "trigger_event": "A04",
         "visit_number": visit_number, "patient_class": patient_class,
         "department_code": None, "department_name": None, "ward": None, "room": None,
-        "bed": None, "prior_location": None, "attending_doctor_id": None, "admit_source": None,
+        "bed": None, "prior_location": None, "attending_doctor_id": None, "practitioner_id": None,
+        "practitioner_status": None, "admit_source": None,
         "admit_reason": None, "admitted_at": None, "discharged_at": None,
         "discharge_disposition": None}
 
@@ -355,6 +359,22 @@ def test_an_event_processed_again_with_other_maps_replaces_its_row(
     _, rows = warehouse.query_rows(
         "SELECT count(), any(standard_code), any(map_version), any(unmapped) FROM lab_results")
     assert rows == [(1, "718-7", "qsx-2", [])]
+
+
+def test_an_event_processed_again_with_its_clinician_registered_replaces_its_row(
+        warehouse: Warehouse) -> None:
+    writer = WarehouseWriter(warehouse)
+    spec = TABLES["lab-result"]
+    unknown = lab_result(event_id="e-staff", practitioner_id=None,
+                         practitioner_status="unknown")
+    assert writer.write_changes("lab-result", [spec.to_row(unknown)]) == (1, 0)
+    known = {**unknown, "practitioner_id": "QSXRMYY|D100", "practitioner_status": "known"}
+    assert writer.write_changes("lab-result", [spec.to_row(known)]) == (0, 1)  # the replay
+    assert writer.write_changes("lab-result", [spec.to_row(known)]) == (0, 0)
+    _, rows = warehouse.query_rows(
+        "SELECT count(), any(practitioner_id), any(practitioner_status) FROM lab_results "
+        "WHERE event_id = 'e-staff'")
+    assert rows == [(1, "QSXRMYY|D100", "known")]
 
 
 def test_query_error_is_a_warehouse_error(warehouse: Warehouse) -> None:

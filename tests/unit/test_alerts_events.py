@@ -59,6 +59,8 @@ def _header(event_type: str, birth_date: date | None, sex: str | None) -> Event:
         "map_version": "2026.1",
         "codes": codes,
         "unmapped": [],
+        "practitioner_id": None,
+        "practitioner_status": None,
     }
 
 

@@ -118,6 +118,8 @@ def test_outpatient_record_every_field() -> None:
         "content_type": "text/xml",
         "content": OUTPATIENT,
         "content_sha256": hashlib.sha256(OUTPATIENT).hexdigest(),
+        "practitioner_id": None,
+        "practitioner_status": None,
     }
     assert event["effective_time"].utcoffset() == timedelta(hours=8)
 
@@ -175,6 +177,8 @@ def test_lab_report_every_field() -> None:
         "content_type": "text/xml",
         "content": LAB,
         "content_sha256": hashlib.sha256(LAB).hexdigest(),
+        "practitioner_id": None,
+        "practitioner_status": None,
     }
 
 

@@ -29,6 +29,8 @@ ADR_LAB_RESULT = ["set_id", "placer_order_number", "filler_order_number", "panel
                   "reference_range", "abnormal_flags", "result_status", "observed_at",
                   "performing_lab", "standard_value", "standard_unit", "ordering_provider_id",
                   "ordering_department", "visit_number", "patient_class"]
+#: Set by the stream worker (streams.practitioners); None as the adapter makes them.
+LINK_FIELDS = ["practitioner_id", "practitioner_status"]
 ADR_PATIENT = ["source_patient_id", "identifiers", "id_card_number", "health_card_number",
                "name", "sex", "phone", "address", "birth_date"]
 
@@ -84,9 +86,9 @@ def events(text: str, facility: str = "RMYY") -> list[dict[str, Any]]:
 @pytest.mark.parametrize("text", [V24_CN, V231, V251])
 def test_events_have_exactly_the_adr_keys(text: str) -> None:
     for event in events(text):
-        assert list(event) == ADR_HEADER + ADR_LAB_RESULT
+        assert list(event) == ADR_HEADER + ADR_LAB_RESULT + LINK_FIELDS
         assert sorted(event["patient"]) == sorted(ADR_PATIENT)
-    assert list(LAB_RESULT_KEYS) == ADR_HEADER + ADR_LAB_RESULT
+    assert list(LAB_RESULT_KEYS) == ADR_HEADER + ADR_LAB_RESULT + LINK_FIELDS
 
 
 def test_v24_chinese_hospital() -> None:

@@ -41,6 +41,9 @@ CONTRACT_TOPICS = {
     "hutong.alerts.critical": "critical-alert",
     "hutong.alerts.ack": "alert-ack",
     "hutong.registry.facilities": "facility",
+    "hutong.registry.practitioners": "practitioner",
+    "hutong.registry.unknown-practitioners": "unknown-practitioner",
+    "hutong.federation.conflicts": "federation-conflict",
     "hutong.dlq": "dead-letter",
 }
 
@@ -65,6 +68,9 @@ PINNED_IDS = {
     "empi-decision": 17,
     "empi-golden": 18,
     "facility": 19,
+    "practitioner": 20,
+    "unknown-practitioner": 21,
+    "federation-conflict": 22,
 }
 
 # ADR 0001, as (field, Avro type) in order; "?" marks a null union defaulting to null.
@@ -114,6 +120,7 @@ ADR_LAB_RESULT = [
     ("standard_unit", "?string"),
     *((name, "?string") for name in ("ordering_provider_id", "ordering_department",
                                      "visit_number", "patient_class")),
+    *((name, "?string") for name in ("practitioner_id", "practitioner_status")),
 ]
 ADR_CODING = [("field", "string"), ("system", "string"), ("code", "string"),
               ("display", "?string")]
@@ -220,10 +227,11 @@ def test_topic_specs() -> None:
         single = name == "hutong.empi.decisions"
         assert (spec.partitions, spec.fixed_partitions) == ((1, True) if single else (3, False))
         if name in ("hutong.empi.links", "hutong.empi.golden", "hutong.terminology.maps",
-                    "hutong.registry.facilities"):
+                    "hutong.registry.facilities", "hutong.registry.practitioners"):
             assert (spec.cleanup_policy, spec.retention_ms) == ("compact", None)
         else:
-            expected = 30 * day if name in ("hutong.dlq", "hutong.empi.decisions") else 7 * day
+            expected = 30 * day if name in ("hutong.dlq", "hutong.empi.decisions",
+                                            "hutong.federation.conflicts") else 7 * day
             assert (spec.cleanup_policy, spec.retention_ms) == ("delete", expected)
 
 

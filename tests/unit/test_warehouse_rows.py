@@ -14,6 +14,7 @@ from hutong.errors import WarehouseError
 from schemas import catalog, wire
 from sinks.warehouse import TABLES, open_warehouse
 from sinks.warehouse.migrate import load_migrations, split_statements
+from sinks.warehouse.pseudonyms import Pseudonyms, protect
 from tests.warehouse_events import (
     CLINICIAN_NAME,
     DOCUMENT_CONTENT,
@@ -52,6 +53,8 @@ def lab_result(**overrides: Any) -> dict[str, Any]:
         "standard_value": 98.0,
         "standard_unit": "g/L",
         "ordering_provider_id": "D0012",
+        "practitioner_id": "F001|D0012",
+        "practitioner_status": "known",
         "ordering_department": "NK",
         "visit_number": "ZY001",
         "patient_class": "I",
@@ -105,6 +108,7 @@ def encounter_event(**overrides: Any) -> dict[str, Any]:
         "visit_number": "ZY001", "patient_class": "I", "department_code": "NK",
         "department_name": "内科", "ward": "0301", "room": "312", "bed": "03",
         "prior_location": None, "attending_doctor_id": "D001",
+        "practitioner_id": "F001|D001", "practitioner_status": "retired",
         "attending_doctor_name": "李四", "admit_source": "7", "admit_reason": "头痛",
         "admitted_at": OBSERVED, "discharged_at": None, "discharge_disposition": None,
     })
@@ -167,15 +171,21 @@ def test_lab_result_row_follows_column_order() -> None:
     assert row["quality_warnings"] == ["PID-19: bad check digit"]
 
 
+#: The practitioner registry's tables: the staff directory, names included (never ID numbers).
+STAFF_TABLES = {"practitioner", "unknown-practitioner"}
+
+
 def test_identity_stays_out_of_every_table() -> None:
-    sensitive = {"name", "id_card_number", "health_card_number", "phone", "address", "identifiers"}
-    for spec in TABLES.values():
+    sensitive = {"name", "id_card_number", "health_card_number", "phone", "address",
+                 "identifiers", "id_number"}
+    for kind, spec in TABLES.items():
         # patient_class is the encounter's PV1-2, not a field of the PatientIdentity
         from_patient = {c for c in spec.column_names if c.startswith("patient_")} - {
             "patient_class"}
         assert from_patient <= {"patient_sex", "patient_birth_date", "patient_age_band",
                                 "patient_region_code"}
-        assert not sensitive & set(spec.column_names)
+        assert not (sensitive - {"name"} if kind in STAFF_TABLES else sensitive) & set(
+            spec.column_names), kind
     row = TABLES["lab-result"].to_row(lab_result())
     assert not any(value in str(row) for value in IDENTITY_VALUES)
 
@@ -385,3 +395,130 @@ def test_a_review_pair_has_one_row_per_status() -> None:
     assert spec.to_row(pair)[0] == "p1:open"
     assert spec.to_row({**pair, "status": "linked"})[0] == "p1:linked"
     assert wire.encode(catalog.schema("empi-review"), pair)[:1] == b"\x00"
+
+
+#: Event type -> the field naming the clinician whose registry id the stream sets.
+CLINICIAN_FIELD = {
+    "encounter": "attending_doctor_id", "lab-result": "ordering_provider_id",
+    "imaging-report": "radiologist_id", "order": "ordering_provider_id",
+    "medication": "prescriber_id", "diagnosis": "clinician_id", "document": "author_id",
+}
+EVENT_BUILDERS = {"encounter": encounter_event, "lab-result": lab_result, **SAMPLES}
+
+
+@pytest.mark.parametrize("kind", sorted(CLINICIAN_FIELD))
+def test_event_rows_carry_the_practitioner_beside_the_clinician_id(kind: str) -> None:
+    spec = TABLES[kind]
+    at = spec.column_names.index(CLINICIAN_FIELD[kind])
+    assert spec.column_names[at + 1 : at + 3] == ("practitioner_id", "practitioner_status")
+    event = EVENT_BUILDERS[kind](practitioner_id="F001|D-7", practitioner_status="retired")
+    row = dict(zip(spec.column_names, spec.to_row(event), strict=True))
+    assert (row["practitioner_id"], row["practitioner_status"]) == ("F001|D-7", "retired")
+    unknown = EVENT_BUILDERS[kind](practitioner_id=None, practitioner_status="unknown")
+    row = dict(zip(spec.column_names, spec.to_row(unknown), strict=True))
+    assert (row["practitioner_id"], row["practitioner_status"]) == (None, "unknown")
+    assert wire.encode(catalog.schema(kind), event)[:1] == b"\x00"
+
+
+def test_only_the_seven_clinical_tables_carry_a_practitioner() -> None:
+    carrying = {kind for kind, spec in TABLES.items() if "practitioner_status" in spec.column_names}
+    assert carrying == set(CLINICIAN_FIELD)
+
+
+PRACTITIONER_ID_NUMBER = "110101198001010014"
+CHANGED = datetime.fromisoformat("2026-12-04T09:00:00+08:00")
+
+
+def practitioner(**overrides: Any) -> dict[str, Any]:
+    """A registry record with the keys of schemas/practitioner.avsc."""
+    return {
+        "practitioner_id": "F001|D-1", "facility_id": "F001", "local_id": "D-1",
+        "name": "王医生", "id_number": PRACTITIONER_ID_NUMBER,
+        "id_pseudonym": "ps_0123456789abcdef0123456789abcdef",
+        "certificate_number": "110110000012345", "department": "呼吸内科", "role": "医师",
+        "title": "主治医师", "status": "active", "warnings": [], "version": 1,
+        "changed_at": CHANGED, "changed_by": "registry-file", "reason": None,
+        "file_digest": "ab" * 32, **overrides,
+    }
+
+
+def unknown_practitioner(**overrides: Any) -> dict[str, Any]:
+    """A record with the keys of schemas/unknown-practitioner.avsc."""
+    return {
+        "facility_id": "F001", "local_id": "D-404", "name": "赵医生", "role": "ordering",
+        "event_type": "lab-result", "count": 3, "first_seen": CHANGED, "last_seen": CHANGED,
+        **overrides,
+    }
+
+
+def test_a_practitioner_row_keeps_the_pseudonym_and_leaves_out_the_id_number() -> None:
+    spec = TABLES["practitioner"]
+    assert (spec.table, spec.id_column) == ("practitioners", "practitioner_row_id")
+    record = practitioner()
+    assert wire.encode(catalog.schema("practitioner"), record)[:1] == b"\x00"
+    row = dict(zip(spec.column_names, spec.to_row(record), strict=True))
+    assert "id_number" not in row
+    assert PRACTITIONER_ID_NUMBER not in str(spec.to_row(record))
+    assert (row["practitioner_id"], row["local_id"], row["id_pseudonym"], row["version"]) == (
+        "F001|D-1", "D-1", "ps_0123456789abcdef0123456789abcdef", 1)
+    assert (row["certificate_number"], row["status"], row["changed_at"]) == (
+        "110110000012345", "active", CHANGED)
+
+
+def test_a_practitioner_row_id_is_one_per_version() -> None:
+    spec = TABLES["practitioner"]
+    first = spec.to_row(practitioner())[0]
+    assert spec.to_row(practitioner())[0] == first  # the record read again lands on its row
+    assert spec.to_row(practitioner(id_number=None))[0] == first  # not derived from the number
+    assert spec.to_row(practitioner(version=2, status="retired"))[0] != first
+    assert spec.to_row(practitioner(practitioner_id="F002|D-1", facility_id="F002"))[0] != first
+
+
+def test_an_unknown_practitioner_row_id_is_a_digest_of_the_whole_record() -> None:
+    spec = TABLES["unknown-practitioner"]
+    assert (spec.table, spec.id_column) == ("unknown_practitioners", "unknown_row_id")
+    record = unknown_practitioner()
+    assert wire.encode(catalog.schema("unknown-practitioner"), record)[:1] == b"\x00"
+    row = dict(zip(spec.column_names, spec.to_row(record), strict=True))
+    assert (row["local_id"], row["name"], row["role"], row["event_type"], row["count"]) == (
+        "D-404", "赵医生", "ordering", "lab-result", 3)
+    assert spec.to_row(unknown_practitioner())[0] == row["unknown_row_id"]
+    for change in ({"count": 4}, {"name": None}, {"role": "attending"},
+                   {"event_type": "order"}, {"local_id": "D-405"}, {"facility_id": "F002"},
+                   {"last_seen": datetime.fromisoformat("2026-12-04T09:01:00+08:00")}):
+        assert spec.to_row(unknown_practitioner(**change))[0] != row["unknown_row_id"], change
+
+
+@pytest.mark.parametrize(("kind", "left_out"), [
+    ("practitioner", {"id_number"}), ("unknown-practitioner", set()),
+])
+def test_registry_tables_leave_out_exactly_the_id_number(kind: str, left_out: set[str]) -> None:
+    """A field added to either schema later must be decided on here: kept, or left out."""
+    fields = {f["name"] for f in catalog.schema(kind).parsed["fields"]}
+    assert fields - set(TABLES[kind].column_names) == left_out
+
+
+def test_protect_keeps_staff_ids_as_they_are() -> None:
+    """Staff ids are work ids, not patient data: the pseudonymised warehouse keeps them."""
+    protected = protect(TABLES, Pseudonyms(b"a key of at least sixteen bytes"))
+    for kind, record in (("practitioner", practitioner()),
+                         ("unknown-practitioner", unknown_practitioner())):
+        assert protected[kind].to_row(record) == TABLES[kind].to_row(record), kind
+    spec = protected["order"]
+    row = dict(zip(spec.column_names, spec.to_row(SAMPLES["order"]()), strict=True))
+    assert (row["ordering_provider_id"], row["practitioner_id"]) == ("D-1", "F001|D-1")
+    assert row["source_patient_id"] != "P123"  # while the patient's id is a pseudonym
+
+
+def test_every_table_is_fed_by_a_topic_the_sink_reads() -> None:
+    """A table whose topic the sink does not subscribe to stays empty."""
+    from hutong.hub import SINK_TOPICS
+
+    def read(topic: str) -> bool:
+        return any(re.fullmatch(pattern[1:], topic) if pattern.startswith("^")
+                   else pattern == topic for pattern in SINK_TOPICS)
+
+    unread = {kind for kind in TABLES
+              if not any(read(topic) for topic, schema in catalog.TOPICS.items()
+                         if schema == kind)}
+    assert unread == set()

@@ -106,6 +106,8 @@ LAB_RESULT = {
     "ordering_department": None,
     "visit_number": None,
     "patient_class": None,
+    "practitioner_id": None,
+    "practitioner_status": None,
 }
 
 PATIENT = LAB_RESULT["patient"]
@@ -146,6 +148,7 @@ LAB_RESULT_GOLDEN = bytes.fromhex(
             "02 02 46",  # result_status "F"
             "00 00",  # observed_at, performing_lab: null
             "00 00 00 00 00 00",  # standard_value .. patient_class: null
+            "00 00",  # practitioner_id, practitioner_status: null
         ]
     )
 )
