@@ -351,6 +351,12 @@ class Settings(BaseSettings):
             self._file_in_use(None, "practitioners.csv")
 
     @property
+    def critical_values_path(self) -> Path:
+        """Where the facilities' critical-value lists are: the setting, else
+        ``<data_dir>/critical-values``."""
+        return self.critical_values_dir or self.data_dir / "critical-values"
+
+    @property
     def federation_path(self) -> Path | None:
         """The federation file in use: the setting, else ``<data_dir>/federation.yaml``."""
         return self._file_in_use(self.federation_file, "federation.yaml")

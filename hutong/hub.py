@@ -42,6 +42,7 @@ from hutong.errors import ConfigError, DocumentStoreError, StackError
 from hutong.federation.config import Federation, load_federation
 from hutong.federation.downlink import DictionaryDownlink
 from hutong.federation.forwarder import FEDERATION_GROUP, forwarder_for
+from hutong.federation.rulefiles import RuleFilesDownlink, RuleFolderPublisher
 from hutong.keys import keyed_pseudonym, pseudonym_key
 from hutong.metrics import Metrics
 from hutong.metrics.children import MULTIPROC_ENV, prepare_dir
@@ -172,6 +173,8 @@ class Hub:
         self.federation: Federation | None = None
         self.forwarder: SinkRunner | None = None
         self.downlink: DictionaryDownlink | None = None
+        self.rule_downlink: RuleFilesDownlink | None = None
+        self.rule_files: RuleFolderPublisher | None = None
         self._file_practitioners: tuple[Practitioner, ...] | None = None
         self.terminology: TerminologyFolder | None = None
         self.streams: list[Child] = []
@@ -408,7 +411,8 @@ class Hub:
                      ", ".join(up.event_types), up.mode, self.federation.platform_id)
 
     def _start_downlink(self) -> None:
-        """Follow the platform above's code maps (the API's process, which has the maps)."""
+        """Follow the platform above's code maps and critical-value lists (the API's
+        process, which has the maps)."""
         s = self.settings
         down = self.federation.down if self.federation is not None else None
         if down is None or self.mapfeed is None:
@@ -417,7 +421,12 @@ class Hub:
                                            self.mapfeed, self.metrics, origin=down.name,
                                            ids=self.ids)
         self.downlink.start()
-        log.info("federation: following the code maps of %s at %s", down.name, down.bootstrap)
+        self.rule_downlink = RuleFilesDownlink(down.client_config(), s.kafka_client_config(),
+                                               s.critical_values_path, self.metrics,
+                                               origin=down.name, ids=self.ids)
+        self.rule_downlink.start()
+        log.info("federation: following the code maps and critical-value lists of %s at %s",
+                 down.name, down.bootstrap)
 
     def _start_streams(self) -> None:
         env = child_environment(self.settings)
@@ -455,6 +464,10 @@ class Hub:
                                              self.producer, self.ids, self.mapfeed,
                                              s.terminology_poll_s)
         await self.terminology.start()
+        self.rule_files = RuleFolderPublisher(s.critical_values_path, self.producer,
+                                              s.kafka_client_config(), self.ids,
+                                              s.terminology_poll_s)
+        await self.rule_files.start()
 
     async def _start_api(self) -> None:
         s = self.settings
@@ -472,7 +485,8 @@ class Hub:
                          practitioner_feed=self.practitioner_feed if api_part else None,
                          pseudonym_key=pseudonym_key(s),
                          federation=self.federation if api_part else None,
-                         downlink=self.downlink if api_part else None,
+                         downlinks=[d for d in (self.downlink, self.rule_downlink)
+                                    if d is not None] if api_part else [],
                          documents=self.documents if api_part else None,
                          kafka_config=s.kafka_client_config(), audit=self.audit)
         self._api = _ApiServer(http_config(s, api, s.http_port))
@@ -602,6 +616,9 @@ class Hub:
         if self.terminology is not None:
             await self.terminology.stop()
             self.terminology = None
+        if self.rule_files is not None:
+            await self.rule_files.stop()
+            self.rule_files = None
         if self.mapfeed is not None:
             self.mapfeed.stop()
             self.mapfeed = None
@@ -611,9 +628,10 @@ class Hub:
         if self.practitioner_feed is not None:
             self.practitioner_feed.stop()
             self.practitioner_feed = None
-        if self.downlink is not None:
-            self.downlink.stop()
-            self.downlink = None
+        for downlink in (self.downlink, self.rule_downlink):
+            if downlink is not None:
+                downlink.stop()
+        self.downlink = self.rule_downlink = None
         for server in (self.mllp, self.mllps):
             if server is not None:
                 await server.stop()

@@ -69,6 +69,7 @@ SCHEMA_IDS: dict[str, int] = {
     "practitioner": 20,
     "unknown-practitioner": 21,
     "federation-conflict": 22,
+    "rule-file": 23,
 }
 
 _SCHEMA_DIR = Path(__file__).parent
@@ -203,6 +204,12 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         "unknown-practitioner",
         "facility|staff id",
         "clinicians named on events whom the practitioner registry does not know",
+    ),
+    _compacted(
+        "hutong.alerts.rule-files",
+        "rule-file",
+        "file name",
+        "the hub's critical-value rule files (危急值目录), for the platform below",
     ),
     TopicSpec(
         "hutong.federation.conflicts",

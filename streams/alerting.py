@@ -49,7 +49,8 @@ from schemas.registry import Resolver
 from streams.alerts.dedup import Dedup
 from streams.alerts.evaluate import evaluate
 from streams.alerts.lifecycle import acknowledge, escalate, raise_alert
-from streams.alerts.loading import RuleBook, load_rule_book
+from streams.alerts.live import LiveRuleBook
+from streams.alerts.loading import RuleBook
 from streams.topology import ALERTS_TABLE, CANDIDATES_TOPIC, DEDUP_TABLE
 
 __all__ = ["ACK_TOPIC", "ALERTS_TOPIC", "CANDIDATES_TOPIC", "add_alerting", "rule_book"]
@@ -91,13 +92,16 @@ def _load(raw: bytes) -> dict[str, Any]:
     return record
 
 
-def rule_book(settings: Settings) -> RuleBook:
-    """The default rules with each facility's file over them (``critical_values_dir``)."""
-    folder = settings.critical_values_dir or settings.data_dir / "critical-values"
-    return load_rule_book(folder if folder.is_dir() else None)
+def rule_book(settings: Settings) -> LiveRuleBook:
+    """The default rules with each facility's file over them, read again when the folder
+    changes (:meth:`LiveRuleBook.refresh`)."""
+    return LiveRuleBook(settings.critical_values_path)
 
 
-def candidate_check(book: RuleBook) -> Callable[[dict[str, Any]], bool]:
+Rules = RuleBook | LiveRuleBook
+
+
+def candidate_check(book: Rules) -> Callable[[dict[str, Any]], bool]:
     """Whether a standard event crosses one of its facility's rules (a candidate alert)."""
     def crosses(event: dict[str, Any]) -> bool:
         if event["event_type"] not in _RESULT_TYPES:
@@ -107,7 +111,7 @@ def candidate_check(book: RuleBook) -> Callable[[dict[str, Any]], bool]:
     return crosses
 
 
-def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: RuleBook, *,
+def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: Rules, *,
                  dead_letter: DeadLetter, as_current: AsCurrent,
                  durably: Callable[[Any], Any], stages: StageMetrics | None = None) -> None:
     """Add the critical-value agents, tables and timer to ``app``; ``stages`` counts the

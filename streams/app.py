@@ -338,6 +338,11 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                  dead_letter=letter, stages=metered)
     watch = SkipWatch()
 
+    @app.timer(interval=RULES_CHECK_S)  # type: ignore[untyped-decorator]
+    async def reload_rules() -> None:
+        """A list changed in the folder (a steward, the platform above): in force now."""
+        await asyncio.to_thread(book.refresh)
+
     @app.timer(interval=SKIP_CHECK_S)  # type: ignore[untyped-decorator]
     async def skipped_events() -> None:
         consumer = app.consumer
@@ -353,6 +358,8 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     return app
 
 
+#: How often the worker looks at its critical-value rule folder for changes.
+RULES_CHECK_S = 5.0
 #: How often the worker looks for events it skipped, and how long a hole may last.
 SKIP_CHECK_S = 10.0
 SKIP_PATIENCE_S = 30.0

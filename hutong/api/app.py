@@ -3,7 +3,7 @@ monitor and its console."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Response
@@ -19,7 +19,7 @@ from hutong.api import federation as federation_api
 from hutong.api import practitioners as practitioners_api
 from hutong.audit import AuditLog
 from hutong.federation.config import Federation
-from hutong.federation.downlink import DictionaryDownlink
+from hutong.federation.downlink import Downlink
 from hutong.metrics import Metrics
 from hutong.monitor.retry import DeadLetterSource, DlqReader, RetryLedger
 from hutong.registry.facilities import FacilityFeed
@@ -52,7 +52,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                practitioner_feed: PractitionerFeed | None = None,
                pseudonym_key: bytes | None = None,
                federation: Federation | None = None,
-               downlink: DictionaryDownlink | None = None) -> FastAPI:
+               downlinks: Sequence[Downlink] = ()) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
@@ -79,7 +79,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.practitioner_feed = practitioner_feed
     app.state.pseudonym_key = pseudonym_key
     app.state.federation = federation
-    app.state.downlink = downlink
+    app.state.downlinks = list(downlinks)
     app.state.documents = documents
     app.state.metrics = metrics
     app.state.audit = audit

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from hutong.api.auth import require
 from hutong.federation.config import Federation
-from hutong.federation.downlink import DictionaryDownlink
+from hutong.federation.downlink import Downlink
 
 __all__ = ["router"]
 
@@ -29,7 +29,7 @@ def federation(request: Request) -> dict[str, Any]:
     config: Federation | None = getattr(request.app.state, "federation", None)
     if config is None:
         raise HTTPException(404, "this hub has no federation file (docs/federation.md)")
-    downlink: DictionaryDownlink | None = getattr(request.app.state, "downlink", None)
+    downlinks: list[Downlink] = getattr(request.app.state, "downlinks", [])
     up = config.up
     return {
         "platform_id": config.platform_id,
@@ -39,7 +39,9 @@ def federation(request: Request) -> dict[str, Any]:
             up.bootstrap or str(up.report_dir),
             "rules": [{"name": r.name, "action": r.action, "event_types": list(r.event_types),
                        "codes": list(r.codes)} for r in up.rules]},
-        "down": None if config.down is None else (
-            downlink.status() if downlink is not None else {"upstream": config.down.name,
-                                                            "running": False}),
+        "down": None if config.down is None else {
+            "upstream": config.down.name, "running": bool(downlinks),
+            **{d.kind: d.status() for d in downlinks},
+            "conflicts": sorted((c for d in downlinks for c in d.status()["conflicts"]),
+                                key=lambda c: c["detected_at"])},
     }

@@ -39,7 +39,7 @@ from schemas.registry import EMBEDDED, Resolver
 from streams.mapfeed import MAPS_TOPIC, MapFeed
 from streams.terminology.maps import MapEntry
 
-__all__ = ["CONFLICTS_TOPIC", "DictionaryDownlink", "reconcile"]
+__all__ = ["CONFLICTS_TOPIC", "DictionaryDownlink", "Downlink", "reconcile"]
 
 log = logging.getLogger(__name__)
 
@@ -66,60 +66,48 @@ def _target(entry: MapEntry) -> str:
     return "withdrawn" if entry.deleted else f"{entry.target_system} {entry.target_code}"
 
 
-class DictionaryDownlink(TopicFeed):
-    """Follows the upstream's code maps and applies them to this hub's (see the module)."""
+class Downlink(TopicFeed):
+    """Follows one of the upstream's compacted topics and applies what it may here;
+    subclasses say how (:meth:`apply`), this keeps the counts and reports conflicts."""
 
-    topic = MAPS_TOPIC
-    what = "upstream code maps"
+    kind: str
 
     def __init__(self, upstream_config: dict[str, Any], local_config: dict[str, Any],
-                 local: MapFeed, metrics: Metrics, *, origin: str,
-                 ids: Resolver = EMBEDDED) -> None:
+                 metrics: Metrics, *, origin: str, ids: Resolver = EMBEDDED) -> None:
         super().__init__(upstream_config, ids)
-        self._local = local
         self._metrics = metrics
         self.origin = origin
+        self._ids = ids
         self._producer = Producer({**local_config, "acks": "all", "enable.idempotence": True})
-        self._maps = ids.for_topic(MAPS_TOPIC)
-        self._conflict_schema = ids.for_topic(CONFLICTS_TOPIC)
         self._lock = threading.Lock()
         #: The latest conflicts found, newest last.
         self.conflicts: deque[dict[str, Any]] = deque(maxlen=200)
         self.counts = {"apply": 0, "same": 0, "conflict": 0}
 
-    def apply(self, record: Mapping[str, Any]) -> bool:
-        entry = MapEntry.from_record(record)
-        if not self._local.wait_ready(30):
-            raise RuntimeError("this hub's code maps were not read in 30 s")
-        held = self._local.store.get(entry.key)
-        outcome = reconcile(entry, held, self.origin)
+    def count(self, outcome: Outcome) -> None:
         with self._lock:
             self.counts[outcome] += 1
-        self._metrics.federation_dictionary.labels(outcome).inc()
-        if outcome == "apply":
-            mine = replace(entry, origin=self.origin)
-            self._send(MAPS_TOPIC, mine.topic_key, wire.encode(self._maps, mine.to_record()))
-            self._local.store.put(mine)  # at once: the next upstream record sees it
-            return True
-        if outcome == "conflict":
-            assert held is not None  # noqa: S101 - a conflict needs a local entry
-            found = datetime.now(UTC)
-            conflict: dict[str, Any] = {"kind": "code-map", "key": entry.topic_key.decode(),
-                        "upstream": self.origin, "local_target": _target(held),
-                        "local_version": held.map_version,
-                        "upstream_target": _target(entry),
-                        "upstream_version": entry.map_version,
-                        "detected_at": found, "resolution": "kept-local"}
-            log.warning("code map %s: the upstream %s says %s (version %s), this hub says %s; "
-                        "kept this hub's", conflict["key"], self.origin,
-                        conflict["upstream_target"], entry.map_version, conflict["local_target"])
-            self._send(CONFLICTS_TOPIC, entry.topic_key,
-                       wire.encode(self._conflict_schema, conflict))
-            with self._lock:
-                self.conflicts.append({**conflict, "detected_at": found.isoformat()})
-        return False
+        self._metrics.federation_dictionary.labels(self.kind, outcome).inc()
 
-    def _send(self, topic: str, key: bytes, value: bytes) -> None:
+    def report(self, key: str, *, local_target: str, upstream_target: str,
+               local_version: str | None, upstream_version: str | None) -> None:
+        """A conflict: on the conflicts topic, in the log, in :meth:`status`."""
+        found = datetime.now(UTC)
+        conflict: dict[str, Any] = {
+            "kind": self.kind, "key": key, "upstream": self.origin,
+            "local_target": local_target, "local_version": local_version,
+            "upstream_target": upstream_target, "upstream_version": upstream_version,
+            "detected_at": found, "resolution": "kept-local"}
+        log.warning("%s %s: the upstream %s says %s (version %s), this hub says %s; kept "
+                    "this hub's", self.kind, key, self.origin, upstream_target,
+                    upstream_version, local_target)
+        self.send(CONFLICTS_TOPIC, key.encode(),
+                  wire.encode(self._ids.for_topic(CONFLICTS_TOPIC), conflict))
+        with self._lock:
+            self.conflicts.append({**conflict, "detected_at": found.isoformat()})
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        """Write one record to this hub's Kafka and wait for it."""
         errors: list[Any] = []
         self._producer.produce(topic, value, key,
                                on_delivery=lambda err, _m: errors.append(err) if err else None)
@@ -129,9 +117,43 @@ class DictionaryDownlink(TopicFeed):
 
     def status(self) -> dict[str, Any]:
         with self._lock:
-            return {"upstream": self.origin, "ready": self.ready, "maps": dict(self.counts),
+            return {"upstream": self.origin, "ready": self.ready, "counts": dict(self.counts),
                     "conflicts": list(self.conflicts)}
 
     def stop(self, timeout: float = 5.0) -> None:
         super().stop(timeout)
         self._producer.flush(5)
+
+
+class DictionaryDownlink(Downlink):
+    """Follows the upstream's code maps and applies them to this hub's (see the module)."""
+
+    topic = MAPS_TOPIC
+    what = "upstream code maps"
+    kind = "code-map"
+
+    def __init__(self, upstream_config: dict[str, Any], local_config: dict[str, Any],
+                 local: MapFeed, metrics: Metrics, *, origin: str,
+                 ids: Resolver = EMBEDDED) -> None:
+        super().__init__(upstream_config, local_config, metrics, origin=origin, ids=ids)
+        self._local = local
+
+    def apply(self, record: Mapping[str, Any]) -> bool:
+        entry = MapEntry.from_record(record)
+        if not self._local.wait_ready(30):
+            raise RuntimeError("this hub's code maps were not read in 30 s")
+        held = self._local.store.get(entry.key)
+        outcome = reconcile(entry, held, self.origin)
+        self.count(outcome)
+        if outcome == "apply":
+            mine = replace(entry, origin=self.origin)
+            self.send(MAPS_TOPIC, mine.topic_key,
+                      wire.encode(self._ids.for_topic(MAPS_TOPIC), mine.to_record()))
+            self._local.store.put(mine)  # at once: the next upstream record sees it
+            return True
+        if outcome == "conflict":
+            assert held is not None  # noqa: S101 - a conflict needs a local entry
+            self.report(entry.topic_key.decode(), local_target=_target(held),
+                        local_version=held.map_version, upstream_target=_target(entry),
+                        upstream_version=entry.map_version)
+        return False

@@ -12,7 +12,7 @@ district is a platform facility at the city (kind 区域卫生信息平台) hold
   even when sent again.
 - A code map uploaded at the city reaches the district with the city's version;
   where the district's own map says otherwise, the district's stays and the
-  conflict is reported.
+  conflict is reported. The city's critical-value lists come down the same way.
 """
 
 from __future__ import annotations
@@ -24,18 +24,24 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from connectors.facilities import hash_api_key
 from hutong.config import Settings
+from hutong.federation.config import Federation
+from hutong.federation.forwarder import KafkaForwarder
+from hutong.metrics import Metrics
 from hutong.users import add_user
 from schemas import wire
 from schemas.registry import EMBEDDED
+from sinks.base import Decoded
 
 from .conftest import PSEUDONYM_KEY, RunningHub, broker_of_its_own, free_port, send, wait_for
 from .processes import hub_env, serving
@@ -69,6 +75,10 @@ CITY_MAPS = ("facility_id,source_system,local_code,target_system,target_code,"
              "QSXRMYY,lab-test,GLU,LOINC,2339-0,Glucose,city-2026.12\n")
 
 
+CITY_LIST = 'version: "city-1"\nlabel: 市级危急值目录（医共体）\n'
+DISTRICT_LIST = 'version: "district-7"\nlabel: 乡镇卫生院自定目录\n'
+
+
 def msh(control: str, kind: str) -> str:
     return (f"MSH|^~\\&|HIS|QSXRMYY|HUTONG|REGION|20261205093000||{kind}|{control}|P|2.4"
             "|||||CHN|UNICODE UTF-8\r")
@@ -100,6 +110,10 @@ class City:
         self.bootstrap = bootstrap
         self.admin = add_user(data_dir / "users.yaml", "city.ops", ["admin"])
         (data_dir / "facilities.yaml").write_text(CITY_FACILITIES, encoding="utf-8")
+        lists = data_dir / "critical-values"
+        lists.mkdir()
+        (lists / "QSXRMYY.yaml").write_text(CITY_LIST, encoding="utf-8")
+        (lists / "XZWSY.yaml").write_text(CITY_LIST.replace("city", "city-x"), encoding="utf-8")
         self._stack = contextlib.ExitStack()
 
     def start(self) -> City:
@@ -164,6 +178,8 @@ def district(tmp_path_factory: pytest.TempPathFactory, city: City) -> Iterator[R
     (data_dir / "facilities.yaml").write_text(DISTRICT_FACILITIES, encoding="utf-8")
     (data_dir / "terminology").mkdir()
     (data_dir / "terminology" / "local.csv").write_text(DISTRICT_MAPS, encoding="utf-8")
+    (data_dir / "critical-values").mkdir()
+    (data_dir / "critical-values" / "XZWSY.yaml").write_text(DISTRICT_LIST, encoding="utf-8")
     (data_dir / "federation.yaml").write_text(json.dumps({
         "platform_id": "QSX-PLATFORM",
         "up": {"mode": "http", "url": f"{city.api}/api/v1/ingest/federation",
@@ -193,6 +209,19 @@ def event_id_at_district(hub: RunningHub, control: str, table: str = "lab_result
     return str(rows[0][0])
 
 
+def test_the_citys_critical_value_lists_come_down_and_the_districts_own_stays(
+        city: City, district: RunningHub) -> None:
+    folder = district.settings.critical_values_path
+    wait_for(lambda: (folder / "QSXRMYY.yaml").is_file())
+    assert (folder / "QSXRMYY.yaml").read_text(encoding="utf-8") == CITY_LIST
+    assert (folder / ".upstream" / "QSXRMYY.yaml.sha256").is_file()
+    status = wait_for(lambda: (s := district_api(district, "/api/v1/federation"))["down"]
+                      ["rule-file"]["conflicts"] and s)
+    [conflict] = status["down"]["rule-file"]["conflicts"]
+    assert (conflict["kind"], conflict["key"]) == ("rule-file", "XZWSY.yaml")
+    assert (folder / "XZWSY.yaml").read_text(encoding="utf-8") == DISTRICT_LIST  # kept
+
+
 def test_the_citys_dictionary_comes_down_and_a_conflict_is_reported(
         city: City, district: RunningHub) -> None:
     upload = httpx.post(f"{city.api}/api/v1/terminology/maps", content=CITY_MAPS.encode(),
@@ -201,8 +230,8 @@ def test_the_citys_dictionary_comes_down_and_a_conflict_is_reported(
                                  "content-type": "text/csv"})
     assert upload.status_code == 202, upload.text
     status = wait_for(lambda: (s := district_api(district, "/api/v1/federation"))["down"]
-                      ["conflicts"] and s)
-    [conflict] = status["down"]["conflicts"]
+                      ["code-map"]["conflicts"] and s)
+    [conflict] = status["down"]["code-map"]["conflicts"]
     assert (conflict["key"], conflict["local_target"], conflict["upstream_target"]) == (
         "QSXRMYY|lab-test|GLU", "LOINC 2345-7", "LOINC 2339-0")
     maps = wait_for(lambda: {(m["local_code"], m["target_code"], m["map_version"])
@@ -292,3 +321,40 @@ def _district_std(district: RunningHub, event_id: str) -> list[bytes]:
             for event in topic_records(f"127.0.0.1:{district.settings.kafka_port}",
                                        "hutong.std.lab-result")
             if event["event_id"] == event_id]
+
+
+def test_kafka_mode_writes_to_the_upstream_clusters_event_topics(kafka_bootstrap: str) -> None:
+    """The other way up: the upstream's Kafka (here the shared test broker), confirmed by
+    it before the forwarder returns; a de-identified event there too."""
+    federation = Federation.model_validate({"platform_id": "QSX-PLATFORM", "up": {
+        "mode": "kafka", "bootstrap": kafka_bootstrap, "timeout_s": 10,
+        "rules": [{"name": "精神卫生", "codes": ["F00-F99"]}]}})
+    metrics = Metrics(CollectorRegistry())
+    forward = KafkaForwarder(federation, metrics, lambda value: "ps_" + value[::-1])
+    marker = uuid.uuid4().hex
+    event = diagnosis_event(f"kafka-{marker}", "F20.000")
+    try:
+        assert forward.write([Decoded("hutong.std.diagnosis", 0, 1, "diagnosis", event)]) == []
+    finally:
+        forward.close()
+    [arrived] = [e for e in topic_records(kafka_bootstrap, "hutong.events.diagnosis")
+                 if e["event_id"] == f"kafka-{marker}"]
+    assert arrived["patient"]["name"] is None and arrived["source_patient_id"] == "ps_1-NRM"
+    assert metrics.registry.get_sample_value("hutong_federation_events_total",
+                                             {"outcome": "deidentified"}) == 1
+
+
+def diagnosis_event(event_id: str, code: str) -> dict[str, Any]:
+    """A standardized diagnosis event as the district holds it."""
+    return {"event_id": event_id, "event_type": "diagnosis", "facility_id": "QSXRMYY",
+            "source_system": "HIS", "message_control_id": "M1", "source_patient_id": "MRN-1",
+            "empi_id": "E-1", "occurred_at": None,
+            "received_at": datetime(2026, 12, 5, 8, tzinfo=UTC),
+            "patient": {"source_patient_id": "MRN-1", "name": "赵六", "sex": "M",
+                        "id_card_number": None, "health_card_number": None, "phone": None,
+                        "address": None, "birth_date": None, "identifiers": []},
+            "quality_warnings": [], "map_version": None, "codes": [], "unmapped": [],
+            "set_id": 1, "diagnosis_code": code, "diagnosis_system": "I10",
+            "diagnosis_name": None, "diagnosis_type": None, "priority": 1,
+            "diagnosed_at": None, "clinician_id": None, "clinician_name": None,
+            "visit_number": None, "practitioner_id": None, "practitioner_status": None}

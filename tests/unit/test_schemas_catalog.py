@@ -43,6 +43,7 @@ CONTRACT_TOPICS = {
     "hutong.registry.facilities": "facility",
     "hutong.registry.practitioners": "practitioner",
     "hutong.registry.unknown-practitioners": "unknown-practitioner",
+    "hutong.alerts.rule-files": "rule-file",
     "hutong.federation.conflicts": "federation-conflict",
     "hutong.dlq": "dead-letter",
 }
@@ -71,6 +72,7 @@ PINNED_IDS = {
     "practitioner": 20,
     "unknown-practitioner": 21,
     "federation-conflict": 22,
+    "rule-file": 23,
 }
 
 # ADR 0001, as (field, Avro type) in order; "?" marks a null union defaulting to null.
@@ -227,7 +229,8 @@ def test_topic_specs() -> None:
         single = name == "hutong.empi.decisions"
         assert (spec.partitions, spec.fixed_partitions) == ((1, True) if single else (3, False))
         if name in ("hutong.empi.links", "hutong.empi.golden", "hutong.terminology.maps",
-                    "hutong.registry.facilities", "hutong.registry.practitioners"):
+                    "hutong.registry.facilities", "hutong.registry.practitioners",
+                    "hutong.alerts.rule-files"):
             assert (spec.cleanup_policy, spec.retention_ms) == ("compact", None)
         else:
             expected = 30 * day if name in ("hutong.dlq", "hutong.empi.decisions",

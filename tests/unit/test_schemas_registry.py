@@ -70,7 +70,8 @@ def test_schema_by_id_body_is_the_schema_string_without_schema_type() -> None:
 def test_subjects_and_versions_bodies() -> None:
     assert registry.subjects() == Reply(200, SUBJECTS)
     assert registry.subjects("hutong.alerts.") == Reply(
-        200, ["hutong.alerts.ack-value", "hutong.alerts.critical-value"]
+        200, ["hutong.alerts.ack-value", "hutong.alerts.critical-value",
+              "hutong.alerts.rule-files-value"]
     )
     assert registry.subject_versions("hutong.dlq-value") == Reply(200, [1])
     assert registry.subject_versions("hutong.dlq") == Reply(
