@@ -148,6 +148,9 @@ class Settings(BaseSettings):
         None, description="Folder of code map files (CSV, YAML), published as they change. "
         "Default: <data_dir>/terminology.")
     terminology_poll_s: float = Field(5.0, gt=0, description="How often that folder is read.")
+    monitor_cache_s: float = Field(
+        15.0, ge=0, description="How long the exchange monitor's answers are shared between "
+        "callers (each reads a day of every event table; the console polls every 5 s).")
 
     critical_values_dir: Path | None = Field(
         None, description="Folder of facility critical-value lists (<FACILITY>.yaml) over the "

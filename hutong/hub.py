@@ -270,13 +270,28 @@ class Hub:
         else:
             log.info("%d facilities registered", len(self.registry))
 
+    def _start_feeds(self) -> None:
+        """Start reading the compacted topics the API follows, side by side with the
+        facility registry: each takes about half a second to read whole, and the steps
+        that need one wait for it then."""
+        s = self.settings
+        if not s.plan.api or self.producer is None:
+            return
+        config = s.kafka_client_config()
+        self.mapfeed = MapFeed(config, self.ids)
+        self.practitioner_feed = PractitionerFeed(config, self.ids)
+        self.rule_files = RuleFolderPublisher(s.critical_values_path, self.producer, config,
+                                              self.ids, s.terminology_poll_s)
+        for feed in (self.mapfeed, self.practitioner_feed, self.rule_files.published):
+            feed.start()
+
     async def _follow_practitioners(self) -> None:
         """Follow the practitioner registry (for the API) and publish what the practitioner
         file adds, changes or takes out; the API process is the one that does."""
         s = self.settings
         assert self.producer is not None  # noqa: S101
-        feed = self.practitioner_feed = PractitionerFeed(s.kafka_client_config(), self.ids)
-        feed.start()
+        feed = self.practitioner_feed
+        assert feed is not None  # noqa: S101 - started with the other feeds
         if not await asyncio.to_thread(feed.wait_ready, _REGISTRY_READY_S):
             raise StackError(f"the practitioner registry ({PRACTITIONERS_TOPIC}) was not read "
                              f"in {_REGISTRY_READY_S:.0f} s: is Kafka reachable?")
@@ -338,6 +353,7 @@ class Hub:
                 self._start_streams()
             if s.plan.producer:
                 self.producer = AsyncProducer(s.kafka_client_config())
+            self._start_feeds()
             if s.plan.intake:
                 await self._follow_registry()
                 self._open_intake()
@@ -458,16 +474,11 @@ class Hub:
     async def _start_terminology(self) -> None:
         s = self.settings
         assert self.producer is not None  # noqa: S101
-        self.mapfeed = MapFeed(s.kafka_client_config(), self.ids)
-        self.mapfeed.start()
+        assert self.mapfeed is not None and self.rule_files is not None  # noqa: S101
         self.terminology = TerminologyFolder(s.terminology_dir or s.data_dir / "terminology",
                                              self.producer, self.ids, self.mapfeed,
                                              s.terminology_poll_s)
-        await self.terminology.start()
-        self.rule_files = RuleFolderPublisher(s.critical_values_path, self.producer,
-                                              s.kafka_client_config(), self.ids,
-                                              s.terminology_poll_s)
-        await self.rule_files.start()
+        await asyncio.gather(self.terminology.start(), self.rule_files.start())
 
     async def _start_api(self) -> None:
         s = self.settings
@@ -483,7 +494,7 @@ class Hub:
                          mapfeed=self.mapfeed, users=self.users,
                          facility_feed=self.facility_feed if api_part else None,
                          practitioner_feed=self.practitioner_feed if api_part else None,
-                         pseudonym_key=pseudonym_key(s),
+                         pseudonym_key=pseudonym_key(s), monitor_cache_s=s.monitor_cache_s,
                          federation=self.federation if api_part else None,
                          downlinks=[d for d in (self.downlink, self.rule_downlink)
                                     if d is not None] if api_part else [],

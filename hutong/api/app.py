@@ -52,7 +52,8 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                practitioner_feed: PractitionerFeed | None = None,
                pseudonym_key: bytes | None = None,
                federation: Federation | None = None,
-               downlinks: Sequence[Downlink] = ()) -> FastAPI:
+               downlinks: Sequence[Downlink] = (),
+               monitor_cache_s: float = monitor.CACHE_S) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 
     With an ``intake`` (and the ``facilities`` whose API keys open it) the
@@ -86,7 +87,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
     app.state.dead_letter_source = dead_letters if dead_letters is not None else (
         DlqReader(kafka_config, ids) if kafka_config is not None else None)
     app.state.retries = RetryLedger()
-    app.state.monitor_answers = monitor.Answers()
+    app.state.monitor_answers = monitor.Answers(monitor_cache_s)
 
     @app.get("/healthz", tags=["operations"])
     def healthz(response: Response) -> dict[str, object]:

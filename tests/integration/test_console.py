@@ -79,7 +79,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory,
     (data_dir / "terminology" / "goodhosp.csv").write_text(
         "facility_id,source_system,local_code,target_system,target_code\n"
         "GOODHOSP,lab-test,K01,LOINC,2823-3\n", encoding="utf-8")
-    running = RunningHub(hub_settings(data_dir, intake_open=False)).start()
+    running = RunningHub(hub_settings(data_dir, intake_open=False,
+                                      monitor_cache_s=1.0)).start()
     yield running
     running.stop()
 
