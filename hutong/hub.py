@@ -42,6 +42,7 @@ from hutong.errors import ConfigError, DocumentStoreError, StackError
 from hutong.federation.config import Federation, load_federation
 from hutong.federation.downlink import DictionaryDownlink
 from hutong.federation.forwarder import FEDERATION_GROUP, forwarder_for
+from hutong.federation.registry_down import FacilityDownlink
 from hutong.federation.rulefiles import RuleFilesDownlink, RuleFolderPublisher
 from hutong.keys import keyed_pseudonym, pseudonym_key
 from hutong.metrics import Metrics
@@ -174,6 +175,7 @@ class Hub:
         self.forwarder: SinkRunner | None = None
         self.downlink: DictionaryDownlink | None = None
         self.rule_downlink: RuleFilesDownlink | None = None
+        self.facility_downlink: FacilityDownlink | None = None
         self.rule_files: RuleFolderPublisher | None = None
         self._file_practitioners: tuple[Practitioner, ...] | None = None
         self.terminology: TerminologyFolder | None = None
@@ -441,8 +443,14 @@ class Hub:
                                                s.critical_values_path, self.metrics,
                                                origin=down.name, ids=self.ids)
         self.rule_downlink.start()
-        log.info("federation: following the code maps and critical-value lists of %s at %s",
-                 down.name, down.bootstrap)
+        if self.facility_feed is not None:
+            self.facility_downlink = FacilityDownlink(
+                down.client_config(), s.kafka_client_config(), self.facility_feed, self.metrics,
+                origin=down.name, marks=s.data_dir / "federation" / "marks-facility.json",
+                ids=self.ids)
+            self.facility_downlink.start()
+        log.info("federation: following the code maps, critical-value lists and facility "
+                 "registry of %s at %s", down.name, down.bootstrap)
 
     def _start_streams(self) -> None:
         env = child_environment(self.settings)
@@ -496,7 +504,8 @@ class Hub:
                          practitioner_feed=self.practitioner_feed if api_part else None,
                          pseudonym_key=pseudonym_key(s), monitor_cache_s=s.monitor_cache_s,
                          federation=self.federation if api_part else None,
-                         downlinks=[d for d in (self.downlink, self.rule_downlink)
+                         downlinks=[d for d in (self.downlink, self.rule_downlink,
+                                                self.facility_downlink)
                                     if d is not None] if api_part else [],
                          documents=self.documents if api_part else None,
                          kafka_config=s.kafka_client_config(), audit=self.audit)
@@ -639,10 +648,10 @@ class Hub:
         if self.practitioner_feed is not None:
             self.practitioner_feed.stop()
             self.practitioner_feed = None
-        for downlink in (self.downlink, self.rule_downlink):
+        for downlink in (self.downlink, self.rule_downlink, self.facility_downlink):
             if downlink is not None:
                 downlink.stop()
-        self.downlink = self.rule_downlink = None
+        self.downlink = self.rule_downlink = self.facility_downlink = None
         for server in (self.mllp, self.mllps):
             if server is not None:
                 await server.stop()

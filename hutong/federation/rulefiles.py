@@ -16,8 +16,9 @@ files into the district's folder (:func:`reconcile_file` decides):
   digest is in ``.upstream/<name>.sha256``): written (or, withdrawn upstream,
   removed) and marked;
 * this hub's own file (never sent from above, or changed here since) saying the
-  same: nothing; saying something else: a **conflict**, this hub's kept and
-  reported (``hutong.federation.conflicts``, the metrics, ``GET /api/v1/federation``).
+  same: nothing but the mark (later changes from above apply); saying something
+  else: a **conflict**, this hub's kept and reported (``hutong.federation.conflicts``,
+  the metrics, ``GET /api/v1/federation``).
 
 The district's stream workers read the folder again within seconds
 (:class:`streams.alerts.live.LiveRuleBook`); its own publisher then publishes the
@@ -205,9 +206,11 @@ class RuleFilesDownlink(Downlink):
                         if upstream is not None else "withdrawn",
                         local_version=None, upstream_version=record.get("sha256"))
             return False
-        if outcome == "same":
-            return False
         mark.parent.mkdir(parents=True, exist_ok=True)
+        if outcome == "same":
+            if upstream is not None and upstream == local:  # agreed: its changes apply now
+                mark.write_text(sha256(upstream), "ascii")
+            return False
         if upstream is None:
             path.unlink(missing_ok=True)
             mark.unlink(missing_ok=True)

@@ -202,8 +202,9 @@ class Metrics:
             "Events received from platforms below, per platform.", ["platform"], registry=r)
         self.federation_dictionary = Counter(
             "hutong_federation_dictionary_total",
-            "Dictionary entries from the platform above (code maps, critical-value rule "
-            "files), by kind and outcome: apply, same, conflict (this hub's own kept).",
+            "Dictionary and index entries from the platform above (code maps, critical-value "
+            "rule files, facilities), by kind and outcome: apply, same, conflict (this hub's "
+            "own kept).",
             ["kind", "outcome"], registry=r)
 
     def _declare_state(self, r: CollectorRegistry) -> None:

@@ -57,7 +57,13 @@ CITY_FACILITIES = f"""facilities:
   - id: HOSP-NOT-PLATFORM
     name: 某医院
     kind: 综合医院
+    level: 二级乙等
+    region_code: "620521"
     api_keys: ["{hash_api_key('htk_a-hospital-key')}"]
+  - id: QSXRMYY
+    name: 清水县人民医院
+    kind: 综合医院
+    level: 二级甲等
 """
 DISTRICT_FACILITIES = """facilities:
   - id: QSXRMYY
@@ -220,6 +226,26 @@ def test_the_citys_critical_value_lists_come_down_and_the_districts_own_stays(
     [conflict] = status["down"]["rule-file"]["conflicts"]
     assert (conflict["kind"], conflict["key"]) == ("rule-file", "XZWSY.yaml")
     assert (folder / "XZWSY.yaml").read_text(encoding="utf-8") == DISTRICT_LIST  # kept
+
+
+def test_the_citys_institutions_come_down_without_their_keys_and_ours_stay(
+        city: City, district: RunningHub) -> None:
+    new = wait_for(lambda: _district_facility(district, "HOSP-NOT-PLATFORM"))
+    assert (new["name"], new["level"], new["region_code"], new["changed_by"]) == (
+        "某医院", "二级乙等", "620521", "federation:CITY")
+    assert (new["api_keys"], new["mllp_sources"]) == (0, [])  # no way in from above
+    status = wait_for(lambda: (s := district_api(district, "/api/v1/federation"))["down"]
+                      ["facility"]["conflicts"] and s)
+    [conflict] = status["down"]["facility"]["conflicts"]
+    assert conflict["key"] == "QSXRMYY" and "二级甲等" in conflict["upstream_target"]
+    ours = _district_facility(district, "QSXRMYY")
+    assert (ours["level"], ours["mllp_sources"]) == (None, ["127.0.0.0/8"])  # kept
+
+
+def _district_facility(district: RunningHub, facility_id: str) -> dict[str, Any] | None:
+    answer = httpx.get(f"{district.settings.api_url}/api/v1/facilities/{facility_id}",
+                       timeout=10, headers={"Authorization": "Bearer district-admin-token"})
+    return answer.json() if answer.status_code == 200 else None
 
 
 def test_the_citys_dictionary_comes_down_and_a_conflict_is_reported(

@@ -15,10 +15,12 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from connectors.facilities import Facility
 from hutong.errors import ConfigError, DeliveryError
 from hutong.federation.config import Federation, load_federation
 from hutong.federation.downlink import reconcile
 from hutong.federation.forwarder import HttpForwarder, ReportForwarder
+from hutong.federation.registry_down import Marks, registry_part
 from hutong.federation.rules import CodePattern, Rule, decide, deidentified
 from hutong.keys import keyed_pseudonym
 from hutong.metrics import Metrics
@@ -266,3 +268,15 @@ def entry(code: str, *, origin: str | None = None, version: str = "v1",
 def test_how_an_upstream_map_meets_this_hubs(upstream: MapEntry, local: MapEntry | None,
                                               outcome: str) -> None:
     assert reconcile(upstream, local, "CITY") == outcome
+
+
+def test_registry_fields_go_down_and_how_a_facility_connects_never(tmp_path: Path) -> None:
+    city = Facility(id="QSXRMYY", name="县医院", level="二级甲等", api_keys=["sha256:" + "0" * 64],
+                    mllp_sources=["10.0.0.0/8"])
+    ours = Facility(id="QSXRMYY", name="县医院", level="二级甲等", mllp_sources=["127.0.0.1"])
+    assert registry_part(city) == registry_part(ours)  # keys and addresses are not compared
+    assert b"sha256" not in registry_part(city) and b"10.0.0.0" not in registry_part(city)
+    marks = Marks(tmp_path / "federation" / "marks.json")
+    marks.put("QSXRMYY", "abc")
+    assert Marks(tmp_path / "federation" / "marks.json").get("QSXRMYY") == "abc"  # kept
+    assert Marks(tmp_path / "none.json").get("QSXRMYY") is None
