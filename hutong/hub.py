@@ -67,6 +67,7 @@ from hutong.stack.broker import EmbeddedBroker, wait_for_kafka
 from hutong.stack.processes import Child, DataDirLock, ensure_port_free
 from hutong.stack.topics import ensure_topics
 from hutong.terminology import TerminologyFolder
+from hutong.topicfeed import TopicFeed
 from hutong.users import Users
 from producers.intake import Intake
 from producers.kafka import AsyncProducer
@@ -271,6 +272,14 @@ class Hub:
                         s.facilities_file or s.data_dir / "facilities.yaml")
         else:
             log.info("%d facilities registered", len(self.registry))
+
+    def _feeds(self) -> list[TopicFeed]:
+        """The topic feeds this process follows."""
+        feeds: list[TopicFeed | None] = [
+            self.mapfeed, self.facility_feed, self.practitioner_feed,
+            self.rule_files.published if self.rule_files is not None else None,
+            self.downlink, self.rule_downlink, self.facility_downlink]
+        return [feed for feed in feeds if feed is not None]
 
     def _start_feeds(self) -> None:
         """Start reading the compacted topics the API follows, side by side with the
@@ -613,6 +622,8 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop everything that started, in reverse order; safe to call twice."""
+        for feed in self._feeds():  # each notices within half a second: side by side
+            feed.request_stop()
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)

@@ -29,6 +29,10 @@ __all__ = ["TopicFeed"]
 
 log = logging.getLogger(__name__)
 
+#: How long one read waits: librdkafka returns early only for a full batch, so this is
+#: also how long the end of the topic takes to notice, and a stop.
+_POLL_S = 0.1
+
 
 class TopicFeed:
     """Follows ``topic``; a subclass says what a record does (:meth:`apply`)."""
@@ -72,6 +76,10 @@ class TopicFeed:
             self._started = True
             self._thread.start()
 
+    def request_stop(self) -> None:
+        """Ask the feed to stop at its next read, without waiting (:meth:`stop` waits)."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._started:
@@ -103,7 +111,7 @@ class TopicFeed:
         unread = set(partitions)  # until each partition's end-of-partition event
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         while not self._stop.is_set():
-            for msg in consumer.consume(1000, timeout=0.5):
+            for msg in consumer.consume(1000, timeout=_POLL_S):
                 error = msg.error()
                 if error is None:
                     self._take(msg.value(), msg.key())
