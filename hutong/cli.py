@@ -368,7 +368,15 @@ StaffId = Annotated[str, typer.Argument(help="The facility's staff id (what its 
                                         "as ORC-12, PV1-7, ...).")]
 StaffName = Annotated[str | None, typer.Option("--name", help="The practitioner's name.")]
 IdNumber = Annotated[str | None, typer.Option("--id-number", help="身份证号 (GB 11643); kept "
-                                              "in the hub, shown only as its pseudonym.")]
+                                              "in the hub, shown only as its pseudonym. '-' "
+                                              "asks for it (kept out of the shell history).")]
+
+
+def _asked(id_number: str | None) -> str | None:
+    """The ID number given, or asked for without echo when given as ``-``."""
+    if id_number == "-":
+        return str(typer.prompt("ID number (身份证号)", hide_input=True))
+    return id_number
 Certificate = Annotated[str | None, typer.Option("--certificate", help="执业证书编码.")]
 Department = Annotated[str | None, typer.Option("--department", help="科室.")]
 Role = Annotated[str | None, typer.Option("--role", help="医师, 护士, 药师, 技师 or 其他 (or "
@@ -413,7 +421,7 @@ def practitioner_add(facility_id: PractitionerFacility, local_id: StaffId,
                      config: ConfigOption = None) -> None:
     """Register a practitioner at a facility; events naming them link from then on."""
     fields = _facility_fields(facility_id=facility_id, local_id=local_id, name=name,
-                              id_number=id_number, certificate_number=certificate,
+                              id_number=_asked(id_number), certificate_number=certificate,
                               department=department, role=role, title=title)
     _practitioner_change("POST", "/api/v1/practitioners", fields, by, reason, None, config)
 
@@ -428,7 +436,8 @@ def practitioner_update(facility_id: PractitionerFacility, local_id: StaffId,
                         by: ChangedBy = None, reason: ReasonOption = None,
                         version: Version = None, config: ConfigOption = None) -> None:
     """Change what the registry says of a practitioner (only the options given)."""
-    fields = _facility_fields(name=name, id_number=id_number, certificate_number=certificate,
+    fields = _facility_fields(name=name, id_number=_asked(id_number),
+                              certificate_number=certificate,
                               department=department, role=role, title=title,
                               status="active" if reactivate else None)
     if not fields:

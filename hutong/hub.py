@@ -311,7 +311,8 @@ class Hub:
         key = pseudonym_key(s)
         changes = practitioner_file_changes(self._file_practitioners, dict(feed.records),
                                             datetime.now(UTC),
-                                            lambda number: keyed_pseudonym(key, number))
+                                            lambda number: keyed_pseudonym(key, number,
+                                                                           "practitioner"))
         await publish_practitioners(self.producer, changes, self.ids)
         for record in changes:
             feed.put(record)
@@ -429,8 +430,9 @@ class Hub:
         up = self.federation.up if self.federation is not None else None
         if self.federation is not None and up is not None:
             key = pseudonym_key(s)
-            forwarder = forwarder_for(self.federation, self.metrics,
-                                      lambda value: keyed_pseudonym(key, value), self.ids)
+            forwarder = forwarder_for(
+                self.federation, self.metrics,
+                lambda value: keyed_pseudonym(key, value, "federation"), self.ids)
             self.forwarder = SinkRunner(s.kafka_client_config(), FEDERATION_GROUP, up.topics,
                                         forwarder, self.metrics, up.batch, self.ids)
             self.forwarder.start()

@@ -42,8 +42,12 @@ def pseudonym_key(settings: Settings) -> bytes:
     return load_key(configured, settings.data_dir)
 
 
-def keyed_pseudonym(key: bytes, value: str) -> str:
+def keyed_pseudonym(key: bytes, value: str, purpose: str = "") -> str:
     """``ps_`` and the first 32 hex digits of HMAC-SHA256(key, value): the same value
     gives the same pseudonym wherever the key is shared; nobody without it can test a
-    guess against one."""
+    guess against one. A ``purpose`` derives a key of its own (HMAC of the key and the
+    purpose), so pseudonyms made for one use (staff ID numbers, events sent up) never
+    equal those of another (the warehouse's, made without one)."""
+    if purpose:
+        key = hmac.new(key, f"hutong-pseudonym:{purpose}".encode(), hashlib.sha256).digest()
     return "ps_" + hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]

@@ -214,7 +214,7 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(
         "hutong.federation.conflicts",
         "federation-conflict",
-        "facility|source system|local code",
+        "the entry's key: facility|source system|local code, a file name, or a facility id",
         "dictionary entries from the platform above that this hub's own contradict (kept)",
         retention_ms=30 * _DAY_MS,
     ),

@@ -19,13 +19,14 @@ from io import BytesIO
 from typing import Any, cast
 
 from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
 
 from hutong.errors import SchemaError, WireFormatError
 from schemas import catalog
 from schemas.catalog import SchemaEntry
 from schemas.validation import Check, Problem, compile_check
 
-__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "check", "decode", "encode"]
+__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "check", "decode", "decode_written_with", "encode"]
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
@@ -111,3 +112,25 @@ def decode(
             f"at offset {body.tell()}"
         )
     return entry, cast(dict[str, Any], record)  # every catalog schema is a record
+
+
+def decode_written_with(data: bytes, writer: dict[str, Any],
+                        reader: SchemaEntry) -> dict[str, Any]:
+    """Read one framed record written with the parsed schema ``writer`` (another hub's
+    version of the schema) as this hub's ``reader``: Avro schema resolution fills fields
+    the writer did not have from their defaults and drops the ones this hub does not
+    know. The header's schema id is not used (the writer's registry numbered it)."""
+    if len(data) < HEADER_SIZE or data[0] != MAGIC_BYTE:
+        raise WireFormatError("not a wire-format record (short, or a wrong magic byte)")
+    body = BytesIO(data)
+    body.seek(HEADER_SIZE)
+    try:
+        record = schemaless_reader(body, writer, reader.parsed)
+    except (*_BODY_ERRORS, SchemaResolutionError) as exc:
+        raise WireFormatError(
+            f"body does not decode as the sender's {reader.name!r} read as this hub's: "
+            f"{type(exc).__name__} near offset {body.tell()}") from None
+    if body.tell() != len(data):
+        raise WireFormatError(f"{len(data) - body.tell()} bytes left over after the "
+                              f"{reader.name!r} record at offset {body.tell()}")
+    return cast(dict[str, Any], record)

@@ -80,7 +80,7 @@ def _pseudonymise(request: Request) -> Pseudonymise:
     key: bytes | None = request.app.state.pseudonym_key
     if key is None:
         raise HTTPException(503, "this process has no pseudonym key")
-    return lambda number: keyed_pseudonym(key, number)
+    return lambda number: keyed_pseudonym(key, number, "practitioner")
 
 
 def _lock(request: Request) -> asyncio.Lock:

@@ -48,14 +48,18 @@ Outcome = Literal["apply", "same", "conflict"]
 
 
 def reconcile(upstream: MapEntry, local: MapEntry | None, origin: str) -> Outcome:
-    """What to do with the upstream's ``upstream`` given this hub's ``local`` entry."""
+    """What to do with the upstream's ``upstream`` given this hub's ``local`` entry.
+
+    An entry with any ``origin`` came from above (the upstream's name may have changed
+    since); this hub's own entry that says the same as the upstream's is adopted
+    (``apply``: republished with the origin, so the upstream's later changes apply)."""
     if local is None:
         return "same" if upstream.deleted else "apply"
-    if local.origin == origin:
-        return "same" if local.same_mapping(replace(upstream, origin=origin)) else "apply"
-    if upstream.deleted or _says(local) == _says(upstream):
-        return "same"  # the upstream withdraws, or agrees with, what is ours: ours stays
-    return "conflict"
+    if local.origin is not None:
+        return "same" if local.same_mapping(upstream) and local.origin == origin else "apply"
+    if upstream.deleted:
+        return "same"  # a withdrawal above never withdraws what is ours
+    return "apply" if _says(local) == _says(upstream) else "conflict"
 
 
 def _says(entry: MapEntry) -> tuple[str, str, bool]:
@@ -83,6 +87,9 @@ class Downlink(TopicFeed):
         #: The latest conflicts found, newest last.
         self.conflicts: deque[dict[str, Any]] = deque(maxlen=200)
         self.counts = {"apply": 0, "same": 0, "conflict": 0}
+        #: Conflicts reported already (key and both sides): the feed reads the upstream
+        #: again from its start after an error, and a conflict is reported once.
+        self._reported: set[tuple[str, str, str]] = set()
 
     def count(self, outcome: Outcome) -> None:
         with self._lock:
@@ -91,7 +98,12 @@ class Downlink(TopicFeed):
 
     def report(self, key: str, *, local_target: str, upstream_target: str,
                local_version: str | None, upstream_version: str | None) -> None:
-        """A conflict: on the conflicts topic, in the log, in :meth:`status`."""
+        """A conflict: on the conflicts topic, in the log, in :meth:`status` (once)."""
+        seen = (key, local_target, upstream_target)
+        with self._lock:
+            if seen in self._reported:
+                return
+            self._reported.add(seen)
         found = datetime.now(UTC)
         conflict: dict[str, Any] = {
             "kind": self.kind, "key": key, "upstream": self.origin,

@@ -33,7 +33,9 @@ sent.
 from __future__ import annotations
 
 import base64
+import glob
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -73,16 +75,24 @@ class Envelope:
     key: bytes
     value: bytes
     event: dict[str, Any]
+    #: The schema the value was written with (its name, and its text).
+    schema: str = ""
+    schema_text: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {"topic": self.topic, "key": base64.b64encode(self.key).decode(),
+        return {"topic": self.topic, "schema": self.schema,
+                "key": base64.b64encode(self.key).decode(),
                 "value": base64.b64encode(self.value).decode()}
 
 
 def envelopes_body(platform_id: str, envelopes: Sequence[Envelope]) -> bytes:
-    """The JSON body of one ``POST /api/v1/ingest/federation``."""
-    return json.dumps({"platform": platform_id, "events": [e.to_json() for e in envelopes]},
-                      separators=(",", ":")).encode()
+    """The JSON body of one ``POST /api/v1/ingest/federation``: the events, and the text of
+    each schema they were written with, so that an upstream on another release reads them
+    by Avro schema resolution."""
+    schemas = {e.schema: e.schema_text for e in envelopes if e.schema}
+    return json.dumps({"platform": platform_id, "schemas": schemas,
+                       "events": [e.to_json() for e in envelopes]},
+                      separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class _Forwarder:
@@ -112,8 +122,10 @@ class _Forwarder:
             if action == "deidentify":
                 event = deidentified(event, self._pseudonymise, rule or "")
             topic = "hutong.events." + item.topic[len("hutong.std."):]
-            value = wire.encode(self._ids.for_topic(topic), event)
-            leaving.append((item, Envelope(topic, event_key(event), value, event)))
+            entry = self._ids.for_topic(topic)
+            value = wire.encode(entry, event)
+            leaving.append((item, Envelope(topic, event_key(event), value, event, entry.name,
+                                           entry.schema_str)))
             self._metrics.federation_events.labels(
                 "deidentified" if action == "deidentify" else "sent").inc()
         if not leaving:
@@ -166,11 +178,7 @@ class HttpForwarder(_Forwarder):
             if answer.status_code < 300:
                 return refused
             if answer.status_code == 422:  # nothing stored: send the rest again
-                told = {int(r["index"]): str(r["reason"])
-                        for r in answer.json().get("refused", ())}
-                if not told:
-                    raise DeliveryError(f"upstream {self._where} refused a batch without "
-                                        "saying which events")
+                told = self._refusals(answer, len(pending))
                 refused |= {pending[i]: f"upstream refused it: {reason}"
                             for i, reason in told.items()}
                 pending = [p for i, p in enumerate(pending) if i not in told]
@@ -178,6 +186,19 @@ class HttpForwarder(_Forwarder):
             raise DeliveryError(f"upstream {self._where} answered {answer.status_code}: "
                                 f"{answer.text[:200]}")
         return refused
+
+    def _refusals(self, answer: httpx.Response, sent: int) -> dict[int, str]:
+        """The events a 422 names, by their index in what was sent; a 422 that does not
+        say which (a proxy's page, a hub of another kind) is an error to retry."""
+        try:
+            told = {int(r["index"]): str(r["reason"])[:500]
+                    for r in answer.json()["refused"]}
+        except (ValueError, KeyError, TypeError):
+            told = {}
+        if not told or any(not 0 <= index < sent for index in told):
+            raise DeliveryError(f"upstream {self._where} refused a batch without saying "
+                                "which events")
+        return told
 
     def _post(self, envelopes: Sequence[Envelope]) -> httpx.Response:
         try:
@@ -236,15 +257,33 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write a {type(value).__name__} as JSON")
 
 
+def _durably(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file, flushed, renamed, and the
+    folder flushed, so an uploader never takes half a file and a power cut loses none."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    with temporary.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
 class ReportForwarder(_Forwarder):
     """Report files for platforms that take batches.
 
     Each period's events go, one JSON line each (``{"topic": ..., "event": ...}``,
-    bytes in base64), to ``<platform>-<start>.ndjson.part``, flushed to disk before
-    the batch's offsets are committed. When the period is over (checked with each
-    batch and every few seconds) the file is renamed ``.ndjson`` beside a
-    ``.manifest.json``: platform, period, count, SHA-256 of the file. A ``.part``
-    left by a crash is finished at the next start (a torn last line dropped).
+    bytes in base64), to ``<platform>-<start>-<n>.ndjson.part``, flushed to disk
+    before the batch's offsets are committed. When the period is over (checked with
+    each batch and every few seconds) it becomes ``.ndjson`` and then, last, a
+    ``.manifest.json`` (platform, period, count, SHA-256) says it is whole: an
+    uploader takes a report once its manifest is there. A ``.part`` left by a crash
+    is finished at the next start (a torn last line dropped), and the events after
+    the restart go to a file of their own (``-2``, ...).
     """
 
     def __init__(self, federation: Federation, metrics: Metrics,
@@ -258,6 +297,7 @@ class ReportForwarder(_Forwarder):
         self._lock = threading.Lock()
         self._period = self.up.report_every_s
         self._started = self._period_start(clock())
+        self._current: Path | None = None
         for left in sorted(self.folder.glob("*.ndjson.part")):
             self._finish(left)
         self._stop = threading.Event()
@@ -269,8 +309,16 @@ class ReportForwarder(_Forwarder):
         return now - now % self._period
 
     def _part(self) -> Path:
-        stamp = datetime.fromtimestamp(self._started, UTC).strftime("%Y%m%dT%H%M%SZ")
-        return self.folder / f"{self.platform_id}-{stamp}.ndjson.part"
+        """The period's file: a new name for each file of a period (a restart within the
+        period starts another), so a finished report is never written over."""
+        if self._current is None:
+            stamp = datetime.fromtimestamp(self._started, UTC).strftime("%Y%m%dT%H%M%SZ")
+            for sequence in itertools.count(1):
+                name = f"{self.platform_id}-{stamp}-{sequence}"
+                if not any(self.folder.glob(f"{glob.escape(name)}.*")):
+                    break
+            self._current = self.folder / f"{name}.ndjson.part"
+        return self._current
 
     def deliver(self, envelopes: Sequence[Envelope]) -> dict[int, str]:
         with self._lock:
@@ -293,25 +341,27 @@ class ReportForwarder(_Forwarder):
         now = self._clock()
         if now - self._started < self._period:
             return
-        part = self._part()
-        if part.exists():
-            self._finish(part)
+        if self._current is not None and self._current.exists():
+            self._finish(self._current)
+        self._current = None
         self._started = self._period_start(now)
 
     def _finish(self, part: Path) -> None:
+        """``part`` becomes its report and, last, the manifest that says it is whole."""
         data = part.read_bytes()
         if data and not data.endswith(b"\n"):  # a torn last line: its batch is read again
             data = data[:data.rfind(b"\n") + 1]
         final = part.with_suffix("")  # .ndjson
-        final.write_bytes(data)
+        stem = final.name.removesuffix(".ndjson")
+        _durably(final, data)
         manifest = {"platform": self.platform_id, "file": final.name,
                     "events": data.count(b"\n"),
                     "sha256": hashlib.sha256(data).hexdigest(),
-                    "period_start": part.name.rsplit("-", 1)[-1].split(".")[0],
+                    "period_start": stem[len(self.platform_id) + 1:].rsplit("-", 1)[0],
                     "period_s": self._period,
                     "finished_at": datetime.now(UTC).isoformat(timespec="seconds")}
-        manifest_path = final.with_name(final.name.removesuffix(".ndjson") + ".manifest.json")
-        manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _durably(final.with_name(f"{stem}.manifest.json"),
+                 json.dumps(manifest, indent=2).encode())
         part.unlink()
         log.info("federation report %s: %d event(s)", final.name, manifest["events"])
 

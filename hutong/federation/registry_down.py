@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.facilities import Facility
+from connectors.http.federation import PLATFORM_KIND
 from hutong.federation.downlink import Downlink
 from hutong.federation.rulefiles import reconcile_file, sha256
 from hutong.metrics import Metrics
@@ -113,10 +114,13 @@ class FacilityDownlink(Downlink):
                         upstream_target=_summary(upstream.facility),
                         upstream_version=str(upstream.version))
             return False
-        self._marks.put(facility_id, sha256(theirs))  # the same: the city's changes apply
         if outcome == "same":
+            self._marks.put(facility_id, sha256(theirs))  # agreed: the city's changes apply
             return False
         fields = json.loads(theirs)
+        if PLATFORM_KIND in (fields["kind"], held.facility.kind if held is not None else None):
+            # who may forward events here is this hub's decision alone
+            fields["kind"] = held.facility.kind if held is not None else None
         facility = (held.facility.model_copy(update=fields) if held is not None
                     else Facility.model_validate({"id": facility_id, **fields}))
         if (problem := self._local.registry.check(facility)) is not None:
@@ -132,6 +136,7 @@ class FacilityDownlink(Downlink):
         self.send(FACILITIES_TOPIC, facility_id.encode(),
                   wire.encode(self._ids.for_topic(FACILITIES_TOPIC), mine.to_record()))
         self._local.put(mine)
+        self._marks.put(facility_id, sha256(theirs))  # once it is in force here
         log.info("facility %s %s from %s", facility_id,
                  "changed" if held is not None else "registered", self.origin)
         return True

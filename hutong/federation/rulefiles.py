@@ -32,6 +32,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 
 RULE_FILES_TOPIC = "hutong.alerts.rule-files"
 _MARKS = ".upstream"
+#: A rule file's name: <FACILITY>.yaml, nothing that could leave the folder.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.yaml")
 
 
 def sha256(content: bytes) -> str:
@@ -65,6 +69,14 @@ def rule_files(folder: Path) -> dict[str, bytes]:
         return {}
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
             if p.is_file() and p.suffix == ".yaml" and not p.name.startswith(".")}
+
+
+def _valid(name: str, content: bytes) -> bool:
+    """Whether ``content`` loads as the rule file ``name`` over the default."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / name
+        path.write_bytes(content)
+        return _loads(path)
 
 
 def _loads(path: Path) -> bool:
@@ -190,21 +202,31 @@ class RuleFilesDownlink(Downlink):
 
     def apply(self, record: Mapping[str, Any]) -> bool:
         name = str(record["name"])
-        if "/" in name or name.startswith(".") or not name.endswith(".yaml"):
+        if not _NAME.fullmatch(name):
             log.warning("rule file name %r from %s refused", name[:80], self.origin)
             return False
-        path, mark = self.folder / name, self.folder / _MARKS / f"{name}.sha256"
         content = record.get("content")
         upstream = content.encode("utf-8") if isinstance(content, str) else None
+        try:
+            return self._apply(name, upstream, record.get("sha256"))
+        except OSError as exc:  # a full disk, a permission: this file, not the whole feed
+            log.error("rule file %s from %s not applied: %s", name, self.origin, exc.strerror)
+            return False
+
+    def _apply(self, name: str, upstream: bytes | None, version: str | None) -> bool:
+        path, mark = self.folder / name, self.folder / _MARKS / f"{name}.sha256"
         local = path.read_bytes() if path.is_file() else None
         marked = mark.read_text("ascii").strip() if mark.is_file() else None
         outcome = reconcile_file(upstream, local, marked)
+        if outcome == "apply" and upstream is not None and not _valid(name, upstream):
+            outcome = "conflict"  # a list that does not load would stop the workers here
         self.count(outcome)
         if outcome == "conflict":
-            self.report(name, local_target=f"sha256 {sha256(local or b'')[:12]}",
-                        upstream_target=f"sha256 {sha256(upstream or b'')[:12]}"
+            self.report(name, local_target=f"sha256 {sha256(local)[:12]}" if local is not None
+                        else "none (the upstream's does not load here)",
+                        upstream_target=f"sha256 {sha256(upstream)[:12]}"
                         if upstream is not None else "withdrawn",
-                        local_version=None, upstream_version=record.get("sha256"))
+                        local_version=None, upstream_version=version)
             return False
         mark.parent.mkdir(parents=True, exist_ok=True)
         if outcome == "same":

@@ -16,11 +16,13 @@ A code pattern is one of:
     one code exactly.
 
 An event matches a rule when its type is among the rule's ``event_types`` (any
-type if none are given) and, if the rule names codes, one of the event's codes
-matches: the standard codes translation gave (``codes``) and the facility's own
-(``diagnosis_code``, ``test_code``, ``drug_code``, ``procedure_code``). The first
-rule that matches decides: ``withhold`` keeps the event home, ``deidentify``
-sends it without who the patient is (:func:`deidentified`).
+type if none are given), its facility among the rule's ``facilities`` (any if
+none), and, if the rule names codes, one of the event's codes matches: the
+standard codes translation gave (``codes``) and the facility's own
+(``diagnosis_code``, ``test_code``, ``drug_code``, ``procedure_code``,
+``item_code``, ``panel_code``). The first rule that matches decides:
+``withhold`` keeps the event home, ``deidentify`` sends it without who the
+patient is (:func:`deidentified`).
 """
 
 from __future__ import annotations
@@ -29,16 +31,19 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from schemas.catalog import EVENT_TYPES
 
-__all__ = ["CodePattern", "Decision", "Rule", "decide", "deidentified", "event_codes"]
+__all__ = ["DROPPED", "KEPT", "PSEUDONYMISED", "CodePattern", "Decision", "Rule", "decide",
+           "deidentified", "event_codes"]
 
 #: The facility's own coded fields that rules also look at.
-_LOCAL_CODE_FIELDS = ("diagnosis_code", "test_code", "drug_code", "procedure_code")
+_LOCAL_CODE_FIELDS = ("diagnosis_code", "test_code", "drug_code", "procedure_code", "item_code",
+                      "panel_code")
 _CATEGORY = re.compile(r"^[A-Z][0-9]{2}$")
 
 
@@ -75,6 +80,9 @@ class Rule(BaseModel):
     event_types: tuple[str, ...] = Field(default=(), description="Any type if empty.")
     codes: tuple[str, ...] = Field(default=(), description="Code patterns; any event of the "
                                    "types if empty.")
+    facilities: tuple[str, ...] = Field(default=(), description=(
+        "Only events of these facilities (a psychiatric hospital, a 传染病医院: all their "
+        "events); any facility if empty."))
 
     @field_validator("event_types")
     @classmethod
@@ -94,6 +102,8 @@ class Rule(BaseModel):
 
     def matches(self, event: dict[str, Any]) -> bool:
         if self.event_types and event.get("event_type") not in self.event_types:
+            return False
+        if self.facilities and event.get("facility_id") not in self.facilities:
             return False
         if not self.codes:
             return True
@@ -119,29 +129,83 @@ def decide(event: dict[str, Any], rules: Sequence[Rule]) -> Decision:
     return "send", None
 
 
+#: Ids that tie a de-identified event to the identified ones of the same message, visit,
+#: order or document (the sender's): each becomes a keyed pseudonym.
+PSEUDONYMISED = frozenset({
+    "source_patient_id", "message_control_id", "visit_number", "placer_order_number",
+    "filler_order_number", "placer_group_number", "accession_number", "study_instance_uid",
+    "prescription_number", "document_id", "replaces_document_id", "merged_source_patient_id"})
+#: Free text that may name the patient, and where they lay: dropped.
+DROPPED = frozenset({"report_text", "impression", "clinical_info", "admit_reason", "title",
+                     "ward", "room", "bed", "prior_location"})
+#: Everything else an event schema holds, kept (coded, numeric, or about the clinician or
+#: the facility); times are kept to the day. A test walks every event schema: a new field
+#: must be put in one of the three.
+KEPT = frozenset({
+    "event_id", "event_type", "facility_id", "source_system", "empi_id", "occurred_at",
+    "received_at", "patient", "quality_warnings", "map_version", "codes", "unmapped",
+    "practitioner_id", "practitioner_status", "action", "trigger_event", "patient_class",
+    "department_code", "department_name", "attending_doctor_id", "attending_doctor_name",
+    "admit_source", "admitted_at", "discharged_at", "discharge_disposition", "set_id",
+    "panel_code", "panel_name", "specimen_type", "specimen_collected_at", "test_code",
+    "test_name", "test_system", "value_type", "value", "value_numeric", "unit",
+    "reference_range", "abnormal_flags", "result_status", "observed_at", "performing_lab",
+    "standard_value", "standard_unit", "ordering_provider_id", "ordering_department",
+    "modality", "procedure_code", "procedure_name", "body_part", "study_at", "reported_at",
+    "report_status", "critical_finding", "radiologist_id", "radiologist_name",
+    "performing_department", "order_control", "order_status", "item_code", "item_name",
+    "item_system", "diagnostic_service", "priority", "ordered_at", "ordering_provider_name",
+    "drug_code", "drug_name", "drug_system", "dose", "dose_unit", "dosage_form", "route",
+    "frequency", "duration", "duration_days", "quantity", "quantity_unit", "prescribed_at",
+    "dispensed_at", "prescriber_id", "prescriber_name", "department", "diagnosis_code",
+    "diagnosis_system", "diagnosis_name", "diagnosis_type", "diagnosed_at", "clinician_id",
+    "clinician_name", "document_type_code", "document_type_name", "document_code",
+    "effective_time", "confidentiality_code", "version_number", "author_id", "author_name",
+    "custodian_id", "custodian_name", "content_type", "content", "content_sha256",
+    "ethnic_group", "marital_status", "nationality", "occupation", "deceased", "deceased_at"})
+_CHINA = timezone(timedelta(hours=8))
+
+
+def _day(moment: datetime) -> datetime:
+    """The start of ``moment``'s day in China time: the exact time of an event would tie
+    it to the identified events of the same message."""
+    local = moment.astimezone(_CHINA)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def deidentified(event: dict[str, Any], pseudonymise: Callable[[str], str],
                  rule: str) -> dict[str, Any]:
     """``event`` without who the patient is (a new dict).
 
-    Names, ID card and health card numbers, phone, address and birth date are
-    dropped; the facility's patient ids become keyed pseudonyms (the same patient,
-    the same pseudonym, so the upstream can count people without knowing them);
-    the EMPI id is dropped; a document's content is withheld (it names the
-    patient), its metadata kept. The event says so in its quality warnings.
+    Names, ID card and health card numbers, phone, address and birth date are dropped,
+    and the EMPI id; the facility's patient id and every id that ties the event to others
+    of the same message, visit, order or document (:data:`PSEUDONYMISED`) become keyed
+    pseudonyms (the same id, the same pseudonym: the upstream can count people and
+    visits without knowing them); free text and bed location (:data:`DROPPED`) are
+    dropped, a text result too (a number stays); times are kept to the day; a document's
+    content is withheld (its metadata goes). The event says so in its quality warnings.
     """
-    out = dict(event)
+    out: dict[str, Any] = {}
+    for name, value in event.items():
+        if name in PSEUDONYMISED:
+            out[name] = pseudonymise(value) if isinstance(value, str) and value else value
+        elif name in DROPPED:
+            out[name] = None
+        elif isinstance(value, datetime):
+            out[name] = _day(value)
+        else:
+            out[name] = value
     patient = dict(event["patient"])
-    patient_id = pseudonymise(patient["source_patient_id"])
+    patient_id = out["source_patient_id"]
     patient.update(source_patient_id=patient_id, name=None, id_card_number=None,
                    health_card_number=None, phone=None, address=None, birth_date=None,
                    identifiers=[{"value": patient_id, "type": "PSEUDONYM", "authority": None}])
-    out.update(patient=patient, source_patient_id=patient_id, empi_id=None,
+    out.update(patient=patient, empi_id=None,
                quality_warnings=[*event.get("quality_warnings", ()),
                                  f"de-identified for the upstream platform ({rule})"])
+    if event.get("value_numeric") is None and "value" in event:
+        out["value"] = None  # text results may name anyone
     if event.get("event_type") == "document":
         out.update(content=b"", content_type="text/plain",
                    content_sha256=hashlib.sha256(b"").hexdigest())
-    if event.get("event_type") == "patient":
-        out.update(merged_source_patient_id=pseudonymise(event["merged_source_patient_id"])
-                   if event.get("merged_source_patient_id") else None)
     return out

@@ -54,11 +54,11 @@ class LiveRuleBook:
 
     def refresh(self) -> bool:
         """Reload if the folder changed; whether the book in force changed."""
-        signature = folder_signature(self.folder)
-        if signature == self._signature:
-            return False
-        self._signature = signature
         try:
+            signature = folder_signature(self.folder)
+            if signature == self._signature:
+                return False
+            self._signature = signature
             book = load_rule_book(self.folder if signature else None)
         except (RuleFileError, OSError) as exc:
             log.error("critical-value rules in %s not reloaded, the ones in force stay: %s",

@@ -7,21 +7,31 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastavro import parse_schema, schemaless_writer
 from prometheus_client import CollectorRegistry
 
 from connectors.facilities import Facility
-from hutong.errors import ConfigError, DeliveryError
+from hutong.errors import ConfigError, DeliveryError, WireFormatError
 from hutong.federation.config import Federation, load_federation
 from hutong.federation.downlink import reconcile
 from hutong.federation.forwarder import HttpForwarder, ReportForwarder
 from hutong.federation.registry_down import Marks, registry_part
-from hutong.federation.rules import CodePattern, Rule, decide, deidentified
+from hutong.federation.rules import (
+    DROPPED,
+    KEPT,
+    PSEUDONYMISED,
+    CodePattern,
+    Rule,
+    decide,
+    deidentified,
+)
 from hutong.keys import keyed_pseudonym
 from hutong.metrics import Metrics
 from schemas import catalog, wire
@@ -102,6 +112,41 @@ def test_deidentified_keeps_no_one_and_still_fits_its_schema() -> None:
     text = json.dumps(out, default=str, ensure_ascii=False)
     assert "张三" not in text and "MRN-1" not in text and "1949" not in text
     assert wire.check(catalog.schema("diagnosis"), out) is None
+
+
+def test_a_deidentified_event_keeps_nothing_that_ties_it_to_the_identified_ones() -> None:
+    event = {**diagnosis("F32.900"), "message_control_id": "CNA01", "visit_number": "ZY2024001",
+             "received_at": datetime(2026, 12, 5, 9, 31, 7, tzinfo=UTC)}
+    out = deidentified(event, pseudonymise, "精神卫生")
+    assert out["message_control_id"] == pseudonymise("CNA01")
+    assert out["visit_number"] == pseudonymise("ZY2024001")
+    assert out["received_at"] == datetime(2026, 12, 5, 0, 0, tzinfo=timezone(timedelta(hours=8)))
+    assert out["event_id"] == event["event_id"]  # the upstream collapses repeats on it
+    report = deidentified({"event_type": "imaging-report", "patient": patient(),
+                           "source_patient_id": "MRN-1", "report_text": "张三：肺部阴影",
+                           "impression": "x", "accession_number": "A1"}, pseudonymise, "r")
+    assert (report["report_text"], report["impression"]) == (None, None)
+    lab = deidentified({"event_type": "lab-result", "patient": patient(),
+                        "source_patient_id": "MRN-1", "value": "张三 阳性",
+                        "value_numeric": None}, pseudonymise, "r")
+    assert lab["value"] is None
+
+
+def test_every_field_of_every_event_schema_is_decided_for_deidentification() -> None:
+    assert not (KEPT & DROPPED) and not (KEPT & PSEUDONYMISED) and not (DROPPED & PSEUDONYMISED)
+    for kind in catalog.EVENT_TYPES:
+        fields = {f["name"] for f in catalog.schema(kind).parsed["fields"]}
+        assert fields <= KEPT | DROPPED | PSEUDONYMISED, (kind, fields - KEPT - DROPPED
+                                                           - PSEUDONYMISED)
+
+
+def test_a_rule_may_take_every_event_of_a_facility() -> None:
+    rule = Rule(name="精神专科医院", facilities=("JSWSZX",))
+    assert decide({"event_type": "encounter", "facility_id": "JSWSZX"}, (rule,))[0] == \
+        "deidentify"
+    assert decide({"event_type": "encounter", "facility_id": "QSXRMYY"}, (rule,))[0] == "send"
+    order = {"event_type": "order", "item_code": "56888-1", "codes": []}
+    assert decide(order, (Rule(name="HIV", codes=("56888-1",)),))[0] == "deidentify"
 
 
 def write_federation(tmp_path: Path, up: str) -> Path:
@@ -238,6 +283,29 @@ def test_report_files_are_written_per_period_with_a_manifest(tmp_path: Path) -> 
     assert len(list(tmp_path.glob("*.part"))) == 1  # the new period's
 
 
+def test_a_restart_within_a_period_never_writes_over_a_finished_report(
+        tmp_path: Path) -> None:
+    now = [1_764_900_000.0]
+    federation = Federation.model_validate({"platform_id": "QSX-PLATFORM", "up": {
+        "mode": "report", "report_dir": str(tmp_path), "report_every_s": 3600}})
+
+    def started() -> ReportForwarder:
+        return ReportForwarder(federation, Metrics(CollectorRegistry()), pseudonymise,
+                               clock=lambda: now[0])
+
+    first = started()
+    first.write(items(diagnosis("I10"), diagnosis("J18")))
+    first.close()  # a crash: the offsets of both were committed
+    second = started()  # the same period: the first file is finished, a new one begun
+    second.write(items(diagnosis("K35")))
+    now[0] += 3600
+    second.write(items(diagnosis("E11")))
+    second.close()
+    counts = sorted(json.loads(p.read_text())["events"] for p in tmp_path.glob("*.manifest.json"))
+    assert counts == [1, 2]  # nothing lost
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_a_part_file_left_by_a_crash_is_finished_at_the_next_start(tmp_path: Path) -> None:
     (tmp_path / "QSX-PLATFORM-20261205T080000Z.ndjson.part").write_bytes(
         b'{"topic":"a","event":{}}\n{"topic":"b","ev')  # a torn last line
@@ -261,7 +329,8 @@ def entry(code: str, *, origin: str | None = None, version: str = "v1",
     (entry("2823-3", version="v2"), entry("2823-3", origin="CITY"), "apply"),  # new version
     (entry("2823-3"), entry("2823-3", origin="CITY"), "same"),
     (entry("2823-3", deleted=True), entry("2823-3", origin="CITY"), "apply"),  # withdrawn
-    (entry("2823-3"), entry("2823-3", version="local-3"), "same"),  # ours agrees
+    (entry("2823-3"), entry("2823-3", version="local-3"), "apply"),  # ours agrees: adopted
+    (entry("2823-3"), entry("2823-3", origin="OLD-NAME"), "apply"),  # from above, renamed
     (entry("6298-4"), entry("2823-3"), "conflict"),  # ours says otherwise: kept
     (entry("6298-4", deleted=True), entry("2823-3"), "same"),  # never withdraws ours
 ])
@@ -280,3 +349,20 @@ def test_registry_fields_go_down_and_how_a_facility_connects_never(tmp_path: Pat
     marks.put("QSXRMYY", "abc")
     assert Marks(tmp_path / "federation" / "marks.json").get("QSXRMYY") == "abc"  # kept
     assert Marks(tmp_path / "none.json").get("QSXRMYY") is None
+
+
+def test_an_event_written_by_a_hub_on_another_release_is_read_by_schema_resolution() -> None:
+    current = catalog.schema("diagnosis")
+    older = json.loads(current.schema_str)
+    older["fields"] = [f for f in older["fields"]
+                       if f["name"] not in ("practitioner_id", "practitioner_status")]
+    writer = parse_schema(older, _write_hint=False)
+    event = {k: v for k, v in diagnosis("I10").items()
+             if k not in ("practitioner_id", "practitioner_status")}
+    body = BytesIO()
+    schemaless_writer(body, writer, event)
+    framed = b"\x00\x00\x00\x00\x08" + body.getvalue()
+    with pytest.raises(WireFormatError):
+        wire.decode(framed)  # read as if written with this release's schema: wrong
+    read = wire.decode_written_with(framed, writer, current)
+    assert read["diagnosis_code"] == "I10" and read["practitioner_status"] is None

@@ -91,3 +91,23 @@ CITY, OURS = b"version: 'city'\n", b"version: 'ours'\n"
 def test_how_an_upstream_file_meets_this_hubs(upstream: bytes | None, local: bytes | None,
                                               marked: str | None, outcome: str) -> None:
     assert reconcile_file(upstream, local, marked) == outcome
+
+
+def test_a_file_from_above_that_does_not_load_here_is_never_written(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from hutong.federation.rulefiles import RuleFilesDownlink
+    from hutong.metrics import Metrics
+
+    downlink = RuleFilesDownlink({}, {"bootstrap.servers": "127.0.0.1:9"}, tmp_path,
+                                 Metrics(CollectorRegistry()), origin="CITY")
+    downlink.report = lambda *a, **k: None  # type: ignore[method-assign]  # no Kafka here
+    bad = {"name": "QSXRMYY.yaml", "content": "rules: [nonsense]\n", "sha256": "x"}
+    assert not downlink.apply(bad)
+    assert not (tmp_path / "QSXRMYY.yaml").exists()
+    assert downlink.counts["conflict"] == 1
+    for name in ("../evil.yaml", ".hidden.yaml", "a/b.yaml", "x" * 80 + ".yaml", "QSX.yml"):
+        assert not downlink.apply({"name": name, "content": LIST.format(version="1")})
+    assert list(tmp_path.iterdir()) == []
+    good = {"name": "QSXRMYY.yaml", "content": LIST.format(version="1"), "sha256": "y"}
+    assert downlink.apply(good) and (tmp_path / ".upstream" / "QSXRMYY.yaml.sha256").is_file()
