@@ -10,6 +10,7 @@ API closes it, and the warehouse keeps the turnaround.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -185,3 +186,26 @@ def test_a_repeat_within_the_window_raises_no_second_alert(hub: RunningHub) -> N
     assert len(hub.query("SELECT alert_id FROM hutong.critical_alerts "
                          "WHERE source_patient_id = {p:String}", {"p": pid("B0002")})) \
         == len(alerts) == 1
+
+
+def test_a_list_changed_in_the_folder_is_in_force_without_a_restart(hub: RunningHub) -> None:
+    """A steward (or the platform above) lowers the facility's potassium limit: the
+    running stream worker reads the folder again and the next 5.2 mmol/L is critical."""
+    lowered = PLAN.replace('version: "test-1"', 'version: "test-2"') + (
+        "rules:\n  - {id: potassium-high, analyte: potassium, codes: [2823-3], "
+        "unit: mmol/L, at_least: 5.0}\n")
+    (hub.settings.critical_values_path / f"{FACILITY}.yaml").write_text(lowered,
+                                                                       encoding="utf-8")
+    deadline = time.monotonic() + 40
+    for attempt in itertools.count():  # one result a second until the worker has it
+        # a new person each time (another name and birth date): one who had a potassium
+        # alert within the hour would get no second one
+        person = {"mrn": f"L{attempt:04d}", "name": f"新患者{chr(0x4E01 + attempt)}",
+                  "born": f"19{50 + attempt % 40:02d}0{1 + attempt % 9}15"}
+        assert send(hub, oru(f"CRIT1{attempt:02d}", "5.2", flag="H", **person))[0][0] == "AA"
+        time.sleep(1)
+        raised = [a for a, _ in _Receiver.received if a["rule_set"].endswith("-test-2")]
+        if raised or time.monotonic() > deadline:
+            break
+    assert raised, "the lowered limit never applied"
+    assert (raised[0]["rule_id"], raised[0]["standard_value"]) == ("potassium-high", 5.2)
