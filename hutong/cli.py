@@ -484,8 +484,8 @@ app.add_typer(federation_app, name="federation")
 
 @federation_app.command("status")
 def federation_status(config: ConfigOption = None) -> None:
-    """What goes up and how, and what came down: maps applied, and conflicts with this
-    hub's own (kept), newest last."""
+    """What goes up and how, and what came down: code maps, critical-value lists and
+    facilities applied, and conflicts with this hub's own (kept), newest last."""
     import json
 
     from hutong.hubclient import HubClient
