@@ -450,10 +450,11 @@ class Hub:
                                            self.mapfeed, self.metrics, origin=down.name,
                                            ids=self.ids)
         self.downlink.start()
-        self.rule_downlink = RuleFilesDownlink(down.client_config(), s.kafka_client_config(),
-                                               s.critical_values_path, self.metrics,
-                                               origin=down.name, ids=self.ids)
-        self.rule_downlink.start()
+        if self.rule_files is not None:
+            self.rule_downlink = RuleFilesDownlink(
+                down.client_config(), s.kafka_client_config(), self.rule_files.published,
+                self.metrics, origin=down.name, ids=self.ids)
+            self.rule_downlink.start()
         if self.facility_feed is not None:
             self.facility_downlink = FacilityDownlink(
                 down.client_config(), s.kafka_client_config(), self.facility_feed, self.metrics,

@@ -208,8 +208,9 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     _compacted(
         "hutong.alerts.rule-files",
         "rule-file",
-        "file name",
-        "the hub's critical-value rule files (危急值目录), for the platform below",
+        "file name, or upstream/<file name>",
+        "the critical-value lists (危急值目录) the stream workers apply: the hub's own and "
+        "the platform above's",
     ),
     TopicSpec(
         "hutong.federation.conflicts",

@@ -53,7 +53,7 @@ from streams.alerts.live import LiveRuleBook
 from streams.alerts.loading import RuleBook
 from streams.topology import ALERTS_TABLE, CANDIDATES_TOPIC, DEDUP_TABLE
 
-__all__ = ["ACK_TOPIC", "ALERTS_TOPIC", "CANDIDATES_TOPIC", "add_alerting", "rule_book"]
+__all__ = ["ACK_TOPIC", "ALERTS_TOPIC", "CANDIDATES_TOPIC", "add_alerting", "candidate_check"]
 
 log = logging.getLogger(__name__)
 
@@ -90,12 +90,6 @@ def _load(raw: bytes) -> dict[str, Any]:
         if record.get(name):
             record[name] = datetime.fromisoformat(record[name])
     return record
-
-
-def rule_book(settings: Settings) -> LiveRuleBook:
-    """The default rules with each facility's file over them, read again when the folder
-    changes (:meth:`LiveRuleBook.refresh`)."""
-    return LiveRuleBook(settings.critical_values_path)
 
 
 Rules = RuleBook | LiveRuleBook

@@ -53,6 +53,7 @@ from prometheus_client import CollectorRegistry
 
 from hutong.config import Settings
 from hutong.errors import SchemaError, WireFormatError
+from hutong.federation.rulefiles import RuleFileFeed
 from hutong.keys import pseudonym_key
 from hutong.metrics import StageMetrics
 from hutong.metrics.labels import oldest_age, stream_stage
@@ -62,7 +63,8 @@ from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_heade
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
 from schemas.registry import EMBEDDED, Resolver
-from streams.alerting import CANDIDATES_TOPIC, add_alerting, candidate_check, rule_book
+from streams.alerting import CANDIDATES_TOPIC, add_alerting, candidate_check
+from streams.alerts.live import LiveRuleBook
 from streams.empi.linker import Thresholds
 from streams.empi.resolution import IdentityResolver, Resolution, ResolverConfig
 from streams.empi.routing import Router
@@ -181,14 +183,18 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     topic = _Topics(app)
     topic.maps = MapFeed(settings.kafka_client_config(), ids)
     topic.practitioners = PractitionerFeed(settings.kafka_client_config(), ids)
-    for feed in (topic.maps, topic.practitioners):
+    rule_files = RuleFileFeed(settings.kafka_client_config(), ids)
+    for feed in (topic.maps, topic.practitioners, rule_files):
         feed.start()  # reading them while Faust joins its group
+    book = LiveRuleBook(rule_files.lists)  # the default until the topic is read
 
     async def _maps_ready() -> None:
-        for feed, what in ((topic.maps, "code maps"), (topic.practitioners, "practitioners")):
+        for feed, what in ((topic.maps, "code maps"), (topic.practitioners, "practitioners"),
+                           (rule_files, "critical-value lists")):
             if not feed.ready and not await asyncio.to_thread(feed.wait_ready, _MAPS_READY_S):
                 log.warning("the %s were not all read within %.0f s; going on with those read "
                             "so far", what, _MAPS_READY_S)
+        book.refresh()  # a list changed since the last batch: in force for this one
     links = app.Table(LINKS_TABLE, partitions=settings.kafka_partitions, use_partitioner=True,
                       key_type=bytes, value_type=bytes)
     state = app.Table(INDEX_TABLE, partitions=1, key_type=bytes, value_type=bytes)
@@ -332,7 +338,6 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         return None
 
     topic.ids = ids
-    book = rule_book(settings)
     topic.crosses_rule = candidate_check(book)
     add_alerting(app, settings, ids, book, durably=_durably, as_current=_as_current,
                  dead_letter=letter, stages=metered)
@@ -340,7 +345,8 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
 
     @app.timer(interval=RULES_CHECK_S)  # type: ignore[untyped-decorator]
     async def reload_rules() -> None:
-        """A list changed in the folder (a steward, the platform above): in force now."""
+        """A list changed (a steward's folder, the platform above) while no result came:
+        in force for the alert stage too."""
         await asyncio.to_thread(book.refresh)
 
     @app.timer(interval=SKIP_CHECK_S)  # type: ignore[untyped-decorator]

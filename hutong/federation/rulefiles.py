@@ -1,28 +1,22 @@
-"""Critical-value rule files on a topic: published by every hub, applied from above.
+"""Critical-value rule files on a topic: what the workers apply, published from above too.
 
 The critical-value lists (危急值目录) are files, ``<FACILITY>.yaml`` in the
 ``critical-values`` folder over the shipped default (:mod:`streams.alerts.loading`).
-A city sets the lists of its medical communities; the districts should run the same.
+A hub's API process publishes its folder on ``hutong.alerts.rule-files`` (compacted,
+key the file name; :class:`RuleFolderPublisher`, at start and when the folder changes):
+a file that loads is published with its SHA-256, a file taken out is withdrawn (a
+record with no content), a file that does not load is left out and logged. Every
+stream worker, in whichever pod, builds its rule book from the topic
+(:class:`RuleFileFeed`, :class:`streams.alerts.live.LiveRuleBook`).
 
-Every hub publishes its folder on ``hutong.alerts.rule-files`` (compacted, key the
-file name; :func:`publish_rule_files`, at start and when the folder changes): a
-file that loads is published with its SHA-256, a file taken out is withdrawn (a
-record with no content), a file that does not load is left out and logged.
-
-A district's :class:`RuleFilesDownlink` follows the city's topic and writes its
-files into the district's folder (:func:`reconcile_file` decides):
-
-* no such file here, or the one here is what the city sent last time (its
-  digest is in ``.upstream/<name>.sha256``): written (or, withdrawn upstream,
-  removed) and marked;
-* this hub's own file (never sent from above, or changed here since) saying the
-  same: nothing but the mark (later changes from above apply); saying something
-  else: a **conflict**, this hub's kept and reported (``hutong.federation.conflicts``,
-  the metrics, ``GET /api/v1/federation``).
-
-The district's stream workers read the folder again within seconds
-(:class:`streams.alerts.live.LiveRuleBook`); its own publisher then publishes the
-file on its own topic, so the level below it gets it too.
+A city sets the lists of its medical communities; the districts should run the
+same. A district's :class:`RuleFilesDownlink` follows the city's topic and puts
+each of the city's own lists on the district's topic under ``upstream/<name>``,
+with ``origin`` the city's name, once it has checked that it loads here. The
+district's own list for the same facility wins in the workers; where the two
+differ, the conflict is reported (``hutong.federation.conflicts``, the metrics,
+``GET /api/v1/federation``), and withdrawing the district's own lets the city's
+apply at once. A withdrawal above withdraws the copy, never the district's own.
 """
 
 from __future__ import annotations
@@ -31,7 +25,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
 import re
 import tempfile
 from collections.abc import Mapping
@@ -54,7 +47,8 @@ __all__ = ["RULE_FILES_TOPIC", "RuleFileFeed", "RuleFilesDownlink", "RuleFolderP
 log = logging.getLogger(__name__)
 
 RULE_FILES_TOPIC = "hutong.alerts.rule-files"
-_MARKS = ".upstream"
+#: The key prefix of lists from the platform above on this hub's topic.
+_UPSTREAM = "upstream/"
 #: A rule file's name: <FACILITY>.yaml, nothing that could leave the folder.
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\.yaml")
 
@@ -96,11 +90,24 @@ class RuleFileFeed(TopicFeed):
 
     def __init__(self, client_config: dict[str, Any], ids: Resolver = EMBEDDED) -> None:
         super().__init__(client_config, ids)
+        #: The latest record of each key: a file name (this hub's), or upstream/<name>.
         self.records: dict[str, dict[str, Any]] = {}
 
     def apply(self, record: Mapping[str, Any]) -> bool:
-        self.records[record["name"]] = dict(record)
+        self.records[record_key(record)] = dict(record)
         return True
+
+    def lists(self) -> dict[str, str]:
+        """The lists in force: the platform above's, with this hub's own over them."""
+        records = list(self.records.values())  # a copy: the feed thread may add meanwhile
+        return {r["name"]: r["content"] for r in sorted(
+                    records, key=lambda r: r.get("origin") is None)  # own ones last: they win
+                if r.get("content") is not None}
+
+
+def record_key(record: Mapping[str, Any]) -> str:
+    """The topic key of a rule-file record: its name, or upstream/<name> from above."""
+    return str(record["name"]) if record.get("origin") is None else f"{_UPSTREAM}{record['name']}"
 
 
 async def publish_rule_files(producer: AsyncProducer, folder: Path, published: RuleFileFeed,
@@ -114,12 +121,13 @@ async def publish_rule_files(producer: AsyncProducer, folder: Path, published: R
         held = published.records.get(name)
         if (held is None or held.get("sha256") != sha256(content)) and _loads(folder / name):
             out.append({"name": name, "content": content.decode("utf-8"),
-                        "sha256": sha256(content), "published_at": now})
-    for name, held in published.records.items():
-        if name not in files and held.get("content") is not None:
-            out.append({"name": name, "content": None, "sha256": None, "published_at": now})
+                        "sha256": sha256(content), "published_at": now, "origin": None})
+    for key, held in list(published.records.items()):
+        if held.get("origin") is None and key not in files and held.get("content") is not None:
+            out.append({"name": key, "content": None, "sha256": None, "published_at": now,
+                        "origin": None})
     if out:
-        await producer.send([OutRecord(RULE_FILES_TOPIC, r["name"].encode(),
+        await producer.send([OutRecord(RULE_FILES_TOPIC, record_key(r).encode(),
                                        wire.encode(schema, r)) for r in out])
         for record in out:
             published.apply(record)
@@ -189,58 +197,56 @@ def reconcile_file(upstream: bytes | None, local: bytes | None, marked: str | No
 
 
 class RuleFilesDownlink(Downlink):
-    """Follows the upstream's rule files into this hub's folder (see the module)."""
+    """Follows the upstream's rule files onto this hub's topic (see the module)."""
 
     topic = RULE_FILES_TOPIC
     what = "upstream rule files"
     kind = "rule-file"
 
     def __init__(self, upstream_config: dict[str, Any], local_config: dict[str, Any],
-                 folder: Path, metrics: Any, *, origin: str, ids: Resolver = EMBEDDED) -> None:
+                 local: RuleFileFeed, metrics: Any, *, origin: str,
+                 ids: Resolver = EMBEDDED) -> None:
         super().__init__(upstream_config, local_config, metrics, origin=origin, ids=ids)
-        self.folder = folder
+        self._local = local
 
     def apply(self, record: Mapping[str, Any]) -> bool:
         name = str(record["name"])
-        if not _NAME.fullmatch(name):
-            log.warning("rule file name %r from %s refused", name[:80], self.origin)
+        if record.get("origin") is not None or not _NAME.fullmatch(name):
+            # the upstream's own lists only: what it got from further up, it passes on as
+            # its own when it adopts it; and nothing that could not be a file name
+            log.warning("rule file %r from %s passed over", name[:80], self.origin)
             return False
+        if not self._local.wait_ready(30):
+            raise RuntimeError("this hub's rule files were not read in 30 s")
         content = record.get("content")
-        upstream = content.encode("utf-8") if isinstance(content, str) else None
-        try:
-            return self._apply(name, upstream, record.get("sha256"))
-        except OSError as exc:  # a full disk, a permission: this file, not the whole feed
-            log.error("rule file %s from %s not applied: %s", name, self.origin, exc.strerror)
+        upstream = content if isinstance(content, str) else None
+        held = self._local.records.get(f"{_UPSTREAM}{name}")
+        copy = held.get("content") if held is not None else None
+        own = self._local.records.get(name)
+        ours = own.get("content") if own is not None else None
+        if upstream is not None and not _valid(name, upstream.encode("utf-8")):
+            self.count("conflict")
+            self.report(name, local_target="none (the upstream's does not load here)",
+                        upstream_target=f"sha256 {sha256(upstream.encode())[:12]}",
+                        local_version=None, upstream_version=record.get("sha256"))
             return False
-
-    def _apply(self, name: str, upstream: bytes | None, version: str | None) -> bool:
-        path, mark = self.folder / name, self.folder / _MARKS / f"{name}.sha256"
-        local = path.read_bytes() if path.is_file() else None
-        marked = mark.read_text("ascii").strip() if mark.is_file() else None
-        outcome = reconcile_file(upstream, local, marked)
-        if outcome == "apply" and upstream is not None and not _valid(name, upstream):
-            outcome = "conflict"  # a list that does not load would stop the workers here
-        self.count(outcome)
-        if outcome == "conflict":
-            self.report(name, local_target=f"sha256 {sha256(local)[:12]}" if local is not None
-                        else "none (the upstream's does not load here)",
-                        upstream_target=f"sha256 {sha256(upstream)[:12]}"
-                        if upstream is not None else "withdrawn",
-                        local_version=None, upstream_version=version)
+        if ours is not None and upstream is not None and ours != upstream:
+            self.count("conflict")  # this hub's own wins in the workers; the copy is kept
+            self.report(name, local_target=f"sha256 {sha256(ours.encode())[:12]}",
+                        upstream_target=f"sha256 {sha256(upstream.encode())[:12]}",
+                        local_version=None, upstream_version=record.get("sha256"))
+        if copy == upstream:
+            if ours is None or ours == upstream:
+                self.count("same")
             return False
-        mark.parent.mkdir(parents=True, exist_ok=True)
-        if outcome == "same":
-            if upstream is not None and upstream == local:  # agreed: its changes apply now
-                mark.write_text(sha256(upstream), "ascii")
-            return False
-        if upstream is None:
-            path.unlink(missing_ok=True)
-            mark.unlink(missing_ok=True)
-        else:
-            temporary = path.with_name(f".{name}.tmp")
-            temporary.write_bytes(upstream)
-            os.replace(temporary, path)  # the workers never read half a file
-            mark.write_text(sha256(upstream), "ascii")
-        log.info("critical-value rule file %s %s from %s", name,
-                 "withdrawn" if upstream is None else "applied", self.origin)
+        if ours is None or ours == upstream:
+            self.count("apply")
+        mine = {"name": name, "content": upstream,
+                "sha256": sha256(upstream.encode()) if upstream is not None else None,
+                "published_at": datetime.now(UTC), "origin": self.origin}
+        self.send(RULE_FILES_TOPIC, record_key(mine).encode(),
+                  wire.encode(self._ids.for_topic(RULE_FILES_TOPIC), mine))
+        self._local.apply(mine)
+        log.info("critical-value list %s %s from %s", name,
+                 "withdrawn" if upstream is None else "received", self.origin)
         return True

@@ -1,30 +1,37 @@
-"""The critical-value rule book, read again when its folder changes.
+"""The critical-value rule book, built again when its lists change.
 
-A stream worker reads the rule files once at start (:func:`~streams.alerting.rule_book`);
-a facility's new list, an edited limit, or a list the platform above sent down
-(federation, docs/federation.md) would wait for the next restart. :class:`LiveRuleBook`
-answers like a :class:`~streams.alerts.loading.RuleBook` and looks at the folder
-again every few seconds (names, sizes and modification times): when something
-changed it loads the whole folder and swaps the book in one assignment, so an
-evaluation sees the old book or the new one, never half of each. A folder that no
-longer loads (a half-written file, a mistake) keeps the book in force and says so
-in the log, once per change.
+The lists (``<FACILITY>.yaml`` over the shipped default) are on the topic
+``hutong.alerts.rule-files``: the hub's API process publishes its
+``critical-values`` folder there, and the platform above's lists arrive there too
+(federation, docs/federation.md), under ``upstream/<name>``. Every stream worker,
+in whichever pod, follows the topic (:class:`~hutong.federation.rulefiles.RuleFileFeed`);
+:class:`LiveRuleBook` answers like a :class:`~streams.alerts.loading.RuleBook` and,
+when the lists changed (:meth:`LiveRuleBook.refresh`, cheap when they did not), builds
+the book again and swaps it in one assignment, so an evaluation sees the old book or
+the new one, never half of each.
+
+A hub's own list wins over the one from above for the same facility. A list that
+does not load (it never should: both publishers check first) is left out and
+logged, and the facility keeps the default.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from streams.alerts.loading import RuleBook, load_rule_book
+from streams.alerts.loading import RuleBook, load_default, overlay_from_yaml
 from streams.alerts.parsing import RuleFileError
 from streams.alerts.rules import RuleSet
 
-__all__ = ["LiveRuleBook", "folder_signature"]
+__all__ = ["LiveRuleBook", "book_of", "folder_lists", "folder_signature"]
 
 log = logging.getLogger(__name__)
 
 Signature = tuple[tuple[str, int, int], ...]
+#: The lists in force: file name -> text.
+Lists = Mapping[str, str]
 
 
 def folder_signature(folder: Path | None) -> Signature:
@@ -36,13 +43,34 @@ def folder_signature(folder: Path | None) -> Signature:
                         if p.is_file() and not p.name.startswith(".")))
 
 
-class LiveRuleBook:
-    """A RuleBook that :meth:`refresh` reloads when its folder changed."""
+def folder_lists(folder: Path) -> dict[str, str]:
+    """The ``*.yaml`` lists of ``folder``, by file name."""
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.read_text("utf-8") for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix == ".yaml" and not p.name.startswith(".")}
 
-    def __init__(self, folder: Path | None) -> None:
-        self.folder = folder
-        self._signature = folder_signature(folder)
-        self.book: RuleBook = load_rule_book(folder if self._signature else None)
+
+def book_of(lists: Lists) -> RuleBook:
+    """The rule book of ``lists`` over the default; a list that does not load is left out."""
+    base = load_default()
+    facilities: dict[str, RuleSet] = {}
+    for name, text in sorted(lists.items()):
+        facility = name.removesuffix(".yaml")
+        try:
+            facilities[facility] = overlay_from_yaml(base, text, facility=facility, file=name)
+        except (RuleFileError, ValueError) as exc:
+            log.error("critical-value list %s left out (the default applies): %s", name, exc)
+    return RuleBook(base, facilities)
+
+
+class LiveRuleBook:
+    """A RuleBook that :meth:`refresh` builds again when ``source`` says something new."""
+
+    def __init__(self, source: Callable[[], Lists]) -> None:
+        self._source = source
+        self._lists: dict[str, str] = dict(source())
+        self.book: RuleBook = book_of(self._lists)
         self.version = 1
 
     @property
@@ -53,19 +81,16 @@ class LiveRuleBook:
         return self.book.for_facility(facility_id)
 
     def refresh(self) -> bool:
-        """Reload if the folder changed; whether the book in force changed."""
+        """Build the book again if the lists changed; whether it did."""
         try:
-            signature = folder_signature(self.folder)
-            if signature == self._signature:
-                return False
-            self._signature = signature
-            book = load_rule_book(self.folder if signature else None)
-        except (RuleFileError, OSError) as exc:
-            log.error("critical-value rules in %s not reloaded, the ones in force stay: %s",
-                      self.folder, exc)
+            lists = dict(self._source())
+        except OSError as exc:
+            log.error("critical-value lists not read again, the ones in force stay: %s", exc)
             return False
-        self.book = book
+        if lists == self._lists:
+            return False
+        self._lists = lists
+        self.book = book_of(lists)
         self.version += 1
-        log.info("critical-value rules reloaded from %s: %d facility list(s)", self.folder,
-                 len(book.facilities))
+        log.info("critical-value lists in force: %d facility list(s)", len(self.book.facilities))
         return True

@@ -228,13 +228,16 @@ def event_id_at_district(hub: RunningHub, control: str, table: str = "lab_result
 
 def test_the_citys_critical_value_lists_come_down_and_the_districts_own_stays(
         city: City, district: RunningHub) -> None:
-    folder = district.settings.critical_values_path
-    wait_for(lambda: (folder / ".upstream" / "QSXRMYY.yaml.sha256").is_file())  # written last
-    assert (folder / "QSXRMYY.yaml").read_text(encoding="utf-8") == CITY_LIST
+    district_kafka = f"127.0.0.1:{district.settings.kafka_port}"
+    [came] = wait_for(lambda: [r for r in topic_records(district_kafka,
+                                                        "hutong.alerts.rule-files")
+                               if r["name"] == "QSXRMYY.yaml" and r["origin"] == "CITY"])
+    assert came["content"] == CITY_LIST  # beside the district's own lists, for its workers
     status = wait_for(lambda: (s := district_api(district, "/api/v1/federation"))["down"]
                       ["rule-file"]["conflicts"] and s)
     [conflict] = status["down"]["rule-file"]["conflicts"]
     assert (conflict["kind"], conflict["key"]) == ("rule-file", "XZWSY.yaml")
+    folder = district.settings.critical_values_path
     assert (folder / "XZWSY.yaml").read_text(encoding="utf-8") == DISTRICT_LIST  # kept
 
 
