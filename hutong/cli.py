@@ -170,14 +170,17 @@ def _facility_fields(**given: Any) -> dict[str, Any]:
     return {name: value for name, value in given.items() if value not in (None, [])}
 
 
-def _facility_change(method: str, path: str, fields: dict[str, Any], by: str | None,
-                     reason: str | None, version: int | None, config: Path | None) -> None:
+def _registry_change(kind: str, method: str, path: str, fields: dict[str, Any],
+                     by: str | None, reason: str | None, version: int | None,
+                     config: Path | None) -> None:
+    """POST or PATCH one change to a registry (``kind``: facility or practitioner)."""
     from hutong.hubclient import HubClient
 
     client = HubClient(_settings(config))
-    body = {"facility": fields, "by": by, "reason": reason, "version": version}
+    body = {kind: fields, "by": by, "reason": reason, "version": version}
     shown = client.patch(path, body) if method == "PATCH" else client.post(path, body)
-    console.print(f"facility {shown['id']} is at version {shown['version']} ({shown['status']})")
+    console.print(f"{kind} {shown.get('id') or shown.get('practitioner_id')} is at version "
+                  f"{shown['version']} ({shown['status']})")
     for warning in shown.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
@@ -214,7 +217,7 @@ def facility_add(
                               level=level, kind=kind, community=community,
                               region_code=region, mllp_sources=mllp_source,
                               tls_names=tls_name, api_keys=api_key_hash)
-    _facility_change("POST", "/api/v1/facilities", fields, by, reason, None, config)
+    _registry_change("facility", "POST", "/api/v1/facilities", fields, by, reason, None, config)
 
 
 @facility_app.command("update")
@@ -236,7 +239,7 @@ def facility_update(
                               api_keys=api_key_hash, status="active" if reactivate else None)
     if not fields:
         raise typer.BadParameter("give at least one field to change")
-    _facility_change("PATCH", f"/api/v1/facilities/{facility_id}", fields, by, reason,
+    _registry_change("facility", "PATCH", f"/api/v1/facilities/{facility_id}", fields, by, reason,
                      version, config)
 
 
@@ -384,18 +387,6 @@ Role = Annotated[str | None, typer.Option("--role", help="医师, 护士, 药师
 Title = Annotated[str | None, typer.Option("--title", help="职称, e.g. 主治医师.")]
 
 
-def _practitioner_change(method: str, path: str, fields: dict[str, Any], by: str | None,
-                         reason: str | None, version: int | None, config: Path | None) -> None:
-    from hutong.hubclient import HubClient
-
-    client = HubClient(_settings(config))
-    body = {"practitioner": fields, "by": by, "reason": reason, "version": version}
-    shown = client.patch(path, body) if method == "PATCH" else client.post(path, body)
-    console.print(f"practitioner {shown['practitioner_id']} is at version {shown['version']} "
-                  f"({shown['status']})")
-    for warning in shown.get("warnings", []):
-        console.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
-
 
 @practitioner_app.command("list")
 def practitioner_list(
@@ -423,7 +414,8 @@ def practitioner_add(facility_id: PractitionerFacility, local_id: StaffId,
     fields = _facility_fields(facility_id=facility_id, local_id=local_id, name=name,
                               id_number=_asked(id_number), certificate_number=certificate,
                               department=department, role=role, title=title)
-    _practitioner_change("POST", "/api/v1/practitioners", fields, by, reason, None, config)
+    _registry_change("practitioner", "POST", "/api/v1/practitioners", fields, by, reason,
+                     None, config)
 
 
 @practitioner_app.command("update")
@@ -442,8 +434,9 @@ def practitioner_update(facility_id: PractitionerFacility, local_id: StaffId,
                               status="active" if reactivate else None)
     if not fields:
         raise typer.BadParameter("say what to change (--name, --department, ...)")
-    _practitioner_change("PATCH", f"/api/v1/practitioners/{facility_id}/{local_id}", fields,
-                         by, reason, version, config)
+    _registry_change("practitioner", "PATCH",
+                     f"/api/v1/practitioners/{facility_id}/{local_id}", fields, by, reason,
+                     version, config)
 
 
 @practitioner_app.command("retire")

@@ -52,7 +52,7 @@ def create_api(metrics: Metrics, *, warehouse: Warehouse | None,
                practitioner_feed: PractitionerFeed | None = None,
                pseudonym_key: bytes | None = None,
                federation: Federation | None = None,
-               downlinks: Sequence[Downlink] = (),
+               downlinks: Sequence[Downlink[Any]] = (),
                monitor_cache_s: float = monitor.CACHE_S) -> FastAPI:
     """Build the FastAPI app; the hub runs it with uvicorn on ``http_port``.
 

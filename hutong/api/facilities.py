@@ -102,14 +102,15 @@ def _validated(data: dict[str, Any]) -> Facility:
         raise HTTPException(422, validation_problems(exc, root="facility")) from None
 
 
-def _changes(request: Request) -> asyncio.Lock:
-    """One change at a time in this process: from reading the facility's version to
-    applying the record Kafka confirmed, so two requests cannot both build on one version.
-    (API processes in other pods check against what they have read of the topic.)"""
-    lock: asyncio.Lock | None = getattr(request.app.state, "facility_changes", None)
-    if lock is None:
-        lock = request.app.state.facility_changes = asyncio.Lock()
-    return lock
+def change_lock(request: Request, registry: str) -> asyncio.Lock:
+    """One change at a time to ``registry`` in this process: from reading a record's
+    version to applying the record Kafka confirmed, so two requests cannot both build on
+    one version. (API processes in other pods check against what they have read.)"""
+    state = request.app.state
+    locks: dict[str, asyncio.Lock] | None = getattr(state, "registry_locks", None)
+    if locks is None:
+        locks = state.registry_locks = {}
+    return locks.setdefault(registry, asyncio.Lock())
 
 
 async def _publish(request: Request, principal: Principal, action: str,
@@ -146,7 +147,7 @@ async def add(body: Change, request: Request,
     """Register a new facility."""
     by = acting_as(principal, body.by or principal.name)
     facility = _validated(body.facility)
-    async with _changes(request):
+    async with change_lock(request, "facility"):
         if facility.id in _feed(request).records:
             raise HTTPException(409, f"facility {facility.id} is registered already (change "
                                      "it with PATCH, or give the new one another id)")
@@ -162,7 +163,7 @@ async def update(facility_id: str, body: Change, request: Request,
     if body.facility.get("id", facility_id) != facility_id:
         raise HTTPException(422, "a facility's id cannot change: register the new id and "
                                  "retire this one")
-    async with _changes(request):
+    async with change_lock(request, "facility"):
         held = _current(request, facility_id, body.version)
         facility = _validated({**held.facility.model_dump(mode="json"), **body.facility})
         if facility == held.facility:
@@ -178,7 +179,7 @@ async def retire(facility_id: str, body: Retirement, request: Request,
                  principal: Annotated[Principal, Depends(_admin)]) -> dict[str, Any]:
     """Retire a facility: from now on its messages are refused; its record stays."""
     by = acting_as(principal, body.by or principal.name)
-    async with _changes(request):
+    async with change_lock(request, "facility"):
         held = _current(request, facility_id, body.version)
         if held.facility.status == "retired":
             raise HTTPException(409, f"facility {facility_id} is retired already")

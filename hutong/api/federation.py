@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 
 from hutong.api.auth import require
 from hutong.federation.config import Federation
@@ -28,8 +28,9 @@ def federation(request: Request) -> dict[str, Any]:
     """This hub's federation: up and down."""
     config: Federation | None = getattr(request.app.state, "federation", None)
     if config is None:
-        raise HTTPException(404, "this hub has no federation file (docs/federation.md)")
-    downlinks: list[Downlink] = getattr(request.app.state, "downlinks", [])
+        return {"platform_id": None, "up": None, "down": None,
+                "note": "this hub has no federation file (docs/federation.md)"}
+    downlinks: list[Downlink[Any]] = getattr(request.app.state, "downlinks", [])
     up = config.up
     return {
         "platform_id": config.platform_id,

@@ -15,7 +15,6 @@ know, from the warehouse, most frequent first: what to register next.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -23,7 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hutong.api.auth import acting_as, record_action, require
-from hutong.api.facilities import By, Reason, Retirement, Version
+from hutong.api.facilities import By, Reason, Retirement, Version, change_lock
 from hutong.api.sql import jsonable, warehouse_of
 from hutong.errors import DeliveryError
 from hutong.keys import keyed_pseudonym
@@ -81,15 +80,6 @@ def _pseudonymise(request: Request) -> Pseudonymise:
     if key is None:
         raise HTTPException(503, "this process has no pseudonym key")
     return lambda number: keyed_pseudonym(key, number, "practitioner")
-
-
-def _lock(request: Request) -> asyncio.Lock:
-    """One change at a time in this process, from reading a version to applying the
-    record Kafka confirmed."""
-    lock: asyncio.Lock | None = getattr(request.app.state, "practitioner_changes", None)
-    if lock is None:
-        lock = request.app.state.practitioner_changes = asyncio.Lock()
-    return lock
 
 
 @router.get("")
@@ -175,7 +165,7 @@ async def add(body: Change, request: Request,
     """Register a practitioner at a facility."""
     by = acting_as(principal, body.by or principal.name)
     practitioner = _validated(request, body.practitioner)
-    async with _lock(request):
+    async with change_lock(request, "practitioner"):
         if practitioner.key in _feed(request).records:
             raise HTTPException(409, f"practitioner {practitioner.key} is registered already "
                                      "(change them with PATCH)")
@@ -193,7 +183,7 @@ async def update(facility_id: str, local_id: str, body: Change, request: Request
             or body.practitioner.get("local_id", local_id) != local_id):
         raise HTTPException(422, "a practitioner's facility and staff id cannot change: "
                                  "register the new one and retire this one")
-    async with _lock(request):
+    async with change_lock(request, "practitioner"):
         held = _current(request, facility_id, local_id, body.version)
         practitioner = _validated(request, {**held.practitioner.model_dump(),
                                             **body.practitioner})
@@ -210,7 +200,7 @@ async def retire(facility_id: str, local_id: str, body: Retirement, request: Req
                  principal: Annotated[Principal, Depends(_admin)]) -> dict[str, Any]:
     """Retire a practitioner: events still name them, marked retired; the record stays."""
     by = acting_as(principal, body.by or principal.name)
-    async with _lock(request):
+    async with change_lock(request, "practitioner"):
         held = _current(request, facility_id, local_id, body.version)
         if not held.active:
             raise HTTPException(409, f"practitioner {held.practitioner_id} is retired already")

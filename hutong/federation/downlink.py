@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from confluent_kafka import Producer
 
@@ -70,15 +70,21 @@ def _target(entry: MapEntry) -> str:
     return "withdrawn" if entry.deleted else f"{entry.target_system} {entry.target_code}"
 
 
-class Downlink(TopicFeed):
-    """Follows one of the upstream's compacted topics and applies what it may here;
-    subclasses say how (:meth:`apply`), this keeps the counts and reports conflicts."""
+Local = TypeVar("Local", bound=TopicFeed)
+
+
+class Downlink(TopicFeed, Generic[Local]):
+    """Follows one of the upstream's compacted topics and applies what it may to this
+    hub's, which ``local`` follows; subclasses say how (:meth:`apply`), this keeps the
+    counts and reports conflicts."""
 
     kind: str
 
     def __init__(self, upstream_config: dict[str, Any], local_config: dict[str, Any],
-                 metrics: Metrics, *, origin: str, ids: Resolver = EMBEDDED) -> None:
+                 local: Local, metrics: Metrics, *, origin: str,
+                 ids: Resolver = EMBEDDED) -> None:
         super().__init__(upstream_config, ids)
+        self._local = local
         self._metrics = metrics
         self.origin = origin
         self._ids = ids
@@ -90,6 +96,12 @@ class Downlink(TopicFeed):
         #: Conflicts reported already (key and both sides): the feed reads the upstream
         #: again from its start after an error, and a conflict is reported once.
         self._reported: set[tuple[str, str, str]] = set()
+
+    def local_ready(self) -> None:
+        """Wait for this hub's side to be read whole; raised into the feed otherwise (it
+        reads the upstream again from its start)."""
+        if not self._local.wait_ready(30):
+            raise RuntimeError(f"this hub's {self._local.what} was not read in 30 s")
 
     def count(self, outcome: Outcome) -> None:
         with self._lock:
@@ -137,23 +149,16 @@ class Downlink(TopicFeed):
         self._producer.flush(5)
 
 
-class DictionaryDownlink(Downlink):
+class DictionaryDownlink(Downlink[MapFeed]):
     """Follows the upstream's code maps and applies them to this hub's (see the module)."""
 
     topic = MAPS_TOPIC
     what = "upstream code maps"
     kind = "code-map"
 
-    def __init__(self, upstream_config: dict[str, Any], local_config: dict[str, Any],
-                 local: MapFeed, metrics: Metrics, *, origin: str,
-                 ids: Resolver = EMBEDDED) -> None:
-        super().__init__(upstream_config, local_config, metrics, origin=origin, ids=ids)
-        self._local = local
-
     def apply(self, record: Mapping[str, Any]) -> bool:
         entry = MapEntry.from_record(record)
-        if not self._local.wait_ready(30):
-            raise RuntimeError("this hub's code maps were not read in 30 s")
+        self.local_ready()
         held = self._local.store.get(entry.key)
         outcome = reconcile(entry, held, self.origin)
         self.count(outcome)

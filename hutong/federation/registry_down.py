@@ -83,7 +83,7 @@ def _summary(facility: Facility) -> str:
                                      facility.status) if v)
 
 
-class FacilityDownlink(Downlink):
+class FacilityDownlink(Downlink[FacilityFeed]):
     """Follows the upstream's facility registry into this hub's (see the module)."""
 
     topic = FACILITIES_TOPIC
@@ -93,14 +93,12 @@ class FacilityDownlink(Downlink):
     def __init__(self, upstream_config: dict[str, Any], local_config: dict[str, Any],
                  local: FacilityFeed, metrics: Metrics, *, origin: str, marks: Path,
                  ids: Resolver = EMBEDDED) -> None:
-        super().__init__(upstream_config, local_config, metrics, origin=origin, ids=ids)
-        self._local = local
+        super().__init__(upstream_config, local_config, local, metrics, origin=origin, ids=ids)
         self._marks = Marks(marks)
 
     def apply(self, record: Mapping[str, Any]) -> bool:
         upstream = FacilityRecord.from_record(record)
-        if not self._local.wait_ready(30):
-            raise RuntimeError("this hub's facility registry was not read in 30 s")
+        self.local_ready()
         facility_id = upstream.facility_id
         held = self._local.records.get(facility_id)
         theirs = registry_part(upstream.facility)

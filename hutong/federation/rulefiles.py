@@ -196,18 +196,12 @@ def reconcile_file(upstream: bytes | None, local: bytes | None, marked: str | No
     return "same" if upstream is None or upstream == local else "conflict"
 
 
-class RuleFilesDownlink(Downlink):
+class RuleFilesDownlink(Downlink[RuleFileFeed]):
     """Follows the upstream's rule files onto this hub's topic (see the module)."""
 
     topic = RULE_FILES_TOPIC
     what = "upstream rule files"
     kind = "rule-file"
-
-    def __init__(self, upstream_config: dict[str, Any], local_config: dict[str, Any],
-                 local: RuleFileFeed, metrics: Any, *, origin: str,
-                 ids: Resolver = EMBEDDED) -> None:
-        super().__init__(upstream_config, local_config, metrics, origin=origin, ids=ids)
-        self._local = local
 
     def apply(self, record: Mapping[str, Any]) -> bool:
         name = str(record["name"])
@@ -216,8 +210,7 @@ class RuleFilesDownlink(Downlink):
             # its own when it adopts it; and nothing that could not be a file name
             log.warning("rule file %r from %s passed over", name[:80], self.origin)
             return False
-        if not self._local.wait_ready(30):
-            raise RuntimeError("this hub's rule files were not read in 30 s")
+        self.local_ready()
         content = record.get("content")
         upstream = content if isinstance(content, str) else None
         held = self._local.records.get(f"{_UPSTREAM}{name}")

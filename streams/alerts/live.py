@@ -71,7 +71,6 @@ class LiveRuleBook:
         self._source = source
         self._lists: dict[str, str] = dict(source())
         self.book: RuleBook = book_of(self._lists)
-        self.version = 1
 
     @property
     def default(self) -> RuleSet:
@@ -91,6 +90,5 @@ class LiveRuleBook:
             return False
         self._lists = lists
         self.book = book_of(lists)
-        self.version += 1
         log.info("critical-value lists in force: %d facility list(s)", len(self.book.facilities))
         return True

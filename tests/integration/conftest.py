@@ -31,6 +31,7 @@ from hutong.registry.facilities import FACILITIES_TOPIC, FacilityFeed
 from hutong.sender import ack_summary
 from hutong.stack.broker import EmbeddedBroker
 from hutong.stack.topics import ensure_topics
+from sinks.warehouse import Warehouse, migrate, open_warehouse
 from sinks.warehouse.pseudonyms import Pseudonyms
 
 pytestmark = pytest.mark.integration
@@ -186,3 +187,15 @@ def wait_for(probe: Callable[[], Any], timeout: float = 60) -> Any:
             return result
         time.sleep(0.25)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
+    """A migrated chDB warehouse under ``tmp_path``, closed afterwards (a module may
+    define its own)."""
+    wh = open_warehouse(None, tmp_path)
+    try:
+        migrate(wh)
+        yield wh
+    finally:
+        wh.close()

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -109,17 +108,6 @@ def dead_letter(**overrides: Any) -> dict[str, Any]:
         "failed_at": RECEIVED,
     }
     return letter | overrides
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
-    """A migrated chDB warehouse under ``tmp_path``, closed afterwards."""
-    wh = open_warehouse(None, tmp_path)
-    try:
-        migrate(wh)
-        yield wh
-    finally:
-        wh.close()
 
 
 def events(count: int, start: int = 0) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ with the hub's default pseudonymised tables.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from hutong.metrics import Metrics
 from schemas import catalog, wire
 from sinks.base import Decoded
-from sinks.warehouse import TABLES, Warehouse, migrate, open_warehouse
+from sinks.warehouse import TABLES, Warehouse
 from sinks.warehouse.pseudonyms import Pseudonyms, protect
 from sinks.warehouse.sink import WarehouseSink
 from tests.warehouse_events import CLINICIAN_NAME, OBSERVED, SAMPLES, header
@@ -31,17 +30,6 @@ PSEUDONYM = "ps_0123456789abcdef0123456789abcdef"
 T0 = datetime.fromisoformat("2026-12-04T09:00:00+08:00")
 REGISTRY = "hutong.registry.practitioners"
 UNKNOWN = "hutong.registry.unknown-practitioners"
-
-
-@pytest.fixture
-def warehouse(tmp_path: Path) -> Iterator[Warehouse]:
-    """A migrated chDB warehouse under ``tmp_path``, closed afterwards."""
-    wh = open_warehouse(None, tmp_path)
-    try:
-        migrate(wh)
-        yield wh
-    finally:
-        wh.close()
 
 
 @pytest.fixture
