@@ -41,7 +41,13 @@ from datetime import datetime
 from typing import Any
 
 from streams.empi.blocking import blocking_keys
-from streams.empi.compare import COMPARISONS, compare, compare_birth_dates, compare_names
+from streams.empi.compare import (
+    COMPARISONS,
+    Vector,
+    compare,
+    compare_birth_dates,
+    compare_names,
+)
 from streams.empi.model import DEFAULT_MODEL, Model, probability
 from streams.empi.person import Person, RecordKey, updated
 
@@ -404,25 +410,43 @@ class MasterIndex:
         mine, theirs = self.cards_of.get(a), self.cards_of.get(b)
         return bool(mine and theirs and _conflict(mine, theirs))
 
-    def _candidate(self, person: Person, other: RecordKey) -> _Candidate:
+    def evidence(self, person: Person, other: RecordKey) -> tuple[Vector, dict[str, float]]:
+        """The comparison vector of a record and an indexed one, and the weight each
+        comparison adds, before the linker's safety rules (:meth:`held_by`)."""
         vector = compare(person, self.records[other])
         term_u = None
         if person.name is not None and vector[0] == 0:  # an exact name: how common is it?
             term_u = {"name": self.name_counts[person.name.text] / max(
                 len(self.records), self.population_floor)}
-        weights = self.model.level_weights(vector, term_u)
+        return vector, self.model.level_weights(vector, term_u)
+
+    @staticmethod
+    def held_by(vector: Vector) -> tuple[str, ...]:
+        """The safety rules that hold back a pair of this vector, whatever its score.
+
+        ``household``: the names differ, so a shared phone or address is the
+        household's (twins, siblings, a child on the parent's phone), not evidence of
+        one person. ``birth_date``: birth dates years apart (mother and daughter of
+        one name at one address) are never linked on a score, at most reviewed;
+        unless the two also share an identifier (an insurance number) and the very
+        same name: then the birth date is the typo. (A homophone is not enough: 张伟
+        and his son 张玮 may share the household's 新农合 number.)
+        """
+        rules: tuple[str, ...] = ()
         if vector[0] is not None and vector[0] >= _NAME_CLOSE:
-            # The names differ: a shared phone or address is the household's (twins,
-            # siblings, a child on the parent's phone), not evidence of one person.
+            rules += ("household",)
+        if vector[1] == _BIRTH_OTHER and not (vector[_IDENTIFIER] == 0 and vector[0] == 0):
+            rules += ("birth_date",)
+        return rules
+
+    def _candidate(self, person: Person, other: RecordKey) -> _Candidate:
+        vector, weights = self.evidence(person, other)
+        held = self.held_by(vector)
+        if "household" in held:
             for shared in ("phone", "address"):
                 weights[shared] = min(weights.get(shared, 0.0), 0.0)
         chance = probability(self.prior_weight() + sum(weights.values()))
-        if vector[1] == _BIRTH_OTHER and not (vector[_IDENTIFIER] == 0 and vector[0] == 0):
-            # Birth dates years apart: mother and daughter of one name at one address.
-            # Never linked on a score; at most a person looks at it. Unless they also
-            # share an identifier (an insurance number) and the very same name: then the
-            # birth date is the typo. (A homophone is not enough: 张伟 and his son 张玮
-            # may share the household's 新农合 number.)
+        if "birth_date" in held:
             chance = min(chance, self.thresholds.lower)
         return _Candidate(self.links[other], other, chance,
                           {k: round(v, 3) for k, v in weights.items()})

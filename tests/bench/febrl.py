@@ -45,21 +45,23 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
 
+from streams.empi.blocking import blocking_keys
 from streams.empi.linker import MasterIndex
-from streams.empi.person import person_from_event
+from streams.empi.model import probability
+from streams.empi.person import Person, person_from_event
 from streams.empi.resolution import IdentityResolver
 from streams.empi.training import train
 
-__all__ = ["FACILITIES", "Score", "figures", "main", "patient", "run_hutong", "run_splink",
-           "score"]
+__all__ = ["CAUSES", "FACILITIES", "Score", "figures", "main", "missed_by", "patient",
+           "run_hutong", "run_splink", "score"]
 
 #: The facility of file A and of file B.
 FACILITIES = ("FEBRL4-A", "FEBRL4-B")
@@ -84,6 +86,8 @@ class Score:
     to_review: int | None = None
     #: How many of those are true pairs (links a reviewer would make).
     true_in_review: int | None = None
+    #: The true pairs left apart, by what held them apart; None when not known.
+    missed_by: Mapping[str, int] | None = None
 
 
 def load() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -183,8 +187,44 @@ def run_hutong(a: pd.DataFrame, b: pd.DataFrame, *, trained: bool = True) -> Sco
         index.link(record, _AT)
     wall = time.perf_counter() - started
     label = "hutong (EM, then streamed)" if trained else "hutong (default model)"
-    return score(label, {r.key: index.links[r.key] for r in records}, wall,
-                 [(pair.left, pair.right) for pair in index.open_reviews()])
+    found = score(label, {r.key: index.links[r.key] for r in records}, wall,
+                  [(pair.left, pair.right) for pair in index.open_reviews()])
+    return replace(found, missed_by=missed_by(index, records))
+
+
+#: Why a true pair was left apart, in the order :func:`missed_by` tells them.
+CAUSES = ("never compared: no blocking key in common",
+          "birth-date rule: birth dates years apart, review at most",
+          "household rule: names differ, a shared address or phone not counted",
+          "left for review: score between the thresholds",
+          "too little evidence: score below review")
+
+
+def missed_by(index: MasterIndex, records: Iterable[Person]) -> dict[str, int]:
+    """The true pairs the index left apart, by cause: scored again as the later record
+    met the earlier one, once with the linker's safety rules and once without."""
+    by_entity: dict[str, list[Person]] = defaultdict(list)
+    for record in records:
+        by_entity[entity(record.key[1])].append(record)
+    causes: Counter[str] = Counter()
+    for earlier, later in (pair for pair in by_entity.values() if len(pair) == 2):
+        if index.links[earlier.key] == index.links[later.key]:
+            continue
+        if not set(blocking_keys(earlier)) & set(blocking_keys(later)):
+            causes[CAUSES[0]] += 1
+            continue
+        vector, weights = index.evidence(later, earlier.key)
+        unruled = probability(index.prior_weight() + sum(weights.values()))
+        held = index.held_by(vector)
+        if unruled >= index.thresholds.upper and "birth_date" in held:
+            causes[CAUSES[1]] += 1
+        elif unruled >= index.thresholds.upper and "household" in held:
+            causes[CAUSES[2]] += 1
+        elif unruled >= index.thresholds.lower:
+            causes[CAUSES[3]] += 1
+        else:
+            causes[CAUSES[4]] += 1
+    return {cause: causes[cause] for cause in CAUSES}
 
 
 def run_resolver(a: pd.DataFrame, b: pd.DataFrame) -> Score:
@@ -281,6 +321,11 @@ def report(scores: list[Score]) -> None:
         print(f"{s.linker:26} {s.precision:>10.5f} {s.recall:>8.4f} {s.f1:>8.4f} "
               f"{s.false_links:>12} {s.missed:>8} {s.wall_s:>8.2f} {review:>17}")
     print("to review (true): pairs hutong left for a person, and how many are true pairs")
+    for s in scores:
+        if s.missed_by is not None:
+            print(f"why {s.linker} left {s.missed} true pairs apart:")
+            for cause, count in s.missed_by.items():
+                print(f"  {count:>5}  {cause}")
     print("target: hutong F1 >= 0.999, precision first, and less wall time than Splink")
 
 

@@ -260,3 +260,19 @@ def test_one_card_on_thousands_of_records_costs_one_check_per_person(
         index.link(rec(f"F{number % 7}", f"MRN{number}", id_card_number=ID_CARD, **ZHANG), AT)
     assert len(index.members) == 1 and not index.reviews
     assert checks < 3000
+
+
+@pytest.mark.parametrize(("vector", "held"), [
+    # name, birth date, sex, phone, address, id card, identifier, name part
+    ((0, 0, 0, 0, 0, None, None, None), ()),
+    ((1, 3, None, None, None, None, None, None), ("birth_date",)),   # 张伟 and 张玮, years apart
+    ((1, 3, None, None, None, None, 0, None), ("birth_date",)),      # ... on one 新农合 number
+    ((0, 3, None, None, None, None, 0, None), ()),                   # same name and number: a typo
+    ((0, 3, None, None, None, None, 2, None), ("birth_date",)),
+    ((3, 0, None, 0, 0, None, None, None), ("household",)),          # John and Joan, twins
+    ((4, 3, None, None, 0, None, 0, 1), ("household", "birth_date")),
+    ((None, None, None, 0, 0, None, None, None), ()),
+])
+def test_the_safety_rules_a_vector_meets(vector: tuple[int | None, ...],
+                                         held: tuple[str, ...]) -> None:
+    assert MasterIndex.held_by(vector) == held
