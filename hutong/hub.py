@@ -81,7 +81,7 @@ from sinks.warehouse.pseudonyms import Pseudonyms, protect
 from sinks.warehouse.sink import WarehouseSink
 from sinks.webhook import WebhookSink
 from streams.mapfeed import MapFeed
-from streams.topology import INPUT_TOPICS, STREAMS_GROUP
+from streams.topology import INPUT_TOPICS, STAGE_GROUP, STAGE_TOPICS, STREAMS_GROUP
 
 __all__ = ["SINK_GROUP", "SINK_TOPICS", "Hub", "child_environment", "facility_limiter",
            "http_config", "warehouse_tables"]
@@ -481,7 +481,8 @@ class Hub:
         s = self.settings
         if not s.plan.api:
             return
-        groups = {STREAMS_GROUP: list(INPUT_TOPICS), SINK_GROUP: SINK_TOPICS,
+        groups = {STAGE_GROUP: list(STAGE_TOPICS), STREAMS_GROUP: list(INPUT_TOPICS),
+                  SINK_GROUP: SINK_TOPICS,
                   DOCUMENTS_GROUP: DOCUMENT_TOPICS}
         if s.alert_webhook_urls:
             groups[WEBHOOK_GROUP] = [ALERTS_TOPIC]

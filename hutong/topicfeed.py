@@ -70,6 +70,14 @@ class TopicFeed:
         """What is in force, for the log line once the topic is read."""
         return f"{self.applied} records"
 
+    def start_offsets(self, partitions: list[int]) -> dict[int, int]:
+        """Where to start reading each partition: by default the beginning (a feed that
+        keeps what it read, and where, says otherwise)."""
+        return dict.fromkeys(partitions, OFFSET_BEGINNING)
+
+    def read_to(self, partition: int, offset: int) -> None:
+        """The record at ``offset`` of ``partition`` is taken (a hook; nothing by default)."""
+
     def start(self) -> None:
         """Start following the topic (once; later calls do nothing)."""
         if not self._started:
@@ -109,12 +117,14 @@ class TopicFeed:
         metadata = consumer.list_topics(self.topic, timeout=15)
         partitions = list(metadata.topics[self.topic].partitions)
         unread = set(partitions)  # until each partition's end-of-partition event
-        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        starts = self.start_offsets(partitions)
+        consumer.assign([TopicPartition(self.topic, p, starts[p]) for p in partitions])
         while not self._stop.is_set():
             for msg in consumer.consume(1000, timeout=_POLL_S):
                 error = msg.error()
                 if error is None:
                     self._take(msg.value(), msg.key())
+                    self.read_to(msg.partition() or 0, msg.offset() or 0)
                 elif error.code() == KafkaError._PARTITION_EOF:
                     unread.discard(msg.partition())
             if not unread and not self._ready.is_set():

@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from hutong.errors import HutongError, SchemaError, WireFormatError
 from hutong.metrics import Metrics
 from hutong.metrics.labels import oldest_age, sink_stage
 from hutong.metrics.lag import partition_lag
-from producers.kafka import needs_new_producer, retire
+from producers.kafka import BatchProducer, OutRecord, consumer_config
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
 from schemas import wire
 from schemas.registry import EMBEDDED, Resolver
@@ -40,23 +40,6 @@ log = logging.getLogger(__name__)
 _MAX_BACKOFF_S = 10.0
 #: How often an idle runner asks the broker whether it has read everything it holds.
 CATCH_UP_CHECK_S = 5.0
-
-
-def consumer_config(base: dict[str, Any], group: str) -> dict[str, Any]:
-    """Consumer settings for sinks: manual commits, short group timeouts (Tansu)."""
-    return {
-        "group.id": group,
-        "enable.auto.commit": False,
-        "auto.offset.reset": "earliest",
-        "session.timeout.ms": 6000,
-        "heartbeat.interval.ms": 1000,
-        # Tansu answers a fetch when its wait runs out, not when data arrives: a short
-        # wait keeps each hop in the tens of milliseconds (measured: 1.3 s at Kafka's
-        # default, 8 ms at 50 ms). On Kafka it only costs idle fetch requests.
-        "fetch.wait.max.ms": 50,
-        "isolation.level": "read_committed",
-        **base,
-    }
 
 
 class _Positions(Protocol):
@@ -116,8 +99,7 @@ class SinkRunner:
                  ids: Resolver = EMBEDDED, *, batch_wait_s: float = 0.2) -> None:
         self._ids = ids
         self._consumer = Consumer(consumer_config(client_config, group))
-        self._dlq_config = {**client_config, "acks": "all", "enable.idempotence": True}
-        self._dlq = Producer(self._dlq_config)
+        self._dlq = BatchProducer(client_config, flush_s=10.0)
         self._topics = list(topics)
         self._sink = sink
         self._metrics = metrics
@@ -163,7 +145,7 @@ class SinkRunner:
                     self._stop.wait(1.0)
         finally:
             self._consumer.close()
-            self._dlq.flush(5)
+            self._dlq.close()
             del self._dlq  # destroy the librdkafka handles before the broker may go away
             del self._consumer
             self._sink.close()
@@ -231,30 +213,15 @@ class SinkRunner:
 
     def _publish(self, letters: list[dict[str, Any]]) -> bool:
         """Write dead letters and wait for Kafka to confirm every one; False when stopping."""
-        backoff = 0.5
-        while letters and not self._stop.is_set():
-            failed: list[dict[str, Any]] = []
-            errors: list[KafkaError] = []
-            for letter in letters:
-                self._dlq.produce(
-                    DLQ_TOPIC, key=letter["original_key"], headers=dead_letter_headers(letter),
-                    value=wire.encode(self._ids.for_topic(DLQ_TOPIC), letter),
-                    on_delivery=_on_failure(failed, letter, errors))
-            if self._dlq.flush(10) == 0 and not failed:
-                self._metrics.dead_letters.labels(self._stage).inc(len(letters))
-                return True
-            log.error("%d dead letters not confirmed by Kafka; retrying in %.1f s",
-                      len(failed) or len(letters), backoff)
-            refusal = next((e for e in errors if needs_new_producer(e)), None)
-            if refusal is not None:  # e.g. fenced after a timeout (producers.kafka)
-                log.warning("Kafka refuses the dead-letter producer (%s); using a new one",
-                            refusal.str())
-                retire(self._dlq)
-                self._dlq = Producer(self._dlq_config)
-            letters = failed or letters
-            self._stop.wait(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_S)
-        return not letters
+        if not letters:
+            return True
+        schema = self._ids.for_topic(DLQ_TOPIC)
+        records = [OutRecord(DLQ_TOPIC, letter["original_key"], wire.encode(schema, letter),
+                             dead_letter_headers(letter)) for letter in letters]
+        if not self._dlq.deliver(records, self._stop):
+            return False
+        self._metrics.dead_letters.labels(self._stage).inc(len(letters))
+        return True
 
     def _rewind(self, messages: list[Message]) -> None:
         """Seek back to the first offset of each partition in ``messages``."""
@@ -282,13 +249,3 @@ class SinkRunner:
                 return Decoded(topic, partition, offset, "dead-letter", letter, key, value)
             letters.append(letter)
             return None
-
-
-def _on_failure(failed: list[dict[str, Any]], letter: dict[str, Any],
-                errors: list[KafkaError]) -> Any:
-    def report(err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            failed.append(letter)
-            errors.append(err)
-
-    return report

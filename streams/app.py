@@ -1,12 +1,14 @@
-"""The Faust application: events in, linked standard events out.
+"""The stream worker: events in, linked standard events out.
 
-Four agents, thin around pure steps (ADR 0004):
+The hot path, the partitioned stage, runs on librdkafka in a thread of the
+worker (:mod:`streams.partitioned`): it reads ``hutong.events.*`` in batches;
+an event whose patient the worker's copy of ``hutong.empi.links`` knows
+(:mod:`streams.linkview`), with the identity last sent to the resolver, is
+stamped with its EMPI id and written to ``hutong.std.<type>`` at once; any
+other goes to ``hutong.empi.resolve`` (:mod:`streams.empi.routing`).
 
-``standardize``
-    reads ``hutong.events.*`` in batches; an event whose patient the
-    ``empi-links`` table knows, with the identity last sent to the resolver, is
-    stamped with its EMPI id and written to ``hutong.std.<type>`` at once; any
-    other goes to ``hutong.empi.resolve`` (:mod:`streams.empi.routing`).
+Around it, Faust agents, thin around pure steps (ADR 0004):
+
 ``empi-decisions``
     forwards reviewers' decisions from ``hutong.empi.decisions`` onto
     ``hutong.empi.resolve``, so the resolver reads news and decisions in one
@@ -20,9 +22,8 @@ Four agents, thin around pure steps (ADR 0004):
     last its state to the ``empi-index`` table. A crash anywhere before the
     offsets are committed replays the batch; the index decides the same way
     again, and every sink collapses repeats.
-``empi-links``
-    follows ``hutong.empi.links`` into the ``empi-links`` table, partitioned
-    like the events (same key, same murmur2 partitioner as the producers).
+``critical-values``, ``alert-tracker``
+    the alert stage (:mod:`streams.alerting`).
 
 Each batch's sends are confirmed by Kafka before Faust may commit its offsets
 (at least once); anything that cannot be decoded or applied goes to
@@ -36,11 +37,10 @@ about 23 s for its first assignment, with a 6 s session about 3 s.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ from hutong.metrics import StageMetrics
 from hutong.metrics.labels import oldest_age, stream_stage
 from hutong.offsets import watermarks
 from hutong.registry.practitioners import PractitionerFeed
-from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers, event_key
+from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
 from schemas import wire
 from schemas.catalog import EVENT_TYPES
 from schemas.registry import EMBEDDED, Resolver
@@ -67,17 +67,14 @@ from streams.alerting import CANDIDATES_TOPIC, add_alerting, candidate_check
 from streams.alerts.live import LiveRuleBook
 from streams.empi.linker import Thresholds
 from streams.empi.resolution import IdentityResolver, Resolution, ResolverConfig
-from streams.empi.routing import Router
 from streams.kafka_auth import faust_credentials
+from streams.linkview import LINKS_TOPIC, LinkView
 from streams.mapfeed import MapFeed
-from streams.practitioners import UnknownPractitioner, link_practitioner
-from streams.standardize import standardize, std_key
-from streams.terminology.tally import Tally
-from streams.terminology.translate import UnmappedHit
+from streams.output import UNKNOWN_TOPIC, UNMAPPED_TOPIC, StandardOutput
+from streams.partitioned import PartitionedStage
 from streams.topology import (
     INDEX_TABLE,
     INPUT_TOPICS,
-    LINKS_TABLE,
     RESOLVE_TOPIC,
     STREAMS_GROUP,
 )
@@ -88,12 +85,9 @@ log = logging.getLogger(__name__)
 
 _BATCH = 500
 _BATCH_WITHIN_S = 0.05
-_LINKS_TOPIC = "hutong.empi.links"
 _REVIEW_TOPIC = "hutong.empi.review"
 _DECISIONS_TOPIC = "hutong.empi.decisions"
 _GOLDEN_TOPIC = "hutong.empi.golden"
-_UNMAPPED_TOPIC = "hutong.terminology.unmapped"
-_UNKNOWN_TOPIC = "hutong.registry.unknown-practitioners"
 #: How long the first batch waits for the code maps and practitioners that existed at start.
 _MAPS_READY_S = 30.0
 
@@ -180,25 +174,41 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         **_faust_kafka_settings(settings),
     )
     app.hutong_kafka_config = settings.kafka_client_config()  # type: ignore[attr-defined]
-    topic = _Topics(app)
-    topic.maps = MapFeed(settings.kafka_client_config(), ids)
-    topic.practitioners = PractitionerFeed(settings.kafka_client_config(), ids)
-    rule_files = RuleFileFeed(settings.kafka_client_config(), ids)
-    for feed in (topic.maps, topic.practitioners, rule_files):
-        feed.start()  # reading them while Faust joins its group
+    client_config = settings.kafka_client_config()
+    maps = MapFeed(client_config, ids)
+    practitioners = PractitionerFeed(client_config, ids)
+    rule_files = RuleFileFeed(client_config, ids)
+    link_view = LinkView(client_config, datadir / "links", ids)
     book = LiveRuleBook(rule_files.lists)  # the default until the topic is read
+    topic = _Topics(app, StandardOutput(maps, practitioners, ids, candidate_check(book)))
+    feeds = (maps, practitioners, rule_files, link_view)
+    for feed in feeds:
+        feed.start()  # reading them while Faust joins its group
+
+    def feeds_ready() -> None:
+        for feed in feeds:
+            if not feed.ready and not feed.wait_ready(_MAPS_READY_S):
+                log.warning("the %s were not all read within %.0f s; going on with those read "
+                            "so far", feed.what, _MAPS_READY_S)
+        book.refresh()  # a list changed since the last batch: in force for this one
 
     async def _maps_ready() -> None:
-        for feed, what in ((topic.maps, "code maps"), (topic.practitioners, "practitioners"),
-                           (rule_files, "critical-value lists")):
-            if not feed.ready and not await asyncio.to_thread(feed.wait_ready, _MAPS_READY_S):
-                log.warning("the %s were not all read within %.0f s; going on with those read "
-                            "so far", what, _MAPS_READY_S)
-        book.refresh()  # a list changed since the last batch: in force for this one
-    links = app.Table(LINKS_TABLE, partitions=settings.kafka_partitions, use_partitioner=True,
-                      key_type=bytes, value_type=bytes)
+        await asyncio.to_thread(feeds_ready)
+
+    stage = PartitionedStage(client_config, ids, link_view,
+                             StandardOutput(maps, practitioners, ids, candidate_check(book)),
+                             metered, ready=feeds_ready)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_partitioned_stage() -> None:
+        stage.start()
+
+    @app.on_before_shutdown.connect
+    async def _stop_partitioned_stage(*_: Any, **__: Any) -> None:
+        await asyncio.to_thread(stage.stop)
+        await asyncio.to_thread(link_view.close)
+
     state = app.Table(INDEX_TABLE, partitions=1, key_type=bytes, value_type=bytes)
-    router = Router()
     config = resolver_config(settings)
     resolver: list[IdentityResolver] = []  # built from the table after recovery
 
@@ -207,31 +217,6 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         revoked = args[0] if args else ()
         if any(tp.topic == RESOLVE_TOPIC for tp in revoked):
             resolver.clear()  # whoever owns the index next rebuilds it from the table
-
-    @app.agent(topic.events, name="standardize")
-    async def standardize_agent(stream: Any) -> None:
-        async for batch in stream.take_events(_BATCH, within=_BATCH_WITHIN_S):
-            await _durably(_route(batch))
-
-    async def _route(batch: list[Any]) -> None:
-        await _maps_ready()
-        pending: list[Any] = []
-        linked_now: list[Any] = []  # the receipt times of the events linked here
-        for event in batch:
-            record = await _decoded(event, pending)
-            if record is None:
-                continue
-            key = event_key(record)
-            held = links.get(key)
-            linked = json.loads(held)["empi_id"] if held else None
-            if router.local_link(key, record, linked):
-                pending.append(await topic.send_std({**record, "empi_id": linked}))
-                linked_now.append(record.get("received_at"))
-            else:
-                pending.append(await topic.resolve.send(key=key, value=event.value))
-        pending += await topic.send_counts()
-        await asyncio.gather(*pending)
-        _passed(len(batch), linked_now)
 
     @app.agent(topic.decisions, name="empi-decisions")
     async def forward_decisions(stream: Any) -> None:
@@ -272,7 +257,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                 else:
                     result = index.resolve(record)
                     latest = record["received_at"]
-                    pending.append(await topic.send_std(result.event or {}))
+                    pending += await topic.send_std(result.event or {})
                     linked_now.append(latest)
             except (KeyError, TypeError, ValueError) as exc:  # a record the step cannot use
                 reason = f"internal error in empi-resolve ({type(exc).__name__})"
@@ -313,21 +298,6 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         metered.dead_letters.labels(stream_stage(event.message.topic)).inc()
         return await _dead_letter(topic.dlq, ids, event, reason)
 
-    @app.agent(topic.links, name="empi-links")
-    async def follow_links(stream: Any) -> None:
-        async for event in stream.events():  # one by one: a table write needs its partition
-            try:
-                _, change = wire.decode(event.value, ids.by_id)
-            except (WireFormatError, SchemaError) as exc:
-                await (await letter(event, str(exc)))
-                continue
-            key = f"{change['facility_id']}|{change['source_patient_id']}".encode()
-            held = links.get(key)
-            if held and json.loads(held)["sequence"] > change["sequence"]:
-                continue  # an older change read again: the table has a newer one
-            links[key] = json.dumps({"empi_id": change["empi_id"],
-                                     "sequence": change["sequence"]}).encode()
-
     async def _decoded(event: Any, pending: list[Any]) -> dict[str, Any] | None:
         """The event's record, or None with its dead letter on the way."""
         try:
@@ -338,7 +308,6 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         return None
 
     topic.ids = ids
-    topic.crosses_rule = candidate_check(book)
     add_alerting(app, settings, ids, book, durably=_durably, as_current=_as_current,
                  dead_letter=letter, stages=metered)
     watch = SkipWatch()
@@ -408,60 +377,39 @@ class SkipWatch:
 class _Topics:
     """The app's topics, and how records are put on them."""
 
-    def __init__(self, app: faust.App) -> None:
+    def __init__(self, app: faust.App, output: StandardOutput) -> None:
         def named(*names: str) -> Any:
             return app.topic(*names, value_type=bytes, key_type=bytes)
 
         self.ids: Resolver = EMBEDDED
-        self.events = named(*(f"hutong.events.{t}" for t in EVENT_TYPES))
-        self.std = {t: named(f"hutong.std.{t}") for t in EVENT_TYPES}
+        self.output = output
         self.resolve = named(RESOLVE_TOPIC)
         self.decisions = named(_DECISIONS_TOPIC)
-        self.links = named(_LINKS_TOPIC)
+        self.links = named(LINKS_TOPIC)
         self.review = named(_REVIEW_TOPIC)
         self.golden_records = named(_GOLDEN_TOPIC)
-        self.unmapped = named(_UNMAPPED_TOPIC)
-        self.unknown = named(_UNKNOWN_TOPIC)
-        self.candidates = named(CANDIDATES_TOPIC)
-        self.crosses_rule: Callable[[dict[str, Any]], bool] = lambda event: False
         self.dlq = named(DLQ_TOPIC)
-        self.unmapped_codes: Tally[UnmappedHit] = Tally()
-        self.unknown_practitioners: Tally[UnknownPractitioner] = Tally()
-        self.maps: MapFeed = MapFeed({})
-        self.practitioners = PractitionerFeed({})
+        #: What the resolver writes for linked events (standard events, candidates, counts).
+        self._out = {name: named(name) for name in (
+            *(f"hutong.std.{t}" for t in EVENT_TYPES), CANDIDATES_TOPIC, UNMAPPED_TOPIC,
+            UNKNOWN_TOPIC)}
 
-    async def send_std(self, record: dict[str, Any]) -> Any:
+    async def send_std(self, record: dict[str, Any]) -> list[Any]:
         """Translate a linked event and link its clinician, count its unmapped codes and
-        unknown clinician, and send it on."""
-        translated = standardize(record, self.maps.store)
-        out = translated.event
-        if translated.unmapped:
-            self.unmapped_codes.add(translated.unmapped, out["received_at"])
-        if (unknown := link_practitioner(out, self.practitioners.index)) is not None:
-            self.unknown_practitioners.add((unknown,), out["received_at"])
-        target = self.std[out["event_type"]]
-        # Decoded, linked and translated here: the field check would cost as much again.
-        value = wire.encode(self.ids.for_topic(target.get_topic_name()), out, checked=False)
-        key = std_key(out)
-        if self.crosses_rule(out):  # a critical-value candidate: the alert stage's input
-            await self.candidates.send(key=key, value=value)
-        return await target.send(key=key, value=value)
+        unknown clinician, and send it on (:class:`~streams.output.StandardOutput`)."""
+        return [await self._out[out.topic].send(key=out.key, value=out.value)
+                for out in self.output.event(record)]
 
     async def send_counts(self) -> list[Any]:
         """The unmapped codes and unknown clinicians counted since the last call, one
         record each."""
-        sends = []
-        for topic, tally in ((self.unmapped, self.unmapped_codes),
-                             (self.unknown, self.unknown_practitioners)):
-            schema = self.ids.for_topic(topic.get_topic_name())
-            sends += [await topic.send(key=key, value=wire.encode(schema, record))
-                      for key, record in tally.drain()]
-        return sends
+        return [await self._out[out.topic].send(key=out.key, value=out.value)
+                for out in self.output.counts()]
 
     def index_changes(self, results: list[Resolution]) -> list[Awaitable[Any]]:
         """The sends of the link changes and review pairs of a batch, in order."""
         sends: list[Awaitable[Any]] = []
-        links, review = self.ids.for_topic(_LINKS_TOPIC), self.ids.for_topic(_REVIEW_TOPIC)
+        links, review = self.ids.for_topic(LINKS_TOPIC), self.ids.for_topic(_REVIEW_TOPIC)
         for result in results:
             for change in result.changes:
                 key = f"{change.facility_id}|{change.source_patient_id}".encode()

@@ -155,7 +155,7 @@ def test_prometheus_scrapes_the_hub_and_sees_the_traffic(up: Up, prometheus: str
 
     lag = eventually(prometheus, 'hutong_consumer_lag{group="hutong-sink-warehouse"}')
     assert "hutong.std.lab-result" in {s["metric"]["topic"] for s in lag}
-    streams_lag = eventually(prometheus, 'hutong_consumer_lag{group="hutong-streams",'
+    streams_lag = eventually(prometheus, 'hutong_consumer_lag{group="hutong-streams-standardize",'
                                          'topic="hutong.events.lab-result"}')
     assert len(streams_lag) == 1
 
@@ -172,7 +172,7 @@ def test_prometheus_scrapes_the_hub_and_sees_the_traffic(up: Up, prometheus: str
     eventually(prometheus, 'hutong_stage_latency_seconds_count{stage="translate"} > 0')
     eventually(prometheus, 'hutong_stage_events_total{stage="warehouse-sink",direction="out"}'
                            ' > 0')
-    eventually(prometheus, 'hutong_consumer_lag{group="hutong-streams",'
+    eventually(prometheus, 'hutong_consumer_lag{group="hutong-streams-standardize",'
                            'topic="hutong.events.lab-result"} == 0')
     components = eventually(prometheus, "hutong_component_up")
     assert {s["metric"]["component"]: value(s) for s in components}["stream worker 0"] == 1

@@ -1,0 +1,145 @@
+"""The partitioned stage's choice per event: stamp here, send to the resolver, or a dead letter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hutong.registry.practitioners import PractitionerFeed
+from producers.records import DLQ_TOPIC
+from schemas import catalog, wire
+from schemas.registry import EMBEDDED
+from streams.linkview import LinkView
+from streams.mapfeed import MapFeed
+from streams.output import UNKNOWN_TOPIC, UNMAPPED_TOPIC, StandardOutput
+from streams.partitioned import Stamper
+from streams.topology import CANDIDATES_TOPIC, RESOLVE_TOPIC
+from tests.warehouse_events import diagnosis, header
+
+KEY = b"F001|P123"
+
+
+class Message:
+    """What librdkafka's consumer hands over, as far as the stage reads it."""
+
+    def __init__(self, value: bytes, topic: str = "hutong.events.diagnosis",
+                 offset: int = 7) -> None:
+        self._value, self._topic, self._offset = value, topic, offset
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 1
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return KEY
+
+    def value(self) -> bytes:
+        return self._value
+
+
+class Links:
+    def __init__(self, held: dict[bytes, str] | None = None) -> None:
+        self.held = held or {}
+
+    def empi_id(self, key: bytes) -> str | None:
+        return self.held.get(key)
+
+
+class Broken:
+    def empi_id(self, key: bytes) -> str | None:
+        raise ValueError("a bug")
+
+
+def encoded(event_type: str = "diagnosis", **overrides: Any) -> bytes:
+    return wire.encode(catalog.schema(event_type), diagnosis(empi_id=None, **overrides))
+
+
+def stamper(links: Any, crosses: bool = False) -> Stamper:
+    output = StandardOutput(MapFeed({}), PractitionerFeed({}), EMBEDDED, lambda event: crosses)
+    return Stamper(EMBEDDED, links, output)
+
+
+def test_an_unknown_record_goes_to_the_resolver_bytes_unchanged() -> None:
+    value = encoded()
+    records, stamped = stamper(Links()).records([Message(value)])  # type: ignore[list-item]
+    [forward] = [r for r in records if r.topic == RESOLVE_TOPIC]
+    assert (forward.key, forward.value, stamped) == (KEY, value, [])
+
+
+def test_a_linked_record_is_stamped_here_once_the_resolver_has_seen_its_identity() -> None:
+    step = stamper(Links({KEY: "E-7"}))
+    value = encoded()
+    first, _ = step.records([Message(value)])  # type: ignore[list-item]
+    assert [r.topic for r in first] == [RESOLVE_TOPIC]  # this worker has not sent it yet
+    second, stamped = step.records([Message(value, offset=8)])  # type: ignore[list-item]
+    std = [r for r in second if r.topic == "hutong.std.diagnosis"]
+    assert len(std) == 1 and std[0].key == b"E-7" and len(stamped) == 1
+    assert wire.decode(std[0].value)[1]["empi_id"] == "E-7"
+    # a local diagnosis code no map covers: passed with it, and counted; so is its
+    # clinician, whom the (empty) registry does not know
+    local = encoded(diagnosis_code="LOCAL-1", diagnosis_system="L")
+    step.records([Message(local, offset=10)])  # type: ignore[list-item]
+    counted, _ = step.records([Message(local, offset=11)])  # type: ignore[list-item]
+    assert {r.topic for r in counted} == {"hutong.std.diagnosis", UNMAPPED_TOPIC, UNKNOWN_TOPIC}
+    assert wire.decode(counted[0].value)[1]["unmapped"]
+    changed = encoded(patient={**diagnosis()["patient"], "phone": "13900000000"})
+    third, _ = step.records([Message(changed, offset=9)])  # type: ignore[list-item]
+    assert [r.topic for r in third] == [RESOLVE_TOPIC]  # identity news: the resolver's
+
+
+def test_a_patient_event_always_goes_to_the_resolver() -> None:
+    step = stamper(Links({KEY: "E-7"}))
+    value = wire.encode(catalog.schema("patient"), header("patient", empi_id=None) | {
+        "action": "update"})
+    for offset in (1, 2):
+        records, _ = step.records([Message(value, "hutong.events.patient", offset)])  # type: ignore[list-item]
+        assert [r.topic for r in records] == [RESOLVE_TOPIC]
+
+
+def test_a_candidate_goes_to_the_alert_stage_before_its_standard_event() -> None:
+    step = stamper(Links({KEY: "E-7"}), crosses=True)
+    step.records([Message(encoded())])  # type: ignore[list-item]
+    records, _ = step.records([Message(encoded(), offset=8)])  # type: ignore[list-item]
+    assert [r.topic for r in records][:2] == [CANDIDATES_TOPIC, "hutong.std.diagnosis"]
+
+
+@pytest.mark.parametrize(("value", "links", "reason"), [
+    (b"\x00junk", Links(), "schema id"),
+    (b"{}", Links(), "shorter than the 5-byte wire-format header"),
+    (encoded(), Broken(), "internal error in the partitioned stage (ValueError)"),
+])
+def test_what_cannot_be_used_is_a_dead_letter_with_its_reason_and_place(
+        value: bytes, links: Any, reason: str) -> None:
+    records, stamped = stamper(links).records([Message(value)])  # type: ignore[list-item]
+    [letter] = records
+    assert letter.topic == DLQ_TOPIC and stamped == []
+    record = wire.decode(letter.value)[1]
+    assert record["stage"] == "stream" and reason in record["reason"]
+    assert record["location"] == "hutong.events.diagnosis[1]@7"
+    assert dict(letter.headers)["hutong.stage"] in (b"stream", "stream")
+
+
+def test_the_link_view_keeps_the_newest_change_of_each_record(tmp_path: Path) -> None:
+    view = LinkView({}, tmp_path / "links")
+    change = {"facility_id": "F001", "source_patient_id": "P123", "empi_id": "E-2",
+              "sequence": 5}
+    assert view.apply(change)
+    assert not view.apply({**change, "empi_id": "E-1", "sequence": 4})  # older, read again
+    assert view.empi_id(KEY) == "E-2"
+    assert view.apply({**change, "empi_id": "E-3", "sequence": 9})  # a merge
+    assert view.empi_id(KEY) == "E-3" and view.empi_id(b"F001|P999") is None
+    view.read_to(2, 41)
+    view.close()
+    again = LinkView({}, tmp_path / "links")  # a restart keeps the copy
+    assert again.empi_id(KEY) == "E-3"
+    again.close()
