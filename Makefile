@@ -61,12 +61,8 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
-bench: $(BENCH_STAMP) ## MLLP intake vs python-hl7 and librdkafka; EMPI on a synthetic population and FEBRL4 vs Splink; the stream stage and alert latency; a 30-minute soak (SOAK_SECONDS, SOAK_RATE)
-	$(BIN)/python -m tests.bench.mllp_intake
-	$(BIN)/python -m tests.bench.empi_population
-	$(BIN)/python -m tests.bench.febrl
-	$(BIN)/python -m tests.bench.streams_stage
-	$(BIN)/python -m tests.bench.soak
+bench: $(BENCH_STAMP) ## every benchmark in one go (MLLP intake vs python-hl7 and librdkafka; EMPI on a synthetic population and FEBRL4 vs Splink; the stream stage and alert latency; end to end with peak RSS; a 30-minute soak, SOAK_SECONDS=0 leaves it out): bench/results/latest.json
+	$(BIN)/python -m tests.bench
 
 clean: ## remove the virtualenv and embedded state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,15 @@ class Problem:
 
 Check = Callable[[Any], Problem | None]
 
+#: Python types that always fit a check, without calling it (the hot path: most fields
+#: of most records are a plain string, a float or None). Only where the type decides.
+_ALWAYS: dict[Check, frozenset[type]] = {}
+
+
+def _always(check: Check, types: frozenset[type]) -> Check:
+    _ALWAYS[check] = types
+    return check
+
 
 def _kind(datum: Any) -> str:
     if isinstance(datum, dt.datetime) and datum.tzinfo is None:
@@ -74,30 +83,35 @@ def _primitive(avro_type: str, logical: str | None) -> Check:
             "timezone-aware datetime", lambda d: isinstance(d, dt.datetime) and d.tzinfo is not None
         )
     if logical == "date":
-        return _expecting(
+        return _always(_expecting(
             "date", lambda d: isinstance(d, dt.date) and not isinstance(d, dt.datetime)
-        )
+        ), frozenset({dt.date}))
     if avro_type in _INT_RANGES:
         return _expecting(f"{avro_type} (integer)", _integer(*_INT_RANGES[avro_type]))
     if avro_type in ("float", "double"):
         number = (int, float)
-        return _expecting(avro_type, lambda d: isinstance(d, number) and not isinstance(d, bool))
+        return _always(_expecting(avro_type, lambda d: isinstance(d, number)
+                                  and not isinstance(d, bool)), frozenset({float}))
     if avro_type in _PLAIN_TYPES:
         types = _PLAIN_TYPES[avro_type]
-        return _expecting(avro_type, lambda d: isinstance(d, types))
+        return _always(_expecting(avro_type, lambda d: isinstance(d, types)), frozenset(types))
     raise ValueError(f"unsupported Avro type {avro_type!r}")
 
 
 def _record(fields: list[dict[str, Any]], named: dict[str, Check]) -> Check:
-    checks = [(f["name"], _compile(f["type"], named), "default" in f) for f in fields]
-    names = frozenset(name for name, _, _ in checks)
+    checks = [(f["name"], check, _ALWAYS.get(check, frozenset()), "default" in f)
+              for f in fields for check in (_compile(f["type"], named),)]
+    names = frozenset(name for name, _, _, _ in checks)
 
     def check(datum: Any) -> Problem | None:
         if not isinstance(datum, Mapping):
             return Problem((), f"expected a record (mapping), got {_kind(datum)}")
-        for name, check_field, has_default in checks:
+        for name, check_field, always, has_default in checks:
             if name in datum:
-                problem = check_field(datum[name])
+                value = datum[name]
+                if type(value) in always:
+                    continue
+                problem = check_field(value)
                 if problem is not None:
                     return problem.within(name)
             elif not has_default:
@@ -141,16 +155,19 @@ def _map(values: Check) -> Check:
 def _union(branches: list[Check], names: list[str]) -> Check:
     expected = " or ".join(names)
     nullable = "null" in names
+    always = frozenset().union(*(_ALWAYS.get(branch, frozenset()) for branch in branches))
 
     def check(datum: Any) -> Problem | None:
         if datum is None and nullable:
+            return None
+        if type(datum) in always:
             return None
         for branch in branches:
             if branch(datum) is None:
                 return None
         return Problem((), f"expected {expected}, got {_kind(datum)}")
 
-    return check
+    return _always(check, always | ({type(None)} if nullable else frozenset()))
 
 
 def _type_name(schema: Any) -> str:

@@ -52,9 +52,9 @@ def main() -> list[dict[str, object]]:
         slug = label.split(" (")[0].replace(" ", "_").replace(",", "")
         figures.extend([
             {"name": f"empi.population.{slug}.precision", "value": round(precision, 5),
-             "unit": "ratio", "limit": 0.999},
+             "unit": "ratio", "target": 0.999},
             {"name": f"empi.population.{slug}.recall", "value": round(recall, 4),
-             "unit": "ratio", "limit": 0.98},
+             "unit": "ratio", "target": 0.98},
             {"name": f"empi.population.{slug}.records_per_s",
              "value": round(len(records) / elapsed), "unit": "records/s"},
         ])

@@ -168,7 +168,7 @@ def librdkafka_limit(bootstrap: str, count: int) -> dict[str, Any]:
     return {"messages": count, "msg_per_s": round(count / elapsed)}
 
 
-def main() -> None:
+def main() -> list[dict[str, Any]]:
     from hutong.stack.broker import EmbeddedBroker
     from hutong.stack.topics import ensure_topics
 
@@ -191,6 +191,25 @@ def main() -> None:
         finally:
             broker.stop()
     report(results)
+    return figures(results)
+
+
+def figures(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Intake msg/s beside python-hl7 and librdkafka alone; paced ACK latency."""
+    ours = results["hutong (durable ACK)"]
+    peer = results["python-hl7 (parse+ACK only)"]["msg_per_s"]
+    limit = results["librdkafka alone (acks=all)"]["msg_per_s"]
+    paced = ours.get("paced", {})
+    return [
+        {"name": "mllp.intake", "value": ours["msg_per_s"], "unit": "msg/s",
+         "peer": "python-hl7 (parse+ACK only)", "peer_value": peer,
+         "ratio": round(ours["msg_per_s"] / peer, 3), "limit": limit,
+         "limit_name": "librdkafka alone (acks=all)", "target": 20_000},
+        {"name": "mllp.ack_p50_paced", "value": paced.get("p50_ms"), "unit": "ms",
+         "rate": RATE},
+        {"name": "mllp.ack_p99_paced", "value": paced.get("p99_ms"), "unit": "ms",
+         "rate": RATE, "target": 20},
+    ]
 
 
 def report(results: dict[str, dict[str, Any]]) -> None:

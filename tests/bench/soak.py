@@ -57,6 +57,9 @@ SECONDS = float(os.environ.get("SOAK_SECONDS", "1800"))
 INTERVAL = float(os.environ.get("SOAK_INTERVAL", "10"))
 DRAIN = float(os.environ.get("SOAK_DRAIN", "60"))
 SENDERS = int(os.environ.get("SOAK_SENDERS", "16"))
+#: Put in every message control id: runs against one hub never reuse an id (a reused id
+#: with other content is refused, AR).
+RUN = os.environ.get("SOAK_RUN", "")
 PATIENTS = int(os.environ.get("SOAK_PATIENTS", "20000"))
 OUTPUT = Path(os.environ.get("SOAK_OUTPUT", "bench/results/soak.json"))
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -74,13 +77,13 @@ def free_port() -> int:
 
 _SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 _GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂"
-_ORU = ("MSH|^~\\&|LIS|SOAK{s:02d}|HUTONG|REGION|{ts}||ORU^R01^ORU_R01|S{s}N{n}|P|2.4\r"
+_ORU = ("MSH|^~\\&|LIS|SOAK{s:02d}|HUTONG|REGION|{ts}||ORU^R01^ORU_R01|S{r}{s}N{n}|P|2.4\r"
         "PID|1||M{p}^^^SOAK{s:02d}^MR~{card}^^^^SFZH||{name}||{born}|{sex}\r"
-        "OBR|1|S{s}N{n}P|S{s}N{n}F|BCP^生化^L|||{ts}||||||||血清\r"
+        "OBR|1|S{r}{s}N{n}P|S{r}{s}N{n}F|BCP^生化^L|||{ts}||||||||血清\r"
         "OBX|1|NM|K^钾^L||{k}|mmol/L|3.5-5.5|N|||F|||{ts}\r"
         "OBX|2|NM|NA^钠^L||141|mmol/L|137-147|N|||F|||{ts}\r"
         "OBX|3|NM|GLU^葡萄糖^L||5.2|mmol/L|3.9-6.1|N|||F|||{ts}\r")
-_ADT = ("MSH|^~\\&|HIS|SOAK{s:02d}|HUTONG|REGION|{ts}||ADT^A01^ADT_A01|S{s}N{n}|P|2.4\r"
+_ADT = ("MSH|^~\\&|HIS|SOAK{s:02d}|HUTONG|REGION|{ts}||ADT^A01^ADT_A01|S{r}{s}N{n}|P|2.4\r"
         "EVN|A01|{ts}\r"
         "PID|1||M{p}^^^SOAK{s:02d}^MR~{card}^^^^SFZH||{name}||{born}|{sex}\r"
         "PV1|1|I|NEURO^101^1||||||||||||||||V{s}N{n}\r")
@@ -100,7 +103,7 @@ def message(sender: int, n: int) -> bytes:
     p = (sender * 7919 + n * 104729) % PATIENTS
     ts = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     template = _ADT if n % 3 == 2 else _ORU
-    return template.format(s=sender, n=n, p=p, ts=ts, k=3.5 + (n % 20) / 10,
+    return template.format(r=RUN, s=sender, n=n, p=p, ts=ts, k=3.5 + (n % 20) / 10,
                            **person(p)).encode()
 
 

@@ -2,12 +2,14 @@
 
 On the embedded broker (Tansu), with one stream worker (``python -m streams``):
 
-1. **translate() alone**, the pure function on lab results with a warm map store:
-   the limit the stage cannot beat.
+1. **translate() alone**, the pure function on lab results with a warm map store;
+   and **Avro decode + encode alone** of the same results (fastavro, through
+   ``schemas.wire``): the limits the stage cannot beat.
 2. **The stage**, events/s through one worker: ``BENCH_STREAM_EVENTS`` lab results
    (default 100,000) for 2,000 patients already linked, written to
-   ``hutong.events.lab-result`` before the worker starts; the clock runs from the
-   worker's first standard event to the last. Every event is decoded, stamped
+   ``hutong.events.lab-result`` while the worker is paused (SIGSTOP), so that the
+   sending does not share the machine with it; the clock runs from the worker's
+   first standard event after it resumes to the last. Every event is decoded, stamped
    with its EMPI id from the links table, translated and written to
    ``hutong.std.lab-result``, and compared with the critical-value rules.
    Beside it, the same number of records read by librdkafka alone (the raw
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from hutong.offsets import watermarks
 from hutong.stack.broker import EmbeddedBroker
@@ -94,6 +97,17 @@ def translate_alone() -> float:
     for event in events:
         translate(event, store)
     return len(events) / (time.perf_counter() - started)
+
+
+def codec_alone() -> float:
+    """Events/s that fastavro (through schemas.wire) decodes and encodes again: the limit
+    of a stage that reads and writes every event, before any work on it."""
+    entry = catalog.schema("lab-result")
+    values = [wire.encode(entry, lab_result(n, n % PATIENTS)) for n in range(50_000)]
+    started = time.perf_counter()
+    for value in values:
+        wire.encode(entry, wire.decode(value)[1], checked=False)
+    return len(values) / (time.perf_counter() - started)
 
 
 class Stack:
@@ -182,9 +196,12 @@ def stage_throughput() -> tuple[float, float]:
     """(events/s through the worker, records/s librdkafka reads the same events)."""
     with Stack() as stack:
         stack.link_patients()
+        assert stack.worker is not None
+        stack.worker.send_signal(signal.SIGSTOP)  # the events wait for it, as after an outage
         for n in range(EVENTS):
             stack.send(lab_result(PATIENTS + n, n % PATIENTS))
         stack.producer.flush(120)
+        stack.worker.send_signal(signal.SIGCONT)
         target = PATIENTS + EVENTS
         first = last = None
         base = seen = stack.count("hutong.std.lab-result")
@@ -203,12 +220,15 @@ def stage_throughput() -> tuple[float, float]:
 
 
 def _raw_consume(config: dict[str, Any], topic: str, count: int) -> float:
+    """Records/s librdkafka reads ``topic`` from the start (assigned: no group to join)."""
     consumer = Consumer({**config, "group.id": f"bench-raw-{time.time()}",
-                         "auto.offset.reset": "earliest", "fetch.wait.max.ms": 50})
-    consumer.subscribe([topic])
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     seen, started = 0, None
+    until = time.monotonic() + 120
     try:
-        while seen < count:
+        while seen < count and time.monotonic() < until:
             batch = consumer.consume(10_000, timeout=1.0)
             if batch and started is None:
                 started = time.perf_counter()
@@ -281,20 +301,26 @@ def _pct(values: list[float], q: float) -> float:
 
 def main() -> list[dict[str, Any]]:
     alone = translate_alone()
+    codec = codec_alone()
     stage, raw = stage_throughput()
     latencies, critical = alert_latency()
     print(f"\nStream worker, translation stage ({EVENTS} lab results, one worker)")
     print(f"  translate() alone                {alone:>10.0f} events/s")
     print(f"  the stage (link, translate, alert) {stage:>8.0f} events/s   "
           f"{stage / alone:.3f} of translate() alone; target 20,000")
+    print(f"  Avro decode + encode alone       {codec:>10.0f} events/s   "
+          f"the stage is {stage / codec:.3f} of it (the codec limit)")
     print(f"  librdkafka reading the same      {raw:>10.0f} records/s  (the consumer limit)")
     print(f"Critical-value alerts at {RATE} results/s for {SECONDS} s: {len(latencies)} of "
           f"{critical} alerts seen; latency p50 {_pct(latencies, 0.5) * 1000:.0f} ms, "
           f"p99 {_pct(latencies, 0.99) * 1000:.0f} ms (target p99 <= 1000 ms)")
     return [
         {"name": "streams.translate_alone", "value": round(alone), "unit": "events/s"},
+        {"name": "streams.codec_alone", "value": round(codec), "unit": "events/s"},
         {"name": "streams.stage", "value": round(stage), "unit": "events/s",
-         "limit": round(raw), "ratio": round(stage / raw, 4) if raw else None},
+         "limit": round(codec), "limit_name": "Avro decode + encode alone",
+         "ratio": round(stage / codec, 4) if codec else None},
+        {"name": "streams.consumer_limit", "value": round(raw), "unit": "records/s"},
         {"name": "alerts.latency_p50", "value": round(_pct(latencies, 0.5), 3), "unit": "s"},
         {"name": "alerts.latency_p99", "value": round(_pct(latencies, 0.99), 3), "unit": "s"},
     ]

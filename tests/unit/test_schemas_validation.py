@@ -94,3 +94,16 @@ def test_types_hutong_does_not_use_are_refused_when_compiled() -> None:
         {"name": "sex", "type": enum}]})  # fmt: skip
     with pytest.raises(ValueError, match="unsupported Avro type 'enum'"):
         compile_check(schema)
+
+
+@pytest.mark.parametrize(("field", "value", "fits"), [
+    # A field whose Python type alone decides skips its check; the rest still meet it.
+    ("score", 0.87, True), ("score", 1, True), ("score", True, False), ("score", "0.87", False),
+    ("left_empi_id", None, True), ("left_empi_id", "E-2", True), ("left_empi_id", b"E-2", False),
+    ("left_empi_id", False, False), ("status", "open", True), ("status", None, False),
+    ("created_at", dt.datetime(2024, 1, 15), False),  # naive
+    ("created_at", dt.date(2024, 1, 15), False),
+])
+def test_the_quick_path_refuses_what_the_full_check_refuses(field: str, value: Any,
+                                                             fits: bool) -> None:
+    assert (check_review({**REVIEW, field: value}) is None) is fits
