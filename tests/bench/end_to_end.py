@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from typing import Any
 
 import httpx
 
-from tests.bench.soak import processes, rss_and_fds, start_hub
+from tests.bench.soak import processes, rss_and_fds, start_hub, stop_hub
 
 SECONDS = float(os.environ.get("E2E_SECONDS", "20"))
 RATE = float(os.environ.get("E2E_RATE", "5000"))
@@ -165,11 +164,7 @@ def main() -> list[dict[str, Any]]:
             settle(api, since)
             fresh = freshness(api, since)
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(60)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        stop_hub(hub)
         shutil.rmtree(data_dir, ignore_errors=True)
     acked_rate = flat["acked"] / SECONDS
     e2e_rate = messages / span if span else 0.0

@@ -324,6 +324,15 @@ def start_hub(data_dir: Path) -> tuple[subprocess.Popen[bytes], str, int]:
     raise SystemExit("hutong up did not become healthy within 180 s")
 
 
+def stop_hub(hub: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an operator stops it; SIGKILL after a minute."""
+    hub.send_signal(signal.SIGTERM)
+    try:
+        hub.wait(60)
+    except subprocess.TimeoutExpired:
+        hub.kill()
+
+
 def _read_load(generator: subprocess.Popen[str], windows: list[dict[str, Any]]) -> None:
     assert generator.stdout is not None
     for line in generator.stdout:
@@ -406,11 +415,7 @@ def soak() -> dict[str, Any]:
                 break
         rows = warehouse_rows(api)
     finally:
-        hub.send_signal(signal.SIGTERM)
-        try:
-            hub.wait(60)
-        except subprocess.TimeoutExpired:
-            hub.kill()
+        stop_hub(hub)
     result = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "rate": RATE, "seconds": SECONDS, "interval": INTERVAL, "senders": SENDERS,
               "cpus": os.cpu_count(), "hub_exit_code": hub.returncode,
