@@ -70,9 +70,10 @@ class TopicFeed:
         """What is in force, for the log line once the topic is read."""
         return f"{self.applied} records"
 
-    def start_offsets(self, partitions: list[int]) -> dict[int, int]:
-        """Where to start reading each partition: by default the beginning (a feed that
-        keeps what it read, and where, says otherwise)."""
+    def start_offsets(self, partitions: list[int], cluster_id: str | None) -> dict[int, int]:
+        """Where to start reading each partition of the topic on cluster ``cluster_id``:
+        by default the beginning (a feed that keeps what it read, and where, says
+        otherwise)."""
         return dict.fromkeys(partitions, OFFSET_BEGINNING)
 
     def read_to(self, partition: int, offset: int) -> None:
@@ -117,7 +118,7 @@ class TopicFeed:
         metadata = consumer.list_topics(self.topic, timeout=15)
         partitions = list(metadata.topics[self.topic].partitions)
         unread = set(partitions)  # until each partition's end-of-partition event
-        starts = self.start_offsets(partitions)
+        starts = self.start_offsets(partitions, metadata.cluster_id)
         consumer.assign([TopicPartition(self.topic, p, starts[p]) for p in partitions])
         while not self._stop.is_set():
             for msg in consumer.consume(1000, timeout=_POLL_S):

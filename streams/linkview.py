@@ -5,8 +5,10 @@ id of its record from here. Every worker keeps the whole topic, whatever
 partitions of the events it holds (as a global table would): a rebalance then
 needs no reading, and the links grow with new records, not with events. The copy
 is in RocksDB (rocksdict) beside the worker's tables, with the offset read up to
-in each partition, so a restarted worker reads only what is new; a copy ahead of
-the topic (a new broker) is dropped and read again from the start.
+in each partition and the Kafka cluster's id, so a restarted worker reads only
+what is new; a copy of another cluster (the embedded broker keeps its log in
+memory and takes a new cluster id at each start) or ahead of the topic (the
+topic recreated) is dropped and read again from the start.
 
 A copy that lags is safe: an event whose link is not here yet goes to the
 resolver, which stamps it there (ADR 0004).
@@ -30,8 +32,10 @@ __all__ = ["LINKS_TOPIC", "LinkView"]
 log = logging.getLogger(__name__)
 
 LINKS_TOPIC = "hutong.empi.links"
-#: Keys of the offsets read to: a record key never starts with a NUL.
+#: Keys of the offsets read to, and of the cluster they are of: a record key never
+#: starts with a NUL.
 _OFFSET = b"\x00offset:"
+_CLUSTER = b"\x00cluster"
 
 
 class LinkView(TopicFeed):
@@ -63,24 +67,30 @@ class LinkView(TopicFeed):
     def read_to(self, partition: int, offset: int) -> None:
         self._db[_OFFSET + str(partition).encode()] = str(offset + 1).encode()
 
-    def start_offsets(self, partitions: list[int]) -> dict[int, int]:
+    def start_offsets(self, partitions: list[int], cluster_id: str | None) -> dict[int, int]:
         stored = {p: int(held) for p in partitions
                   if (held := self._db.get(_OFFSET + str(p).encode())) is not None}
+        held_cluster = self._db.get(_CLUSTER)
+        if stored and held_cluster is not None and held_cluster != (cluster_id or "").encode():
+            log.warning("this worker's copy of %s is of another Kafka cluster (the embedded "
+                        "broker restarted?): it is dropped and read again", self.topic)
+            stored = self._clear()
         if stored:
             ends = watermarks(self._client_config, [(self.topic, p) for p in stored])
             if any(offset > ends[(self.topic, p)][1] for p, offset in stored.items()):
-                log.warning("the topic %s ends before this worker's copy of it (a new "
-                            "broker?): the copy is dropped and read again", self.topic)
-                self._clear()
-                stored = {}
-        starts = super().start_offsets(partitions)
-        return {**starts, **stored}
+                log.warning("the topic %s ends before this worker's copy of it (recreated?): "
+                            "the copy is dropped and read again", self.topic)
+                stored = self._clear()
+        self._db[_CLUSTER] = (cluster_id or "").encode()
+        return {**super().start_offsets(partitions, cluster_id), **stored}
 
-    def _clear(self) -> None:
+    def _clear(self) -> dict[int, int]:
+        """Drop the copy; no offsets read."""
         batch = WriteBatch(raw_mode=True)
         for key in self._db.keys():  # noqa: SIM118 - iterating an Rdict gives items
             batch.delete(key)
         self._db.write(batch)
+        return {}
 
     def close(self) -> None:
         """Stop following and close the files."""

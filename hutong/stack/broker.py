@@ -7,6 +7,7 @@ not a durable store. Production points ``HUTONG_KAFKA_BOOTSTRAP`` at a cluster.
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,13 @@ class EmbeddedBroker:
         self.host = host
         self.port = port
         url = f"tcp://{host}:{port}"
-        self.child = Child(
-            "kafka broker (tansu)",
-            [_tansu_binary(), "broker", "--listener-url", url,
-             "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-            data_dir / "logs" / "tansu.log",
-        )
+        self._argv = [_tansu_binary(), "broker", "--listener-url", url,
+                      "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]
+        self.child = Child("kafka broker (tansu)", self._argv, data_dir / "logs" / "tansu.log")
+        #: A new one each start: the broker keeps its log in memory, so each start is a new
+        #: cluster, and what a process kept of the last one (a worker's copy of the links)
+        #: knows it by its cluster id.
+        self.cluster_id = ""
 
     @property
     def bootstrap(self) -> str:
@@ -47,6 +49,8 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> None:
         ensure_port_free(self.host, self.port, "embedded Kafka", "HUTONG_KAFKA_PORT")
+        self.cluster_id = f"hutong-embedded-{uuid.uuid4().hex}"
+        self.child.argv = [*self._argv, "--cluster-id", self.cluster_id]
         self.child.start()
         wait_for_port(self.host, self.port, timeout, self.child)
         wait_for_kafka({"bootstrap.servers": self.bootstrap}, timeout)
