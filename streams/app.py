@@ -198,7 +198,10 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     stage = PartitionedStage(client_config, ids, link_view,
                              StandardOutput(maps, practitioners, ids, candidate_check(book)),
                              metered, ready=feeds_ready)
-    stage.start()  # joining its group while Faust joins its own (each takes seconds on Tansu)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_partitioned_stage() -> None:
+        stage.start()
 
     @app.on_before_shutdown.connect
     async def _stop_partitioned_stage(*_: Any, **__: Any) -> None:

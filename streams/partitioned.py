@@ -25,6 +25,7 @@ thousands at once (measured in ``make bench``, ``docs/performance.md``).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -48,6 +49,9 @@ from streams.topology import EVENTS_PATTERN, RESOLVE_TOPIC, STAGE_GROUP
 __all__ = ["PartitionedStage", "Stamper"]
 
 log = logging.getLogger(__name__)
+
+#: How long the stage may take over a batch before the group moves its partitions on.
+REBALANCE_TIMEOUT_MS = 10_000
 
 
 class Links(Protocol):
@@ -109,7 +113,12 @@ class PartitionedStage:
                  output: StandardOutput, metered: StageMetrics, *,
                  ready: Callable[[], None] = lambda: None, batch_size: int = 5000,
                  batch_wait_s: float = 0.05) -> None:
-        self._consumer = Consumer(consumer_config(client_config, STAGE_GROUP))
+        self._consumer = Consumer({
+            **consumer_config(client_config, STAGE_GROUP),
+            # Also the rebalance timeout librdkafka asks for: how long a rebalance waits for a
+            # member that went away without leaving (a worker killed). At librdkafka's 300 s
+            # the next worker waited five minutes for its partitions; Faust's agents use 10 s.
+            "max.poll.interval.ms": REBALANCE_TIMEOUT_MS})
         self._producer = BatchProducer(client_config)
         self._stamper = Stamper(ids, links, output)
         self._metered = metered
@@ -123,6 +132,9 @@ class PartitionedStage:
     def start(self) -> None:
         self._consumer.subscribe([EVENTS_PATTERN])
         self._thread.start()
+        # Leave the group however the process ends (a stop before Faust has started skips
+        # its shutdown hooks): a member that does not leave holds partitions until timed out.
+        atexit.register(self.stop)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, commit it, and leave the group."""

@@ -26,6 +26,10 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
                 "installs them)", allow_module_level=True)
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is a dev dependency")
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -65,4 +69,8 @@ def shoot(driver: WebDriver, name: str) -> Path:
 
 
 def until(driver: WebDriver, what: Callable[[WebDriver], Any], timeout: float = 90) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.25).until(what)
+    """Poll ``what`` until it is truthy; an element the page re-rendered meanwhile (the
+    console refreshes its rows) is looked for again, not an error."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.25,
+                         ignored_exceptions=(NoSuchElementException,
+                                             StaleElementReferenceException)).until(what)
