@@ -186,15 +186,21 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         feed.start()  # reading them while Faust joins its group
 
     def feeds_ready() -> None:
+        """Before a batch: what the feeds held at start is read (waited for once), and a
+        critical-value list changed since the last batch is in force for this one."""
         for feed in feeds:
             if not feed.ready and not feed.wait_ready(_MAPS_READY_S):
                 log.warning("the %s were not all read within %.0f s; going on with those read "
                             "so far", feed.what, _MAPS_READY_S)
-        book.refresh()  # a list changed since the last batch: in force for this one
+        book.refresh()
 
     async def _maps_ready() -> None:
-        await asyncio.to_thread(feeds_ready)
+        if all(feed.ready for feed in feeds):
+            book.refresh()  # cheap when nothing changed: no thread for it
+        else:
+            await asyncio.to_thread(feeds_ready)
 
+    # Each stage its own output: its own counts of unmapped codes and unknown clinicians.
     stage = PartitionedStage(client_config, ids, link_view,
                              StandardOutput(maps, practitioners, ids, candidate_check(book)),
                              metered, ready=feeds_ready)

@@ -15,15 +15,7 @@ from producers.records import event_key
 from streams.terminology.maps import MapStore
 from streams.terminology.translate import Translated, translate
 
-__all__ = ["standardize", "std_key", "std_topic"]
-
-
-def std_topic(source_topic: str) -> str:
-    """``hutong.events.lab-result`` -> ``hutong.std.lab-result``."""
-    prefix = "hutong.events."
-    if not source_topic.startswith(prefix):
-        raise ValueError(f"not an events topic: {source_topic}")
-    return "hutong.std." + source_topic[len(prefix):]
+__all__ = ["standardize", "std_key"]
 
 
 def std_key(event: dict[str, Any]) -> bytes:

@@ -1,8 +1,8 @@
 """The partitioned stage's choice: stamp an event here, or send it to the resolver (pure).
 
 Most events name a patient the index already knows, with the same identity
-data as last time: those take their EMPI id from the ``empi-links`` table at
-once. The rest go to the one resolver (ADR 0004):
+data as last time: those take their EMPI id from the worker's copy of
+``hutong.empi.links`` (:mod:`streams.linkview`) at once. The rest go to the one resolver (ADR 0004):
 
 * patient events (registrations, updates, merges): identity news by nature;
 * an event for a record with no link yet;

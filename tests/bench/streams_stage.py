@@ -10,7 +10,7 @@ On the embedded broker (Tansu), with one stream worker (``python -m streams``):
    ``hutong.events.lab-result`` while the worker is paused (SIGSTOP), so that the
    sending does not share the machine with it; the clock runs from the worker's
    first standard event after it resumes to the last. Every event is decoded, stamped
-   with its EMPI id from the links table, translated and written to
+   with its EMPI id from the worker's links copy, translated and written to
    ``hutong.std.lab-result``, and compared with the critical-value rules.
    Beside it, the same number of records read by librdkafka alone (the raw
    consumer limit) and by a bare Faust agent that only counts (the Faust loop).

@@ -59,8 +59,8 @@ def test_short_group_timeouts_get_a_new_member_its_partitions_quickly(
 
 
 def test_our_producers_and_faust_put_a_key_in_the_same_partition(kafka_bootstrap: str) -> None:
-    """The stream worker's links table lines up with the events only if librdkafka (our
-    producers) and aiokafka (under Faust) partition a key alike (ADR 0004)."""
+    """The alert stage's tables (Faust) line up with the candidates our producers write
+    only if librdkafka and aiokafka (under Faust) partition a key alike (ADR 0004)."""
     from aiokafka.partitioner import DefaultPartitioner
 
     from producers.kafka import producer_config
