@@ -38,8 +38,13 @@ $(SYSTEM_TOOLS):
 
 tools: $(SYSTEM_TOOLS) ## the Debian packages the tests drive (prometheus, chromium, a CJK font)
 
+#: The suite's files run in TEST_WORKERS processes (pytest-xdist; a file stays in one, as
+#: its module-scoped hub needs: chDB opens one warehouse per process). 0 runs them in this one.
+TEST_WORKERS ?= 2
+XDIST := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
+
 test: $(STAMP) tools lint ## set up, lint, and run every test (unit and integration)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(XDIST)
 
 unit: $(STAMP) ## only the unit tests (start nothing)
 	$(BIN)/pytest -q tests/unit
@@ -49,7 +54,7 @@ fuzz: $(STAMP) ## the bad-input campaign at length: 50x the Hypothesis examples,
 	HYPOTHESIS_PROFILE=campaign $(BIN)/pytest -q tests/unit/test_fuzz_*.py
 
 integration: $(STAMP) tools ## only the integration tests (real Tansu, chDB, PostgreSQL)
-	$(BIN)/pytest -q tests/integration
+	$(BIN)/pytest -q $(XDIST) tests/integration
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .

@@ -202,8 +202,13 @@ class FacilityFeed(TopicFeed):
 
     def put(self, record: FacilityRecord) -> None:
         """Take one record: from the topic, or just written by this process (applied at
-        once; its copy from the topic, later, changes nothing more)."""
+        once; its copy from the topic, later, changes nothing more). An older version than
+        the one held is the topic catching up behind this process's own write (versions
+        only grow): it is passed over, or a retirement just made would be undone."""
         with self._lock:
+            held = self.records.get(record.facility_id)
+            if held is not None and record.version < held.version:
+                return
             self.records[record.facility_id] = record
             self.registry.put(record.facility)
         if self._on_change is not None:

@@ -368,8 +368,13 @@ class PractitionerFeed(TopicFeed):
             return self.index.remove(practitioner_id)
 
     def put(self, record: PractitionerRecord) -> None:
-        """Take one record: from the topic, or just written by this process."""
+        """Take one record: from the topic, or just written by this process; an older
+        version than the one held (the topic behind this process's own write) is passed
+        over."""
         with self._lock:
+            held = self.records.get(record.practitioner_id)
+            if held is not None and record.version < held.version:
+                return
             self.records[record.practitioner_id] = record
             self.index.put(record)
 

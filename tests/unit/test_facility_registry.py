@@ -212,3 +212,18 @@ def test_an_unreadable_registry_record_opens_nothing_and_the_feed_goes_on() -> N
     newer = {**record.to_record(), "kind": "未来的机构类别", "version": 2}  # a newer hub's
     assert not feed.apply(newer)
     assert registry.authorize("A", LOCAL) is not None and "A" not in feed.records
+
+
+def test_the_topic_catching_up_behind_an_api_write_undoes_nothing() -> None:
+    registry = FacilityRegistry()
+    feed = FacilityFeed({"bootstrap.servers": "127.0.0.1:9"}, registry)  # never started
+    [first] = file_changes([_file(mllp_sources=["127.0.0.0/8"])], {}, AT)
+    retired = changed(first, first.facility.model_copy(update={"status": "retired"}),
+                      by="admin-li", reason="并入")
+    feed.put(retired)  # written by this process's API, applied at once
+    assert feed.apply(first.to_record())  # the topic, behind, hands over version 1 again
+    assert feed.records["A"].version == 2
+    assert "retired" in (registry.authorize("A", LOCAL) or Refusal("")).reason
+    assert feed.apply(retired.to_record())  # its own copy: the same version, taken
+    back = changed(retired, first.facility, by="admin-li", reason="恢复")
+    assert feed.apply(back.to_record()) and registry.authorize("A", LOCAL) is None
