@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 from io import BytesIO
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -24,27 +24,38 @@ from fastavro.read import SchemaResolutionError
 from hutong.errors import SchemaError, WireFormatError
 from schemas import catalog
 from schemas.catalog import SchemaEntry
+from schemas.reader import READER_ERRORS, Reader, compile_reader
 from schemas.validation import Check, Problem, compile_check
+from schemas.writer import WRITER_ERRORS, Writer, compile_writer
 
 __all__ = ["HEADER_SIZE", "MAGIC_BYTE", "check", "decode", "decode_written_with", "encode"]
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
 _HEADER = struct.Struct(">BI")
+_T = TypeVar("_T")
 # What fastavro's reader raises on bytes that are not a record of the schema: truncation
 # (EOFError), a union branch or enum index out of range (IndexError), bad UTF-8
 # (UnicodeDecodeError, a ValueError), dates and times out of range (ValueError, OverflowError).
 _BODY_ERRORS = (EOFError, IndexError, ValueError, OverflowError)
 
-# Compiled record checks, one per distinct schema text (entries differing only in id share one).
+# Compiled record checks, writers and readers, one per distinct schema text (entries
+# differing only in id share one); a writer or reader is None where the schema needs
+# fastavro's own.
 _checks: dict[str, Check] = {}
+_writers: dict[str, Writer | None] = {}
+_readers: dict[str, Reader | None] = {}
+
+
+def _compiled(cache: dict[str, _T], build: Callable[[Mapping[str, Any]], _T],
+              entry: SchemaEntry) -> _T:
+    if entry.schema_str not in cache:
+        cache[entry.schema_str] = build(entry.parsed)
+    return cache[entry.schema_str]
 
 
 def _check_for(entry: SchemaEntry) -> Check:
-    check = _checks.get(entry.schema_str)
-    if check is None:
-        check = _checks[entry.schema_str] = compile_check(entry.parsed)
-    return check
+    return _compiled(_checks, compile_check, entry)
 
 
 def check(entry: SchemaEntry, record: Mapping[str, Any]) -> Problem | None:
@@ -65,11 +76,14 @@ def encode(entry: SchemaEntry, record: Mapping[str, Any], *, checked: bool = Tru
         raise SchemaError(
             f"record does not fit schema {entry.name!r} at {problem.where}: {problem.reason}"
         )
-    out = BytesIO()
-    out.write(_HEADER.pack(MAGIC_BYTE, entry.schema_id))
+    writer = _compiled(_writers, compile_writer, entry)
     try:
+        if writer is not None:
+            return writer(record, _HEADER.pack(MAGIC_BYTE, entry.schema_id))
+        out = BytesIO()
+        out.write(_HEADER.pack(MAGIC_BYTE, entry.schema_id))
         schemaless_writer(out, entry.parsed, record)
-    except (ValueError, TypeError, OverflowError) as exc:
+    except WRITER_ERRORS as exc:
         # Checked records still fail here when a string cannot be UTF-8 (a lone surrogate).
         # The library's message may quote the value, so only the exception type is kept.
         raise SchemaError(
@@ -97,6 +111,26 @@ def decode(
         entry = resolve(schema_id)
     except SchemaError:
         raise WireFormatError(f"unknown schema id {schema_id} at offset 1") from None
+    reader = _compiled(_readers, compile_reader, entry)
+    if reader is None:
+        return entry, _fastavro_decode(data, entry, schema_id)
+    try:
+        record, end = reader(data, HEADER_SIZE)
+    except (IndexError, struct.error):
+        end = len(data) + 1  # the bytes ended inside the record
+    except READER_ERRORS as exc:
+        raise WireFormatError(f"body does not decode as schema {entry.name!r} (id "
+                              f"{schema_id}): {type(exc).__name__}") from None
+    if end > len(data):
+        raise WireFormatError(f"body does not decode as schema {entry.name!r} (id "
+                              f"{schema_id}): EOFError near offset {len(data)}")
+    if end != len(data):
+        raise WireFormatError(
+            f"{len(data) - end} bytes left over after the {entry.name!r} record at offset {end}")
+    return entry, record
+
+
+def _fastavro_decode(data: bytes, entry: SchemaEntry, schema_id: int) -> dict[str, Any]:
     body = BytesIO(data)
     body.seek(HEADER_SIZE)
     try:
@@ -111,7 +145,7 @@ def decode(
             f"{len(data) - body.tell()} bytes left over after the {entry.name!r} record "
             f"at offset {body.tell()}"
         )
-    return entry, cast(dict[str, Any], record)  # every catalog schema is a record
+    return cast(dict[str, Any], record)  # every catalog schema is a record
 
 
 def decode_written_with(data: bytes, writer: dict[str, Any],
