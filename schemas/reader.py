@@ -65,8 +65,19 @@ def _length(n: int) -> int:
     return n
 
 
+#: Datetimes read lately, by their milliseconds: the events of one message share their
+#: times, and building a datetime costs more than a lookup. Emptied when full.
+_TIMES: dict[int, dt.datetime] = {}
+_TIMES_HELD = 4096
+
+
 def _timestamp(ms: int) -> dt.datetime:
-    return _EPOCH + _TIMEDELTA(microseconds=ms * 1000)
+    held = _TIMES.get(ms)
+    if held is None:
+        if len(_TIMES) >= _TIMES_HELD:
+            _TIMES.clear()
+        held = _TIMES[ms] = _EPOCH + _TIMEDELTA(microseconds=ms * 1000)
+    return held
 
 
 def _date(days: int) -> dt.date:
