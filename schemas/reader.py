@@ -25,7 +25,14 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from schemas.writer import GeneratedSource, Unsupported, named_type, opened
+from schemas.writer import (
+    COMPILE_ERRORS,
+    GeneratedSource,
+    Unsupported,
+    covered_logical,
+    named_type,
+    opened,
+)
 
 __all__ = ["READER_ERRORS", "Reader", "compile_reader"]
 
@@ -103,7 +110,7 @@ def _read(src: GeneratedSource, schema: Any, target: str, depth: int,
         return
     schema = named_type(schema, named, open_names)
     kind = schema["type"]
-    logical = schema.get("logicalType")
+    logical = covered_logical(schema)
     if kind == "null":
         src.emit(depth, f"{target} = None")
     elif kind == "boolean":
@@ -114,12 +121,10 @@ def _read(src: GeneratedSource, schema: Any, target: str, depth: int,
             src.emit(depth, f"{target} = TS({target})")
         elif logical == "date":
             src.emit(depth, f"{target} = DATE({target})")
-        elif logical is not None:
-            raise Unsupported(f"logical type {logical}")
-    elif kind in ("double", "float") and logical is None:
+    elif kind in ("double", "float"):
         unpack, size = ("UD", 8) if kind == "double" else ("UF", 4)
         src.emit(depth, f"{target} = {unpack}(d, p)[0]; p += {size}")
-    elif kind in ("string", "bytes") and logical is None:
+    elif kind in ("string", "bytes"):
         n = src.var("n")
         _long(src, n, depth)
         src.emit(depth, f"if {n} < 0: LEN({n})")
@@ -188,10 +193,13 @@ def compile_reader(parsed: Mapping[str, Any]) -> Reader | None:
     src = GeneratedSource()
     try:
         _read(src, dict(parsed), "record", 1, {}, frozenset())
-    except Unsupported:
+    except (Unsupported, *COMPILE_ERRORS):
         return None
     code = f"def read(d, p):\n{chr(10).join(src.lines)}\n    return record, p\n"
     namespace: dict[str, Any] = dict(_NAMESPACE)
-    exec(compile(code, f"<avro reader {parsed.get('name')}>", "exec"), namespace)  # noqa: S102
+    try:
+        exec(compile(code, f"<avro reader {parsed.get('name')}>", "exec"), namespace)  # noqa: S102
+    except COMPILE_ERRORS:
+        return None
     reader: Reader = namespace["read"]
     return reader

@@ -33,8 +33,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["WRITER_ERRORS", "GeneratedSource", "Unsupported", "Writer", "compile_writer",
-           "named_type", "opened"]
+__all__ = ["COMPILE_ERRORS", "COVERED_LOGICAL", "WRITER_ERRORS", "GeneratedSource",
+           "Unsupported", "Writer", "compile_writer", "covered_logical", "named_type", "opened"]
 
 #: ``writer(record, prefix)``: ``prefix`` (a wire-format header, say) then the record.
 Writer = Callable[[Mapping[str, Any], bytes], bytes]
@@ -48,10 +48,13 @@ _DAYS_SHIFT = dt.date(1970, 1, 1).toordinal()
 
 
 def _long(n: int) -> bytes:
-    """``n`` as an Avro ``long``: zig-zag, then a base-128 varint."""
+    """``n`` as an Avro ``long``: zig-zag, then a base-128 varint; outside 64 bits it raises
+    (``ValueError`` or ``OverflowError``)."""
     z = (n << 1) ^ (n >> 63)
     if z < 0x80:
         return bytes((z,))
+    if z >> 64:
+        raise OverflowError("a long outside 64 bits")
     out = bytearray()
     while z > 0x7F:
         out.append((z & 0x7F) | 0x80)
@@ -77,15 +80,37 @@ def _date(value: Any) -> Any:
 
 
 def _sequence(value: Any) -> Any:
-    """An array's items; a string or a mapping is not one (fastavro would write its
-    characters or its keys)."""
-    if isinstance(value, (str, bytes, Mapping)):
+    """An array's items: a list or a tuple (fastavro refuses None and would write a
+    string's characters or a mapping's keys)."""
+    if not isinstance(value, (list, tuple)):
         raise TypeError("an array needs a list")
     return value
 
 
+def _mapping(value: Any) -> Any:
+    if not isinstance(value, Mapping):
+        raise TypeError("a map or a record needs a mapping")
+    return value
+
+
+def _bytes(value: Any) -> bytes:
+    """``bytes`` of a ``bytearray`` or ``memoryview``; not of an int or a list (``bytes(7)``
+    is seven zero bytes, and ``bytes(2**50)`` a MemoryError)."""
+    if not isinstance(value, (bytearray, memoryview)):
+        raise TypeError("bytes expected")
+    return bytes(value)
+
+
 _NAMESPACE = {"L": _long, "TS": _timestamp_millis, "DATE": _date, "SEQ": _sequence,
+              "MAP": _mapping, "BYTES": _bytes,
               "PD": struct.Struct("<d").pack, "PF": struct.Struct("<f").pack}
+
+#: The logical types covered, on the one base type each is defined on (the Avro
+#: specification ignores one on another type; fastavro writes those).
+COVERED_LOGICAL = frozenset({("long", "timestamp-millis"), ("int", "date")})
+#: What generating or compiling a writer or reader may raise for a schema it cannot
+#: cover: nested too deep for Python's parser or for the generator's recursion.
+COMPILE_ERRORS = (SyntaxError, RecursionError, MemoryError)
 
 
 class Unsupported(Exception):
@@ -111,6 +136,15 @@ class GeneratedSource:
 
     def emit(self, depth: int, line: str) -> None:
         self.lines.append("    " * depth + line)
+
+
+def covered_logical(schema: dict[str, Any]) -> str | None:
+    """The logical type of ``schema`` when covered; raises ``Unsupported`` for another
+    (fastavro's own code handles it: a decimal, a time, one on another base type)."""
+    logical = schema.get("logicalType")
+    if logical is not None and (schema["type"], logical) not in COVERED_LOGICAL:
+        raise Unsupported(f"logical type {logical} on {schema['type']}")
+    return logical if isinstance(logical, str) else None
 
 
 def named_type(schema: str | dict[str, Any], named: dict[str, Any],
@@ -145,33 +179,36 @@ def _write(src: GeneratedSource, schema: Any, value: str, depth: int,
         return
     schema = named_type(schema, named, open_names)
     kind = schema["type"]
-    logical = schema.get("logicalType")
+    logical = covered_logical(schema)
     if kind == "null":
         src.emit(depth, f"if {value} is not None: raise TypeError('null expected')")
     elif kind == "boolean":
-        src.emit(depth, f"o += b'\\x01' if {value} else b'\\x00'")
+        src.emit(depth, f"if {value} is True: o.append(1)")
+        src.emit(depth, f"elif {value} is False: o.append(0)")
+        src.emit(depth, "else: raise TypeError('a boolean expected')")
+    elif logical == "timestamp-millis":
+        src.emit(depth, f"o += L(TS({value}))")
+    elif logical == "date":
+        src.emit(depth, f"o += L(DATE({value}))")
     elif kind in ("int", "long"):
-        if logical == "timestamp-millis":
-            src.emit(depth, f"o += L(TS({value}))")
-        elif logical == "date":
-            src.emit(depth, f"o += L(DATE({value}))")
-        elif logical is None:
-            src.emit(depth, f"o += L({value})")
-        else:
-            raise Unsupported(f"logical type {logical}")
-    elif kind == "double" and logical is None:
+        src.emit(depth, f"if {value}.__class__ is bool: raise TypeError('a number expected')")
+        if kind == "int":
+            src.emit(depth, f"if not -2147483648 <= {value} <= 2147483647: "
+                            "raise OverflowError('an int outside 32 bits')")
+        src.emit(depth, f"o += L({value})")
+    elif kind == "double":
         src.emit(depth, f"o += PD({value})")
-    elif kind == "float" and logical is None:
+    elif kind == "float":
         src.emit(depth, f"o += PF({value})")
-    elif kind == "string" and logical is None:
+    elif kind == "string":
         b, n = src.var("b"), src.var("n")
         src.emit(depth, f"{b} = {value}.encode(); {n} = len({b})")
         src.emit(depth, f"if {n} < 64: o.append({n} << 1)")
         src.emit(depth, f"else: o += L({n})")
         src.emit(depth, f"o += {b}")
-    elif kind == "bytes" and logical is None:
+    elif kind == "bytes":
         b = src.var("b")
-        src.emit(depth, f"{b} = bytes({value}) if {value}.__class__ is not bytes else {value}")
+        src.emit(depth, f"{b} = {value} if {value}.__class__ is bytes else BYTES({value})")
         src.emit(depth, f"o += L(len({b})); o += {b}")
     elif kind == "record":
         _record(src, schema, value, depth, named, open_names)
@@ -185,7 +222,7 @@ def _write(src: GeneratedSource, schema: Any, value: str, depth: int,
         src.emit(depth, "o += b'\\x00'")
     elif kind == "map":
         entries, key, item = src.var("m"), src.var("k"), src.var("x")
-        src.emit(depth, f"{entries} = {value}")
+        src.emit(depth, f"{entries} = MAP({value})")
         src.emit(depth, f"if {entries}:")
         src.emit(depth + 1, f"o += L(len({entries}))")
         src.emit(depth + 1, f"for {key}, {item} in {entries}.items():")
@@ -212,6 +249,8 @@ def _record(src: GeneratedSource, schema: dict[str, Any], value: str, depth: int
             named: dict[str, Any], open_names: frozenset[str]) -> None:
     open_names = opened(schema, named, open_names)
     r = value
+    if not schema["fields"]:  # nothing would read it: still a mapping, as fastavro wants
+        src.emit(depth, f"MAP({r})")
     for field in schema["fields"]:
         key = repr(field["name"])
         if "default" in field and field["default"] is not None:
@@ -236,12 +275,15 @@ def compile_writer(parsed: Mapping[str, Any]) -> Writer | None:
     src = GeneratedSource()
     try:
         _write(src, dict(parsed), "record", 1, {}, frozenset())
-    except Unsupported:
+    except (Unsupported, *COMPILE_ERRORS):
         return None
     body = "\n".join(src.lines)
     code = (f"def write(record, prefix=b''):\n    o = bytearray(prefix)\n{body}\n"
             "    return bytes(o)\n")
     namespace = {**_NAMESPACE, **src.constants}
-    exec(compile(code, f"<avro writer {parsed.get('name')}>", "exec"), namespace)  # noqa: S102
+    try:
+        exec(compile(code, f"<avro writer {parsed.get('name')}>", "exec"), namespace)  # noqa: S102
+    except COMPILE_ERRORS:
+        return None
     writer: Writer = namespace["write"]
     return writer

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from schemas import catalog
 from schemas.catalog import SchemaEntry
 from schemas.reader import READER_ERRORS, Reader, compile_reader
-from tests.unit.test_avro_writer import BASE, EDGES, fastavro_bytes
+from tests.unit.test_avro_writer import BASE, EDGES, deep_arrays, fastavro_bytes
 from tests.unit.test_wire_roundtrip import STRATEGIES
 
 ENTRIES = catalog.all_schemas()
@@ -105,6 +105,9 @@ def test_a_negative_length_is_refused() -> None:
     {"type": "record", "name": "E", "fields": [
         {"name": "e", "type": {"type": "enum", "name": "Sex", "symbols": ["M", "F"]}}]},
     {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]},
-], ids=["enum", "recursive"])
+    {"type": "record", "name": "W", "fields": [
+        {"name": "d", "type": {"type": "long", "logicalType": "date"}}]},
+    deep_arrays(40),
+], ids=["enum", "recursive", "date-on-a-long", "arrays-40-deep"])
 def test_what_it_does_not_cover_is_left_to_fastavro(schema: dict[str, Any]) -> None:
     assert compile_reader(parse_schema(schema)) is None

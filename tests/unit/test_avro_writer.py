@@ -93,10 +93,33 @@ def test_edges_of_numbers_defaults_and_branches(changes: dict[str, Any]) -> None
     ({"when": "2026-12-05"}, "a string for a timestamp"),
     ({"attrs": [1.0]}, "a list for a map"),
     ({"n": None}, "null for a long"),
+    ({"n": 2**63}, "a long past 64 bits"),
+    ({"n": -(2**63) - 5}, "a long below 64 bits"),
+    ({"n": True}, "a boolean for a long"),
+    ({"i": 2**40}, "an int past 32 bits"),
+    ({"i": -(2**31) - 1}, "an int below 32 bits"),
+    ({"flag": "no"}, "a string for a boolean"),
+    ({"flag": 1}, "a number for a boolean"),
+    ({"raw": 7}, "a number for bytes (bytes(7) is seven zero bytes)"),
+    ({"raw": 2**50}, "a huge number for bytes (no MemoryError)"),
+    ({"raw": [104, 105]}, "a list for bytes"),
+    ({"raw": "hi"}, "a string for bytes"),
+    ({"tags": None}, "null for an array"),
+    ({"tags": 0}, "zero for an array"),
+    ({"attrs": None}, "null for a map"),
+    ({"attrs": False}, "false for a map"),
 ], ids=lambda v: v if isinstance(v, str) else None)
 def test_a_record_that_does_not_fit_raises(changes: dict[str, Any], what: str) -> None:
     with pytest.raises(WRITER_ERRORS):
         writer_of(EDGES)({**BASE, **changes}, b"")
+
+
+def test_an_empty_record_is_still_a_mapping() -> None:
+    schema = parse_schema({"type": "record", "name": "Outer", "fields": [
+        {"name": "inner", "type": {"type": "record", "name": "Empty", "fields": []}}]})
+    assert writer_of(schema)({"inner": {}}, b"") == fastavro_bytes(schema, {"inner": {}})
+    with pytest.raises(WRITER_ERRORS):
+        writer_of(schema)({"inner": None}, b"")
 
 
 def test_a_missing_field_without_a_default_raises() -> None:
@@ -104,6 +127,15 @@ def test_a_missing_field_without_a_default_raises() -> None:
     del record["n"]
     with pytest.raises(WRITER_ERRORS):
         writer_of(EDGES)(record, b"")
+
+
+def deep_arrays(depth: int) -> dict[str, Any]:
+    """A record whose one field is an array of arrays ... ``depth`` deep (past what Python's
+    parser takes in one function)."""
+    items: Any = "long"
+    for _ in range(depth):
+        items = {"type": "array", "items": items}
+    return {"type": "record", "name": "Deep", "fields": [{"name": "a", "type": items}]}
 
 
 @pytest.mark.parametrize("schema", [
@@ -114,6 +146,12 @@ def test_a_missing_field_without_a_default_raises() -> None:
         {"name": "next", "type": ["null", "Node"]}]},
     {"type": "record", "name": "D", "fields": [
         {"name": "d", "type": {"type": "bytes", "logicalType": "decimal", "precision": 4}}]},
-], ids=["enum", "three-branch-union", "recursive", "decimal"])
+    {"type": "record", "name": "W", "fields": [
+        {"name": "d", "type": {"type": "long", "logicalType": "date"}}]},
+    {"type": "record", "name": "T", "fields": [
+        {"name": "t", "type": {"type": "int", "logicalType": "timestamp-millis"}}]},
+    deep_arrays(40),
+], ids=["enum", "three-branch-union", "recursive", "decimal", "date-on-a-long",
+        "timestamp-on-an-int", "arrays-40-deep"])
 def test_what_it_does_not_cover_is_left_to_fastavro(schema: dict[str, Any]) -> None:
     assert compile_writer(parse_schema(schema)) is None
