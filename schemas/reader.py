@@ -25,13 +25,14 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from schemas.writer import (
-    COMPILE_ERRORS,
+from schemas.codegen import (
     GeneratedSource,
     Unsupported,
-    covered_logical,
-    named_type,
+    compiled,
+    null_union,
     opened,
+    resolved,
+    walked,
 )
 
 __all__ = ["READER_ERRORS", "Reader", "compile_reader"]
@@ -66,12 +67,6 @@ def _varint(data: bytes, offset: int) -> tuple[int, int]:
     return (z >> 1) ^ -(z & 1), offset
 
 
-def _length(n: int) -> int:
-    if n < 0:
-        raise ValueError("a negative length")
-    return n
-
-
 #: Datetimes read lately, by their milliseconds: the events of one message share their
 #: times, and building a datetime costs more than a lookup. Emptied when full.
 _TIMES: dict[int, dt.datetime] = {}
@@ -91,7 +86,7 @@ def _date(days: int) -> dt.date:
     return dt.date.fromordinal(days + _DAYS_SHIFT)
 
 
-_NAMESPACE = {"V": _varint, "LEN": _length, "TS": _timestamp, "DATE": _date,
+_NAMESPACE = {"V": _varint, "TS": _timestamp, "DATE": _date,
               "UD": struct.Struct("<d").unpack_from, "UF": struct.Struct("<f").unpack_from}
 
 
@@ -108,9 +103,7 @@ def _read(src: GeneratedSource, schema: Any, target: str, depth: int,
     if isinstance(schema, list):
         _union(src, schema, target, depth, named, open_names)
         return
-    schema = named_type(schema, named, open_names)
-    kind = schema["type"]
-    logical = covered_logical(schema)
+    schema, kind, logical = resolved(schema, named, open_names)
     if kind == "null":
         src.emit(depth, f"{target} = None")
     elif kind == "boolean":
@@ -127,7 +120,7 @@ def _read(src: GeneratedSource, schema: Any, target: str, depth: int,
     elif kind in ("string", "bytes"):
         n = src.var("n")
         _long(src, n, depth)
-        src.emit(depth, f"if {n} < 0: LEN({n})")
+        src.emit(depth, f"if {n} < 0: raise ValueError('a negative length')")
         src.emit(depth, f"{target} = d[p:p + {n}]; p += {n}")
         if kind == "string":
             src.emit(depth, f"{target} = {target}.decode()")
@@ -164,15 +157,12 @@ def _blocks(src: GeneratedSource, schema: dict[str, Any], target: str, depth: in
 
 def _union(src: GeneratedSource, branches: list[Any], target: str, depth: int,
            named: dict[str, Any], open_names: frozenset[str]) -> None:
-    others = [b for b in branches if b != "null"]
-    if len(branches) != 2 or len(others) != 1:
-        raise Unsupported("a union other than null and one type")
-    null_byte = branches.index("null") << 1
+    null_index, other = null_union(branches)  # an index 0 or 1 is one zig-zag byte: 0 or 2
     index = src.var("i")
     src.emit(depth, f"{index} = d[p]; p += 1")
-    src.emit(depth, f"if {index} == {null_byte}: {target} = None")
-    src.emit(depth, f"elif {index} == {(1 - branches.index('null')) << 1}:")
-    _read(src, others[0], target, depth + 1, named, open_names)
+    src.emit(depth, f"if {index} == {null_index << 1}: {target} = None")
+    src.emit(depth, f"elif {index} == {(1 - null_index) << 1}:")
+    _read(src, other, target, depth + 1, named, open_names)
     src.emit(depth, "else: raise ValueError('union index out of range')")
 
 
@@ -191,15 +181,8 @@ def compile_reader(parsed: Mapping[str, Any]) -> Reader | None:
     """A function reading records of ``parsed`` (fastavro's parsed schema) from Avro
     binary, or ``None`` when the schema uses what the compiled reader does not cover."""
     src = GeneratedSource()
-    try:
-        _read(src, dict(parsed), "record", 1, {}, frozenset())
-    except (Unsupported, *COMPILE_ERRORS):
+    if not walked(_read, parsed, src):
         return None
     code = f"def read(d, p):\n{chr(10).join(src.lines)}\n    return record, p\n"
-    namespace: dict[str, Any] = dict(_NAMESPACE)
-    try:
-        exec(compile(code, f"<avro reader {parsed.get('name')}>", "exec"), namespace)  # noqa: S102
-    except COMPILE_ERRORS:
-        return None
-    reader: Reader = namespace["read"]
+    reader: Reader | None = compiled(code, "read", _NAMESPACE)
     return reader

@@ -8,7 +8,9 @@ This is what confluent-kafka's ``AvroSerializer`` writes and ``AvroDeserializer`
 Kafka client with a schema-registry client can read hutong's topics. ``encode`` checks the
 record first (see ``schemas.validation``) and raises ``SchemaError``; ``decode`` raises
 ``WireFormatError`` for bytes that are not a framed record of a known schema. Neither message
-carries a record's values, only schema names, field paths, ids and offsets.
+carries a record's values, only schema names, field paths, ids and offsets. The Avro body is
+written and read by code compiled from each schema (``schemas.writer``, ``schemas.reader``;
+fastavro's for a schema they do not cover: ADR 0011).
 """
 
 from __future__ import annotations

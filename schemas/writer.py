@@ -33,8 +33,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["COMPILE_ERRORS", "COVERED_LOGICAL", "WRITER_ERRORS", "GeneratedSource",
-           "Unsupported", "Writer", "compile_writer", "covered_logical", "named_type", "opened"]
+from schemas.codegen import (
+    GeneratedSource,
+    Unsupported,
+    compiled,
+    null_union,
+    opened,
+    resolved,
+    walked,
+)
+
+__all__ = ["WRITER_ERRORS", "Writer", "compile_writer"]
 
 #: ``writer(record, prefix)``: ``prefix`` (a wire-format header, say) then the record.
 Writer = Callable[[Mapping[str, Any], bytes], bytes]
@@ -105,81 +114,13 @@ _NAMESPACE = {"L": _long, "TS": _timestamp_millis, "DATE": _date, "SEQ": _sequen
               "MAP": _mapping, "BYTES": _bytes,
               "PD": struct.Struct("<d").pack, "PF": struct.Struct("<f").pack}
 
-#: The logical types covered, on the one base type each is defined on (the Avro
-#: specification ignores one on another type; fastavro writes those).
-COVERED_LOGICAL = frozenset({("long", "timestamp-millis"), ("int", "date")})
-#: What generating or compiling a writer or reader may raise for a schema it cannot
-#: cover: nested too deep for Python's parser or for the generator's recursion.
-COMPILE_ERRORS = (SyntaxError, RecursionError, MemoryError)
-
-
-class Unsupported(Exception):
-    """A schema construct the compiled writer does not cover (fastavro writes it)."""
-
-
-class GeneratedSource:
-    """The lines of the generated function, with fresh variable names."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._names = 0
-        self.constants: dict[str, Any] = {}
-
-    def var(self, stem: str) -> str:
-        self._names += 1
-        return f"{stem}{self._names}"
-
-    def constant(self, value: Any) -> str:
-        name = self.var("K")
-        self.constants[name] = value
-        return name
-
-    def emit(self, depth: int, line: str) -> None:
-        self.lines.append("    " * depth + line)
-
-
-def covered_logical(schema: dict[str, Any]) -> str | None:
-    """The logical type of ``schema`` when covered; raises ``Unsupported`` for another
-    (fastavro's own code handles it: a decimal, a time, one on another base type)."""
-    logical = schema.get("logicalType")
-    if logical is not None and (schema["type"], logical) not in COVERED_LOGICAL:
-        raise Unsupported(f"logical type {logical} on {schema['type']}")
-    return logical if isinstance(logical, str) else None
-
-
-def named_type(schema: str | dict[str, Any], named: dict[str, Any],
-               open_names: frozenset[str]) -> dict[str, Any]:
-    """``schema`` as a dict: a primitive's name as ``{"type": name}``, a named type's name as
-    the type defined before (a record inside itself is not covered)."""
-    if isinstance(schema, dict):
-        return schema
-    if schema in named:
-        if schema in open_names:
-            raise Unsupported(f"recursive type {schema}")
-        return dict(named[schema])
-    return {"type": schema}
-
-
-def opened(record: dict[str, Any], named: dict[str, Any],
-           open_names: frozenset[str]) -> frozenset[str]:
-    """Enter the named ``record``: it is known by name from now on, and open until its
-    fields are done."""
-    name = record.get("name")
-    if name is None:
-        return open_names
-    named[name] = record
-    return open_names | {name}
-
-
 def _write(src: GeneratedSource, schema: Any, value: str, depth: int,
            named: dict[str, Any], open_names: frozenset[str]) -> None:
     """Lines that append ``value`` (an expression evaluated once) written as ``schema``."""
     if isinstance(schema, list):
         _union(src, schema, value, depth, named, open_names)
         return
-    schema = named_type(schema, named, open_names)
-    kind = schema["type"]
-    logical = covered_logical(schema)
+    schema, kind, logical = resolved(schema, named, open_names)
     if kind == "null":
         src.emit(depth, f"if {value} is not None: raise TypeError('null expected')")
     elif kind == "boolean":
@@ -235,55 +176,40 @@ def _write(src: GeneratedSource, schema: Any, value: str, depth: int,
 
 def _union(src: GeneratedSource, branches: list[Any], value: str, depth: int,
            named: dict[str, Any], open_names: frozenset[str]) -> None:
-    others = [b for b in branches if b != "null"]
-    if len(branches) != 2 or len(others) != 1:
-        raise Unsupported("a union other than null and one type")
-    null_index = branches.index("null")
-    src.emit(depth, f"if {value} is None: o.append({_long(null_index)[0]})")
+    null_index, other = null_union(branches)  # an index 0 or 1 is one zig-zag byte: 0 or 2
+    src.emit(depth, f"if {value} is None: o.append({null_index << 1})")
     src.emit(depth, "else:")
-    src.emit(depth + 1, f"o.append({_long(1 - null_index)[0]})")
-    _write(src, others[0], value, depth + 1, named, open_names)
+    src.emit(depth + 1, f"o.append({(1 - null_index) << 1})")
+    _write(src, other, value, depth + 1, named, open_names)
 
 
 def _record(src: GeneratedSource, schema: dict[str, Any], value: str, depth: int,
             named: dict[str, Any], open_names: frozenset[str]) -> None:
     open_names = opened(schema, named, open_names)
-    r = value
     if not schema["fields"]:  # nothing would read it: still a mapping, as fastavro wants
-        src.emit(depth, f"MAP({r})")
+        src.emit(depth, f"MAP({value})")
     for field in schema["fields"]:
         key = repr(field["name"])
         if "default" in field and field["default"] is not None:
-            default = src.constant(field["default"])
-            expression = f"{r}.get({key}, {default})"
-        elif _nullable(field["type"], named):
-            expression = f"{r}.get({key})"
+            expression = f"{value}.get({key}, {src.constant(field['default'])})"
+        elif field["type"] == "null" or (isinstance(field["type"], list)
+                                         and "null" in field["type"]):
+            expression = f"{value}.get({key})"
         else:
-            expression = f"{r}[{key}]"
+            expression = f"{value}[{key}]"
         v = src.var("f")
         src.emit(depth, f"{v} = {expression}")
         _write(src, field["type"], v, depth, named, open_names)
-
-
-def _nullable(schema: Any, named: dict[str, Any]) -> bool:
-    return schema == "null" or (isinstance(schema, list) and "null" in schema)
 
 
 def compile_writer(parsed: Mapping[str, Any]) -> Writer | None:
     """A function writing records of ``parsed`` (fastavro's parsed schema) in Avro binary,
     or ``None`` when the schema uses what the compiled writer does not cover."""
     src = GeneratedSource()
-    try:
-        _write(src, dict(parsed), "record", 1, {}, frozenset())
-    except (Unsupported, *COMPILE_ERRORS):
+    if not walked(_write, parsed, src):
         return None
     body = "\n".join(src.lines)
     code = (f"def write(record, prefix=b''):\n    o = bytearray(prefix)\n{body}\n"
             "    return bytes(o)\n")
-    namespace = {**_NAMESPACE, **src.constants}
-    try:
-        exec(compile(code, f"<avro writer {parsed.get('name')}>", "exec"), namespace)  # noqa: S102
-    except COMPILE_ERRORS:
-        return None
-    writer: Writer = namespace["write"]
+    writer: Writer | None = compiled(code, "write", {**_NAMESPACE, **src.constants})
     return writer
