@@ -27,19 +27,21 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from hutong.errors import DeliveryError
 
-__all__ = ["AsyncProducer", "BatchProducer", "OutRecord", "consumer_config", "needs_new_producer",
-           "producer_config", "retire"]
+__all__ = ["AsyncProducer", "BatchProducer", "OutRecord", "Sending", "consumer_config",
+           "needs_new_producer", "producer_config", "retire"]
 
 log = logging.getLogger(__name__)
 
 _QUEUE_FULL_PAUSE_S = 0.005
 _MAX_BACKOFF_S = 10.0
+#: How long a confirmation waits for Kafka once the caller is stopping.
+_STOPPING_FLUSH_S = 2.0
 #: How long a replaced producer may still deliver what it had in flight.
 _RETIRED_FLUSH_S = 30.0
 #: The broker refuses this producer's id or epoch: only a new producer (a new id) helps.
@@ -98,14 +100,14 @@ def consumer_config(base: dict[str, Any], group: str) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    """One record to write."""
+class OutRecord(NamedTuple):
+    """One record to write (a tuple: a stage makes one per event, and a frozen dataclass
+    costs three times as much to make)."""
 
     topic: str
     key: bytes | None
     value: bytes
-    headers: Sequence[tuple[str, str | bytes | None]] = field(default=())
+    headers: Sequence[tuple[str, str | bytes | None]] = ()
 
 
 class AsyncProducer:
@@ -218,6 +220,35 @@ class _Refused(DeliveryError):
     """Not written: the broker refuses the producer itself (`needs_new_producer`)."""
 
 
+@dataclass(slots=True)
+class Sending:
+    """Records handed to librdkafka (:meth:`BatchProducer.send`), and those it refused."""
+
+    records: list[OutRecord]
+    failed: list[OutRecord] = field(default_factory=list)
+    errors: list[KafkaError] = field(default_factory=list)
+    _shared: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._shared = self._report  # one bound method, not one per record
+
+    def reporter(self, record: OutRecord) -> Any:
+        """The delivery report callback for ``record``: a refused record is kept to write
+        again. One callback serves every record without headers (it is rebuilt from the
+        report: librdkafka's reports carry no headers), which saves making one per record."""
+        if not record.headers:
+            return self._shared
+        return lambda err, _msg: self._refused(err, record) if err is not None else None
+
+    def _report(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._refused(err, OutRecord(msg.topic() or "", msg.key(), msg.value() or b""))
+
+    def _refused(self, err: KafkaError, record: OutRecord) -> None:
+        self.failed.append(record)
+        self.errors.append(err)
+
+
 class BatchProducer:
     """For a thread that writes a batch and goes on only once Kafka has all of it.
 
@@ -225,7 +256,8 @@ class BatchProducer:
     and writes the refused ones again (a new producer when the broker refuses this
     one's id, as :class:`AsyncProducer` does) with back-off, until all are confirmed
     or ``stop`` is set. A record may so be written twice; every reader collapses
-    repeats on the ``event_id``.
+    repeats on the ``event_id``. :meth:`send` and :meth:`confirm` are its two halves, for
+    a thread that works on its next batch while Kafka confirms this one.
     """
 
     def __init__(self, config: dict[str, Any], *, flush_s: float = 30.0) -> None:
@@ -235,14 +267,24 @@ class BatchProducer:
 
     def deliver(self, records: Sequence[OutRecord], stop: threading.Event) -> bool:
         """Whether Kafka confirmed every record (False: ``stop`` was set first)."""
+        return self.confirm(self.send(records), stop)
+
+    def send(self, records: Sequence[OutRecord]) -> Sending:
+        """Hand ``records`` to librdkafka and return at once; :meth:`confirm` waits for
+        Kafka. Nothing else may be sent before the confirmation (it waits for all)."""
+        sending = Sending(list(records))
+        for record in sending.records:
+            self._produce(record, sending.reporter(record))
+        return sending
+
+    def confirm(self, sending: Sending, stop: threading.Event) -> bool:
+        """Whether Kafka confirmed every record of ``sending``, writing the refused ones
+        again until it has or ``stop`` is set (False)."""
         backoff = 0.5
-        pending = list(records)
-        while pending and not stop.is_set():
-            failed: list[OutRecord] = []
-            errors: list[KafkaError] = []
-            for record in pending:
-                self._produce(record, _failure(failed, errors, record))
-            unconfirmed = self._producer.flush(self._flush_s)
+        pending, failed, errors = sending.records, sending.failed, sending.errors
+        while True:
+            unconfirmed = self._producer.flush(
+                _STOPPING_FLUSH_S if stop.is_set() else self._flush_s)
             if unconfirmed == 0 and not failed:
                 return True
             log.error("%d of %d records not confirmed by Kafka; writing them again in %.1f s",
@@ -255,15 +297,24 @@ class BatchProducer:
                 retire(self._producer)
                 self._producer = Producer(self._config)
             pending = pending if unconfirmed else failed
-            stop.wait(backoff)
+            if stop.wait(backoff):
+                return False
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
-        return not pending
+            sending = Sending(pending)
+            failed, errors = sending.failed, sending.errors
+            for record in pending:
+                self._produce(record, sending.reporter(record))
 
     def _produce(self, record: OutRecord, on_delivery: Any) -> None:
         while True:
             try:
-                self._producer.produce(record.topic, value=record.value, key=record.key,
-                                       headers=list(record.headers), on_delivery=on_delivery)
+                if record.headers:
+                    self._producer.produce(record.topic, value=record.value, key=record.key,
+                                           headers=list(record.headers),
+                                           on_delivery=on_delivery)
+                else:  # most records: no headers to convert
+                    self._producer.produce(record.topic, value=record.value, key=record.key,
+                                           on_delivery=on_delivery)
                 return
             except BufferError:  # librdkafka's queue is full: let it drain
                 self._producer.poll(_QUEUE_FULL_PAUSE_S)
@@ -272,10 +323,3 @@ class BatchProducer:
         self._producer.flush(timeout)
 
 
-def _failure(failed: list[OutRecord], errors: list[KafkaError], record: OutRecord) -> Any:
-    def report(err: KafkaError | None, _msg: Message) -> None:
-        if err is not None:
-            failed.append(record)
-            errors.append(err)
-
-    return report

@@ -30,7 +30,9 @@ class Unsupported(Exception):
 class GeneratedSource:
     """The lines of the generated function, with fresh variable names."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, marks: bool = False) -> None:
+        #: Whether the reader notes where each field of the top record starts.
+        self.marks = marks
         self.lines: list[str] = []
         self._names = 0
         self.constants: dict[str, Any] = {}

@@ -35,10 +35,14 @@ from schemas.codegen import (
     walked,
 )
 
-__all__ = ["READER_ERRORS", "Reader", "compile_reader"]
+__all__ = ["READER_ERRORS", "FieldsReader", "Reader", "compile_fields_reader",
+           "compile_reader"]
 
 #: ``reader(data, offset)``: the record that starts at ``offset``, and the offset after it.
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]
+#: ``reader(data, offset)``: the record, the offset after it, and where each of its fields
+#: starts, in the schema's order, then that offset after the last.
+FieldsReader = Callable[[bytes, int], tuple[dict[str, Any], int, tuple[int, ...]]]
 
 #: What a compiled reader raises for bytes that are not a record of its schema
 #: (``IndexError`` and ``struct.error``: the bytes end inside the record).
@@ -119,11 +123,14 @@ def _read(src: GeneratedSource, schema: Any, target: str, depth: int,
         src.emit(depth, f"{target} = {unpack}(d, p)[0]; p += {size}")
     elif kind in ("string", "bytes"):
         n = src.var("n")
-        _long(src, n, depth)
-        src.emit(depth, f"if {n} < 0: raise ValueError('a negative length')")
-        src.emit(depth, f"{target} = d[p:p + {n}]; p += {n}")
-        if kind == "string":
-            src.emit(depth, f"{target} = {target}.decode()")
+        # A length under 64 is one byte, even (zig-zag); anything else takes the varint.
+        src.emit(depth, f"{n} = d[p]")
+        src.emit(depth, f"if {n} & 0x81:")
+        src.emit(depth + 1, f"{n}, p = V(d, p)")
+        src.emit(depth + 1, f"if {n} < 0: raise ValueError('a negative length')")
+        src.emit(depth, f"else: {n} >>= 1; p += 1")
+        decoded = ".decode()" if kind == "string" else ""
+        src.emit(depth, f"{target} = d[p:p + {n}]{decoded}; p += {n}")
     elif kind == "record":
         _record(src, schema, target, depth, named, open_names)
     elif kind in ("array", "map"):
@@ -139,6 +146,9 @@ def _blocks(src: GeneratedSource, schema: dict[str, Any], target: str, depth: in
     is_map = schema["type"] == "map"
     count, size, item, key = src.var("c"), src.var("s"), src.var("x"), src.var("k")
     src.emit(depth, f"{target} = {{}}" if is_map else f"{target} = []")
+    src.emit(depth, "if d[p] == 0: p += 1")  # empty, as most are: no loop
+    src.emit(depth, "else:")
+    depth += 1
     src.emit(depth, "while True:")
     _long(src, count, depth + 1)
     src.emit(depth + 1, f"if not {count}: break")
@@ -166,11 +176,17 @@ def _union(src: GeneratedSource, branches: list[Any], target: str, depth: int,
     src.emit(depth, "else: raise ValueError('union index out of range')")
 
 
+#: The name the generated function gives the record it returns (an inner one's is ``fN``).
+_TOP = "record"
+
+
 def _record(src: GeneratedSource, schema: dict[str, Any], target: str, depth: int,
             named: dict[str, Any], open_names: frozenset[str]) -> None:
     open_names = opened(schema, named, open_names)
     values = []
-    for field in schema["fields"]:
+    for n, field in enumerate(schema["fields"]):
+        if target == _TOP and src.marks:  # where the field starts: M0, M1, ...
+            src.emit(depth, f"M{n} = p")
         value = src.var("f")
         _read(src, field["type"], value, depth, named, open_names)
         values.append(f"{field['name']!r}: {value}")
@@ -183,6 +199,20 @@ def compile_reader(parsed: Mapping[str, Any]) -> Reader | None:
     src = GeneratedSource()
     if not walked(_read, parsed, src):
         return None
-    code = f"def read(d, p):\n{chr(10).join(src.lines)}\n    return record, p\n"
+    code = f"def read(d, p):\n{chr(10).join(src.lines)}\n    return {_TOP}, p\n"
     reader: Reader | None = compiled(code, "read", _NAMESPACE)
+    return reader
+
+
+def compile_fields_reader(parsed: Mapping[str, Any]) -> FieldsReader | None:
+    """As :func:`compile_reader`, a reader that also returns where each field of the record
+    starts in the bytes (for :func:`schemas.writer.compile_splicer`: a record written
+    again with most fields unchanged copies their bytes)."""
+    src = GeneratedSource(marks=True)
+    if not walked(_read, parsed, src):
+        return None
+    starts = "".join(f"M{n}, " for n in range(len(parsed["fields"])))
+    code = (f"def read(d, p):\n{chr(10).join(src.lines)}\n"
+            f"    return {_TOP}, p, ({starts}p)\n")
+    reader: FieldsReader | None = compiled(code, "read", _NAMESPACE)
     return reader

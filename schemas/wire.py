@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping
 from io import BytesIO
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -26,11 +26,24 @@ from fastavro.read import SchemaResolutionError
 from hutong.errors import SchemaError, WireFormatError
 from schemas import catalog
 from schemas.catalog import SchemaEntry
-from schemas.reader import READER_ERRORS, Reader, compile_reader
+from schemas.reader import (
+    READER_ERRORS,
+    FieldsReader,
+    Reader,
+    compile_fields_reader,
+    compile_reader,
+)
 from schemas.validation import Check, Problem, compile_check
-from schemas.writer import WRITER_ERRORS, Writer, compile_writer
+from schemas.writer import (
+    WRITER_ERRORS,
+    Splicer,
+    Writer,
+    compile_splicer,
+    compile_writer,
+)
 
-__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "check", "decode", "decode_written_with", "encode"]
+__all__ = ["HEADER_SIZE", "MAGIC_BYTE", "Framed", "check", "decode", "decode_framed",
+           "decode_written_with", "encode", "encode_changed"]
 
 MAGIC_BYTE = 0
 HEADER_SIZE = 5
@@ -47,6 +60,9 @@ _BODY_ERRORS = (EOFError, IndexError, ValueError, OverflowError)
 _checks: dict[str, Check] = {}
 _writers: dict[str, Writer | None] = {}
 _readers: dict[str, Reader | None] = {}
+_fields_readers: dict[str, FieldsReader | None] = {}
+_splicers: dict[str, Splicer | None] = {}
+_field_numbers: dict[str, dict[str, int]] = {}
 
 
 def _compiled(cache: dict[str, _T], build: Callable[[Mapping[str, Any]], _T],
@@ -86,12 +102,55 @@ def encode(entry: SchemaEntry, record: Mapping[str, Any], *, checked: bool = Tru
         out.write(_HEADER.pack(MAGIC_BYTE, entry.schema_id))
         schemaless_writer(out, entry.parsed, record)
     except WRITER_ERRORS as exc:
-        # Checked records still fail here when a string cannot be UTF-8 (a lone surrogate).
-        # The library's message may quote the value, so only the exception type is kept.
-        raise SchemaError(
-            f"record does not fit schema {entry.name!r}: Avro writer failed ({type(exc).__name__})"
-        ) from None
+        raise _unwritable(entry, exc) from None
     return out.getvalue()
+
+
+def _unwritable(entry: SchemaEntry, exc: Exception) -> SchemaError:
+    # Checked records still fail here when a string cannot be UTF-8 (a lone surrogate).
+    # The library's message may quote the value, so only the exception type is kept.
+    return SchemaError(
+        f"record does not fit schema {entry.name!r}: Avro writer failed ({type(exc).__name__})")
+
+
+class Framed(NamedTuple):
+    """A framed record as read (:func:`decode_framed`), with where its fields lie in the bytes."""
+
+    entry: SchemaEntry
+    record: dict[str, Any]
+    data: bytes
+    #: Where each top-level field starts in ``data``, then the end (None: read by fastavro).
+    starts: tuple[int, ...] | None
+
+    def field_bytes(self, name: str) -> bytes | None:
+        """The Avro bytes of the top-level field ``name`` (None where not known)."""
+        if self.starts is None:
+            return None
+        n = _compiled(_field_numbers, _numbered, self.entry)[name]
+        return self.data[self.starts[n]:self.starts[n + 1]]
+
+
+def _numbered(parsed: Mapping[str, Any]) -> dict[str, int]:
+    return {field["name"]: n for n, field in enumerate(parsed["fields"])}
+
+
+def encode_changed(entry: SchemaEntry, framed: Framed, record: Mapping[str, Any]) -> bytes:
+    """``record`` framed as ``entry``, as ``encode(entry, record, checked=False)`` frames it,
+    for a ``record`` made from ``framed.record`` by replacing some of its fields: where the
+    schema is the one read, a field whose value is still the object read is copied from
+    ``framed.data`` rather than written again (:func:`schemas.writer.compile_splicer`). A
+    value read must not have been changed in place (replace it instead)."""
+    if framed.starts is None or record is framed.record or \
+            entry.schema_id != framed.entry.schema_id or \
+            entry.schema_str != framed.entry.schema_str:
+        return encode(entry, record, checked=False)
+    splicer = _compiled(_splicers, compile_splicer, entry)
+    if splicer is None:
+        return encode(entry, record, checked=False)
+    try:
+        return splicer(framed.data, framed.starts, framed.record, record)
+    except WRITER_ERRORS as exc:
+        raise _unwritable(entry, exc) from None
 
 
 def decode(
@@ -102,6 +161,20 @@ def decode(
     Raises ``WireFormatError`` for short data, a wrong magic byte, an id ``resolve`` does not
     know (it raises ``SchemaError``), or a body that is not exactly one record of the schema.
     """
+    entry, record, _ = _read(data, resolve, fields=False)
+    return entry, record
+
+
+def decode_framed(data: bytes,
+                  resolve: Callable[[int], SchemaEntry] = catalog.by_id) -> Framed:
+    """As :func:`decode`, with where each field of the record lies in ``data``: for
+    :func:`encode_changed`, which copies the fields a stage did not change."""
+    entry, record, starts = _read(data, resolve, fields=True)
+    return Framed(entry, record, data, starts)
+
+
+def _read(data: bytes, resolve: Callable[[int], SchemaEntry], *, fields: bool
+          ) -> tuple[SchemaEntry, dict[str, Any], tuple[int, ...] | None]:
     if len(data) < HEADER_SIZE:
         raise WireFormatError(
             f"{len(data)} bytes is shorter than the {HEADER_SIZE}-byte wire-format header"
@@ -113,11 +186,17 @@ def decode(
         entry = resolve(schema_id)
     except SchemaError:
         raise WireFormatError(f"unknown schema id {schema_id} at offset 1") from None
-    reader = _compiled(_readers, compile_reader, entry)
+    reader: Reader | FieldsReader | None = (
+        _compiled(_fields_readers, compile_fields_reader, entry) if fields
+        else _compiled(_readers, compile_reader, entry))
     if reader is None:
-        return entry, _fastavro_decode(data, entry, schema_id)
+        return entry, _fastavro_decode(data, entry, schema_id), None
+    starts = None
     try:
-        record, end = reader(data, HEADER_SIZE)
+        if fields:
+            record, end, starts = reader(data, HEADER_SIZE)  # type: ignore[misc]
+        else:
+            record, end = reader(data, HEADER_SIZE)  # type: ignore[misc]
     except (IndexError, struct.error):
         end = len(data) + 1  # the bytes ended inside the record
     except READER_ERRORS as exc:
@@ -129,7 +208,7 @@ def decode(
     if end != len(data):
         raise WireFormatError(
             f"{len(data) - end} bytes left over after the {entry.name!r} record at offset {end}")
-    return entry, record
+    return entry, record, starts
 
 
 def _fastavro_decode(data: bytes, entry: SchemaEntry, schema_id: int) -> dict[str, Any]:

@@ -43,10 +43,13 @@ from schemas.codegen import (
     walked,
 )
 
-__all__ = ["WRITER_ERRORS", "Writer", "compile_writer"]
+__all__ = ["WRITER_ERRORS", "Splicer", "Writer", "compile_splicer", "compile_writer"]
 
 #: ``writer(record, prefix)``: ``prefix`` (a wire-format header, say) then the record.
 Writer = Callable[[Mapping[str, Any], bytes], bytes]
+#: ``splicer(data, starts, read, record)``: ``record`` written as ``read`` was in ``data``,
+#: whose fields start at ``starts`` (:func:`compile_splicer`).
+Splicer = Callable[[bytes, tuple[int, ...], Mapping[str, Any], Mapping[str, Any]], bytes]
 
 #: What a compiled writer raises for a record that does not fit its schema.
 WRITER_ERRORS = (TypeError, ValueError, KeyError, AttributeError, OverflowError,
@@ -189,17 +192,21 @@ def _record(src: GeneratedSource, schema: dict[str, Any], value: str, depth: int
     if not schema["fields"]:  # nothing would read it: still a mapping, as fastavro wants
         src.emit(depth, f"MAP({value})")
     for field in schema["fields"]:
-        key = repr(field["name"])
-        if "default" in field and field["default"] is not None:
-            expression = f"{value}.get({key}, {src.constant(field['default'])})"
-        elif field["type"] == "null" or (isinstance(field["type"], list)
-                                         and "null" in field["type"]):
-            expression = f"{value}.get({key})"
-        else:
-            expression = f"{value}[{key}]"
         v = src.var("f")
-        src.emit(depth, f"{v} = {expression}")
+        src.emit(depth, f"{v} = {_field_value(src, field, value)}")
         _write(src, field["type"], v, depth, named, open_names)
+
+
+def _field_value(src: GeneratedSource, field: dict[str, Any], record: str) -> str:
+    """The expression of ``field``'s value in ``record``: its default when missing, None
+    for a nullable field; a required field without a default raises ``KeyError``."""
+    key = repr(field["name"])
+    if "default" in field and field["default"] is not None:
+        return f"{record}.get({key}, {src.constant(field['default'])})"
+    if field["type"] == "null" or (isinstance(field["type"], list)
+                                   and "null" in field["type"]):
+        return f"{record}.get({key})"
+    return f"{record}[{key}]"
 
 
 def compile_writer(parsed: Mapping[str, Any]) -> Writer | None:
@@ -213,3 +220,37 @@ def compile_writer(parsed: Mapping[str, Any]) -> Writer | None:
             "    return bytes(o)\n")
     writer: Writer | None = compiled(code, "write", {**_NAMESPACE, **src.constants})
     return writer
+
+
+def compile_splicer(parsed: Mapping[str, Any]) -> Splicer | None:
+    """A function that writes a record of ``parsed`` made from one read from bytes, writing
+    only the fields that changed, or ``None`` where :func:`compile_writer` would be.
+
+    ``splicer(data, starts, read, record)``: ``read`` is the record read from ``data``, with
+    its fields starting at ``starts`` (:func:`schemas.reader.compile_fields_reader`);
+    ``record`` is a copy of it with some fields replaced. A field whose value in ``record``
+    is the very object read is copied from ``data``; any other is written, as
+    :func:`compile_writer`'s function writes it; the bytes before the first field (a
+    wire-format header) are copied too. The output is what the writer gives for ``record``
+    provided no value read was changed in place (a list appended to, say): replace such a
+    value, do not change it.
+    """
+    fields = parsed["fields"]
+    src = GeneratedSource()
+    named: dict[str, Any] = {}
+    open_names = opened(dict(parsed), named, frozenset())
+    try:
+        for n, field in enumerate(fields):
+            v = src.var("f")
+            src.emit(1, f"{v} = {_field_value(src, field, 'record')}")
+            src.emit(1, f"if {v} is not read[{field['name']!r}]:")
+            src.emit(2, f"o += d[q:s[{n}]]")
+            _write(src, field["type"], v, 2, named, open_names)
+            src.emit(2, f"q = s[{n + 1}]")
+    except (Unsupported, RecursionError, MemoryError):
+        return None
+    body = "\n".join(src.lines)
+    code = (f"def splice(d, s, read, record):\n    o = bytearray(); q = 0\n{body}\n"
+            f"    o += d[q:s[{len(fields)}]]\n    return bytes(o)\n")
+    splicer: Splicer | None = compiled(code, "splice", {**_NAMESPACE, **src.constants})
+    return splicer

@@ -45,8 +45,11 @@ class StandardOutput:
         self.unmapped_codes: Tally[UnmappedHit] = Tally()
         self.unknown_practitioners: Tally[UnknownPractitioner] = Tally()
 
-    def event(self, record: dict[str, Any]) -> list[OutRecord]:
-        """The records of one linked event: its standard event, and its alert candidate."""
+    def event(self, record: dict[str, Any], read: wire.Framed | None = None) -> list[OutRecord]:
+        """The records of one linked event: its standard event, and its alert candidate.
+
+        ``read``: the event as read from Kafka, ``record`` made from it by replacing fields
+        (the EMPI id): the fields no step changed are copied from its bytes."""
         translated = standardize(record, self._maps.store)
         out = translated.event
         if translated.unmapped:
@@ -55,7 +58,9 @@ class StandardOutput:
             self.unknown_practitioners.add((unknown,), out["received_at"])
         topic = f"hutong.std.{out['event_type']}"
         # Decoded, linked and translated here: the field check would cost as much again.
-        value = wire.encode(self._ids.for_topic(topic), out, checked=False)
+        schema = self._ids.for_topic(topic)
+        value = (wire.encode(schema, out, checked=False) if read is None
+                 else wire.encode_changed(schema, read, out))
         key = std_key(out)
         if self._crosses_rule(out):  # a critical-value candidate: the alert stage's input
             return [OutRecord(CANDIDATES_TOPIC, key, value), OutRecord(topic, key, value)]

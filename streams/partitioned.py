@@ -15,7 +15,10 @@ Every event of ``hutong.events.*`` passes here (consumer group
 
 The batch's offsets are committed only once Kafka has confirmed every record it
 gave (at least once: a crash before re-reads the batch, and every reader
-collapses repeats on the ``event_id``).
+collapses repeats on the ``event_id``). Kafka confirms a batch while the stage
+works out the next one: its records are sent once the batch before is confirmed
+and committed, so that at most one batch is in flight, and partitions leaving
+the worker in a rebalance take their confirmed offsets with them.
 
 Why not a Faust agent, as the resolver and the alert stage are: Faust hands an
 agent one event at a time through several layers of futures, about 5,000 a
@@ -30,19 +33,20 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from hutong.errors import SchemaError, WireFormatError
 from hutong.metrics import StageMetrics
 from hutong.metrics.labels import oldest_age
-from producers.kafka import BatchProducer, OutRecord, consumer_config
+from producers.kafka import BatchProducer, OutRecord, Sending, consumer_config
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers, event_key
 from schemas import wire
 from schemas.registry import Resolver
-from streams.empi.routing import Router
+from streams.empi.routing import Router, identity
 from streams.output import StandardOutput
 from streams.topology import EVENTS_PATTERN, RESOLVE_TOPIC, STAGE_GROUP
 
@@ -78,15 +82,16 @@ class Stamper:
                 continue
             value = msg.value() or b""
             try:
-                _, event = wire.decode(value, self._ids.by_id)
+                read = wire.decode_framed(value, self._ids.by_id)
             except (WireFormatError, SchemaError) as exc:
                 records.append(self._letter(msg, str(exc)))
                 continue
+            event = read.record
             try:
                 key = event_key(event)
                 linked = self._links.empi_id(key)
-                if self._router.local_link(key, event, linked):
-                    records += self._output.event({**event, "empi_id": linked})
+                if self._router.local_link(key, event, linked, identity(read)):
+                    records += self._output.event({**event, "empi_id": linked}, read)
                     linked_now.append(event.get("received_at"))
                 else:
                     records.append(OutRecord(RESOLVE_TOPIC, key, value))
@@ -126,11 +131,12 @@ class PartitionedStage:
         self._batch_size = batch_size
         self._batch_wait_s = batch_wait_s
         self._stop = threading.Event()
+        self._in_flight: _InFlight | None = None
         self._thread = threading.Thread(target=self._run, name="partitioned-stage",
                                         daemon=True)
 
     def start(self) -> None:
-        self._consumer.subscribe([EVENTS_PATTERN])
+        self._consumer.subscribe([EVENTS_PATTERN], on_revoke=self._revoked)
         self._thread.start()
         # Leave the group however the process ends (a stop before Faust has started skips
         # its shutdown hooks): a member that does not leave holds partitions until timed out.
@@ -149,6 +155,8 @@ class PartitionedStage:
                 messages = self._consumer.consume(self._batch_size, timeout=self._batch_wait_s)
                 if messages:
                     self._handle(messages)
+                else:
+                    self._settle()  # nothing new: the batch in flight is committed now
         except Exception:  # a bug or a broken client: the hub restarts the worker
             log.critical("the partitioned stage failed; exiting so that its batch is read "
                          "again from the committed offsets", exc_info=True)
@@ -159,24 +167,64 @@ class PartitionedStage:
 
     def _close(self) -> None:
         try:
+            self._settle()
             self._consumer.close()
         finally:
             self._producer.close()
 
     def _handle(self, messages: list[Message]) -> None:
+        """Work out the batch's records while Kafka confirms the batch before; commit that
+        one; then hand these to librdkafka."""
         self._ready()
         records, linked_now = self._stamper.records(messages)
-        if not self._producer.deliver(records, self._stop):
-            return  # stopping before Kafka had the batch: it is read again later
-        letters = sum(1 for r in records if r.topic == DLQ_TOPIC)
-        if letters:
-            self._metered.dead_letters.labels("empi").inc(letters)
+        if not self._settle():
+            return  # stopping before Kafka had the batch before: both are read again later
+        self._in_flight = _InFlight(self._producer.send(records), _next_offsets(messages),
+                                    len(messages), linked_now,
+                                    sum(1 for r in records if r.topic == DLQ_TOPIC))
+
+    def _revoked(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+        """Partitions leave this worker (in ``consume``, this thread): commit what is done."""
+        self._settle()
+
+    def _settle(self) -> bool:
+        """Wait for Kafka to confirm the batch in flight, then commit its offsets; False when
+        stopping first (its offsets are not committed: it is read again later)."""
+        batch, self._in_flight = self._in_flight, None
+        if batch is None:
+            return True
+        if not self._producer.confirm(batch.sending, self._stop):
+            return False
+        if batch.letters:
+            self._metered.dead_letters.labels("empi").inc(batch.letters)
         try:
-            self._consumer.commit(asynchronous=False)
+            self._consumer.commit(offsets=batch.offsets, asynchronous=False)
         except KafkaException as exc:  # a rebalance: the partitions' new owner reads again
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 log.warning("offsets of a written batch not committed (%s); it will be read "
                             "again", exc.args[0].str())
-        age = oldest_age(linked_now, datetime.now(UTC))
-        self._metered.passed("empi", len(messages), len(linked_now), age)
-        self._metered.passed("translate", len(linked_now), len(linked_now), age)
+        age = oldest_age(batch.linked_now, datetime.now(UTC))
+        self._metered.passed("empi", batch.read, len(batch.linked_now), age)
+        self._metered.passed("translate", len(batch.linked_now), len(batch.linked_now), age)
+        return True
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch whose records are with librdkafka: what to commit once Kafka has them."""
+
+    sending: Sending
+    offsets: list[TopicPartition]
+    read: int
+    linked_now: list[Any]
+    letters: int
+
+
+def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """The offsets to commit once a batch is done: after its last event, per partition."""
+    after: dict[tuple[str, int], int] = {}
+    for msg in messages:
+        if msg.error() is None:
+            after[(msg.topic() or "", msg.partition() or 0)] = (msg.offset() or 0) + 1
+    return [TopicPartition(topic, partition, offset)
+            for (topic, partition), offset in after.items()]

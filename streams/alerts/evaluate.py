@@ -151,16 +151,18 @@ def _lab(event: dict[str, Any], rule_set: RuleSet) -> list[Hit]:
     flags = event.get("abnormal_flags") if rule_set.has_flag_rules else None
     if not rules and not flags:
         return []
+    value, unit = _measure(event)
+    crossed: list[Rule] = []
+    if rules and value is not None:
+        key = unit_key(unit)
+        crossed = [rule for rule in rules if rule.takes_unit(key) and rule.crosses(value)]
+    if not crossed and not flags:  # most results: no limit crossed, no flag sent
+        return []
     if _ignored(event.get("result_status"), rule_set):
         return []
     at, memo = result_time(event), dict[str, Any]()
-    value, unit = _measure(event)
-    hits = []
-    if rules and value is not None:
-        key = unit_key(unit)
-        hits = [Hit(rule, at, code, value, unit) for rule in rules
-                if rule.takes_unit(key) and rule.crosses(value)
-                and _applies(rule, event, rule_set, at, memo)]
+    hits = [Hit(rule, at, code, value, unit) for rule in crossed
+            if _applies(rule, event, rule_set, at, memo)]
     if hits or not flags:
         return hits
     standard = event.get("standard_value")

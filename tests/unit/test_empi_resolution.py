@@ -7,11 +7,13 @@ from typing import Any
 
 import pytest
 
+from schemas import catalog, wire
 from streams.empi.linker import MasterIndex
 from streams.empi.person import person_from_event, updated
 from streams.empi.resolution import IdentityResolver, ResolverConfig
-from streams.empi.routing import Router, fingerprint
+from streams.empi.routing import Router, fingerprint, identity
 from streams.empi.state import decode_person, encode_person
+from tests.unit.test_warehouse_rows import lab_result
 
 AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 ID_CARD = "11010519491231002X"
@@ -394,3 +396,14 @@ def test_equal_candidates_are_chosen_alike_in_every_process() -> None:
                               env={"PYTHONHASHSEED": str(seed), "PYTHONPATH": str(root)}
                               ).stdout for seed in (1, 2, 3, 4)}
     assert len(outputs) == 1
+
+
+def test_the_identity_as_read_changes_with_the_patient_and_nothing_else() -> None:
+    lab = catalog.schema("lab-result")
+    event = lab_result(empi_id=None)
+    base = identity(wire.decode_framed(wire.encode(lab, event)))
+    assert base == identity(wire.decode_framed(wire.encode(lab, {**event, "value": "7.1"})))
+    for patient in ({**event["patient"], "phone": "13900000000"},
+                    {**event["patient"], "birth_date": date(1949, 12, 30)}):
+        assert base != identity(wire.decode_framed(wire.encode(lab, {**event,
+                                                                     "patient": patient})))

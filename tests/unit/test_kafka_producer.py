@@ -1,11 +1,12 @@
-"""Which Kafka errors mean a producer must be replaced (`producers.kafka.needs_new_producer`)."""
+"""Which Kafka errors mean a producer must be replaced (`producers.kafka.needs_new_producer`),
+and which records a batch writes again (`producers.kafka.Sending`)."""
 
 from __future__ import annotations
 
 import pytest
 from confluent_kafka import KafkaError
 
-from producers.kafka import needs_new_producer
+from producers.kafka import OutRecord, Sending, needs_new_producer
 
 
 @pytest.mark.parametrize(("error", "renew"), [
@@ -24,3 +25,34 @@ from producers.kafka import needs_new_producer
 def test_a_producer_is_replaced_only_when_the_broker_will_take_nothing_more_from_it(
         error: KafkaError, renew: bool) -> None:
     assert needs_new_producer(error) is renew
+
+
+class Reported:
+    """A delivery report's message: librdkafka's carry no headers."""
+
+    def __init__(self, record: OutRecord) -> None:
+        self._record = record
+
+    def topic(self) -> str:
+        return self._record.topic
+
+    def key(self) -> bytes | None:
+        return self._record.key
+
+    def value(self) -> bytes:
+        return self._record.value
+
+    def headers(self) -> None:
+        return None
+
+
+def test_a_refused_record_is_kept_to_write_again_headers_and_all() -> None:
+    plain = OutRecord("hutong.std.lab-result", b"E1", b"\x00v")
+    letter = OutRecord("hutong.dlq", b"k", b"\x00d", [("hutong.stage", b"stream")])
+    confirmed = OutRecord("hutong.std.lab-result", b"E2", b"\x00w")
+    sending = Sending([plain, letter, confirmed])
+    refused = KafkaError(KafkaError._MSG_TIMED_OUT)
+    assert sending.reporter(plain) is sending.reporter(confirmed)  # one callback, shared
+    for record, error in ((plain, refused), (letter, refused), (confirmed, None)):
+        sending.reporter(record)(error, Reported(record))
+    assert sending.failed == [plain, letter] and sending.errors == [refused, refused]

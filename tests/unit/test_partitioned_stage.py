@@ -14,8 +14,9 @@ from schemas.registry import EMBEDDED
 from streams.linkview import LinkView
 from streams.mapfeed import MapFeed
 from streams.output import UNKNOWN_TOPIC, UNMAPPED_TOPIC, StandardOutput
-from streams.partitioned import Stamper
+from streams.partitioned import Stamper, _next_offsets
 from streams.topology import CANDIDATES_TOPIC, RESOLVE_TOPIC
+from tests.unit.test_warehouse_rows import lab_result
 from tests.warehouse_events import diagnosis, header
 
 KEY = b"F001|P123"
@@ -143,3 +144,40 @@ def test_the_link_view_keeps_the_newest_change_of_each_record(tmp_path: Path) ->
     again = LinkView({}, tmp_path / "links")  # a restart keeps the copy
     assert again.empi_id(KEY) == "E-3"
     again.close()
+
+
+@pytest.mark.parametrize("value", [
+    encoded(),
+    encoded(diagnosis_code="LOCAL-1", diagnosis_system="L", quality_warnings=["late"]),
+    wire.encode(catalog.schema("lab-result"), lab_result(empi_id=None)),
+], ids=["diagnosis", "unmapped diagnosis", "lab result"])
+def test_the_standard_event_is_what_writing_it_whole_gives(value: bytes) -> None:
+    """The stage copies the fields no step changed from the bytes read (wire.encode_changed):
+    the same bytes as the translated event written whole."""
+    topic = f"hutong.events.{wire.decode(value)[1]['event_type']}"
+    step = stamper(Links({KEY: "E-7"}))
+    step.records([Message(value, topic)])  # type: ignore[list-item]
+    records, _ = step.records([Message(value, topic, offset=8)])  # type: ignore[list-item]
+    [std] = [r for r in records if r.topic.startswith("hutong.std.")]
+    whole = StandardOutput(MapFeed({}), PractitionerFeed({}), EMBEDDED, lambda event: False)
+    [expected] = whole.event({**wire.decode(value)[1], "empi_id": "E-7"})
+    assert std.value == expected.value and std.key == expected.key == b"E-7"
+
+
+class Placed(Message):
+    def __init__(self, topic: str, partition: int, offset: int, error: object = None) -> None:
+        super().__init__(b"", topic, offset)
+        self._partition, self._error = partition, error
+
+    def partition(self) -> int:
+        return self._partition
+
+    def error(self) -> Any:
+        return self._error
+
+
+def test_a_batch_commits_the_offset_after_its_last_event_per_partition() -> None:
+    batch = [Placed("a", 0, 5), Placed("a", 1, 9), Placed("a", 0, 6), Placed("b", 0, 2),
+             Placed("a", 1, 10, error="a consumer error")]
+    assert sorted((tp.topic, tp.partition, tp.offset) for tp in _next_offsets(batch)) == [  # type: ignore[arg-type]
+        ("a", 0, 7), ("a", 1, 10), ("b", 0, 3)]

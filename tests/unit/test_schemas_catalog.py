@@ -266,7 +266,8 @@ def test_docs_topic_catalog_covers_every_topic_and_links_real_schemas() -> None:
     [
         (catalog, ["EVENT_TYPES", "SCHEMA_IDS", "TOPICS", "TOPIC_SPECS", "SchemaEntry",
                    "TopicSpec", "all_schemas", "by_id", "for_topic", "schema", "subject_for"]),
-        (wire, ["HEADER_SIZE", "MAGIC_BYTE", "check", "decode", "decode_written_with", "encode"]),
+        (wire, ["HEADER_SIZE", "MAGIC_BYTE", "Framed", "check", "decode", "decode_framed",
+                "decode_written_with", "encode", "encode_changed"]),
         (registry, ["COMPATIBILITY", "EMBEDDED", "IdMap", "RegistryClient", "Reply", "Resolver",
                     "register_all", "register_with", "resolver", "schema_by_id",
                     "subject_version", "subject_versions", "subjects"]),
