@@ -40,6 +40,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     RowMapping,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -272,12 +273,6 @@ def _translated(doing: str, *, detail: bool = False) -> Iterator[None]:
         raise DocumentStoreError(f"document store failed {doing} ({cause})") from None
 
 
-def _upsert(conn: Connection, table: Any) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can say ON CONFLICT, in the connection's dialect."""
-    return (postgresql.insert(table) if conn.dialect.name == "postgresql"
-            else sqlite.insert(table))
-
-
 _METADATA = [c for c in documents.c if c.name != "content"]
 
 
@@ -295,12 +290,69 @@ _KIN = [documents.c[name] for name in ("document_id", "facility_id", "custodian_
                                        "set_id")]
 
 
+class _Statements:
+    """The writer's statements, built once per dialect with their values as parameters.
+
+    SQLAlchemy finds a statement's compiled form by a cache key it computes once per
+    statement object; a statement built again for each call (``select(...).where(c ==
+    value)``) costs that and the building every time: 95 µs a primary-key read on
+    SQLite here, against 16 µs for one built once. The document sink runs about ten per
+    document group.
+    """
+
+    def __init__(self, dialect: str) -> None:
+        upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        p, d, g = document_parts.c, documents.c, document_groups.c
+        one_part = (p.group_key == bindparam("group")) & (p.event_id == bindparam("event"))
+        self.part = select(p.payload).where(one_part)
+        # Whether an INSERT ... ON CONFLICT DO NOTHING wrote a row is what it returns:
+        # psycopg's rowcount is -1 for it when built once.
+        self.add_part = upsert(document_parts).on_conflict_do_nothing(
+            index_elements=["group_key", "event_id"]).returning(p.event_id)
+        self.replace_part = update(document_parts).where(one_part).values(
+            schema_name=bindparam("new_schema"), payload=bindparam("new_payload"),
+            stored_at=bindparam("at"))
+        self.parts = (select(p.schema_name, p.payload).where(p.group_key == bindparam("group"))
+                      .order_by(p.schema_name, p.event_id))
+        self.groups = (select(g.set_id, d.kind, g.document_id, g.version_number,
+                              g.content_sha256, d.replaces_document_id,
+                              d.withdrawn_at.is_not(None))
+                       .join_from(document_groups, documents, g.document_id == d.document_id)
+                       .where(g.group_key == bindparam("group")).order_by(g.set_id))
+        self.withdraw = update(documents).where(
+            (d.document_id == bindparam("id")) & d.withdrawn_at.is_(None)
+        ).values(withdrawn_at=bindparam("at"))
+        self.content_sha256 = select(d.content_sha256).where(d.document_id == bindparam("id"))
+        self.kin = select(*_KIN).where(d.document_id == bindparam("id"))
+        self.add_document = upsert(documents).on_conflict_do_nothing(
+            index_elements=["document_id"]).returning(d.document_id)
+        self.mark_replaced = update(documents).where(
+            (d.document_id == bindparam("id")) & d.replaced_by.is_(None)
+        ).values(replaced_by=bindparam("by"))
+        self.successors = (select(*_KIN).where(d.replaces_document_id == bindparam("id"))
+                           .order_by(d.version_number.desc(), d.stored_at))
+        self.replaced_by = update(documents).where(d.document_id == bindparam("id")).values(
+            replaced_by=bindparam("by"))
+        group = upsert(document_groups)
+        self.move_group = group.on_conflict_do_update(
+            index_elements=["group_key", "set_id"],
+            set_={name: group.excluded[name] for name in _GROUP_CURRENT})
+
+
+_GROUP_CURRENT = ("document_id", "version_number", "content_sha256", "updated_at")
+_STATEMENTS: dict[str, _Statements] = {}
+
+
 class StoreWriter:
     """Writes within one transaction (`DocumentStore.writing`): all of it, or none."""
 
     def __init__(self, conn: Connection, clock: Callable[[], dt.datetime]) -> None:
         self._conn = conn
         self._clock = clock
+        dialect = conn.dialect.name
+        if dialect not in _STATEMENTS:
+            _STATEMENTS[dialect] = _Statements(dialect)
+        self._s = _STATEMENTS[dialect]
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -318,10 +370,9 @@ class StoreWriter:
 
     def part(self, group_key: str, event_id: str) -> bytes | None:
         """The stored value of one event of a group, if any."""
-        c = document_parts.c
         with _translated("to read a part"):
-            stored = self._conn.execute(select(c.payload).where(
-                (c.group_key == group_key) & (c.event_id == event_id))).scalar_one_or_none()
+            stored = self._conn.execute(self._s.part, {"group": group_key, "event": event_id}
+                                        ).scalar_one_or_none()
         return None if stored is None else bytes(stored)
 
     def add_part(self, group_key: str, event_id: str, schema_name: str, payload: bytes, *,
@@ -333,51 +384,39 @@ class StoreWriter:
         only when ``supersedes(stored bytes)`` says the new delivery wins: the order must be
         the one assembly reads parts by, so that every delivery order ends with the same part.
         """
-        c = document_parts.c
-        where = (c.group_key == group_key) & (c.event_id == event_id)
-        stored = self.part(group_key, event_id)
         with _translated("to store a part"):
-            if stored is None:
-                result = self._conn.execute(
-                    _upsert(self._conn, document_parts).values(
-                        group_key=group_key, event_id=event_id, schema_name=schema_name,
-                        payload=payload, stored_at=self._clock()
-                    ).on_conflict_do_nothing(index_elements=["group_key", "event_id"]))
-                return bool(result.rowcount)
-            if stored == payload or not supersedes(stored):
-                return False
-            self._conn.execute(update(document_parts).where(where).values(
-                schema_name=schema_name, payload=payload, stored_at=self._clock()))
+            added = self._conn.execute(self._s.add_part, {
+                "group_key": group_key, "event_id": event_id, "schema_name": schema_name,
+                "payload": payload, "stored_at": self._clock()}).first()
+        if added is not None:  # a new part, as most are: no read before
+            return True
+        stored = self.part(group_key, event_id)
+        if stored is None or stored == payload or not supersedes(stored):
+            return False
+        with _translated("to store a part"):
+            self._conn.execute(self._s.replace_part, {
+                "group": group_key, "event": event_id, "new_schema": schema_name,
+                "new_payload": payload, "at": self._clock()})
         return True
 
     def parts(self, group_key: str) -> list[tuple[str, bytes]]:
         """A group's parts as (schema name, raw value), in a fixed order."""
-        c = document_parts.c
         with _translated("to read parts"):
-            rows = self._conn.execute(select(c.schema_name, c.payload)
-                                      .where(c.group_key == group_key)
-                                      .order_by(c.schema_name, c.event_id)).all()
+            rows = self._conn.execute(self._s.parts, {"group": group_key}).all()
         return [(name, bytes(payload)) for name, payload in rows]
 
     def groups(self, group_key: str) -> list[GroupState]:
         """The group's current version of each of its document sets, by set id."""
-        g, d = document_groups.c, documents.c
         with _translated("to read a group"):
-            rows = self._conn.execute(
-                select(g.set_id, d.kind, g.document_id, g.version_number, g.content_sha256,
-                       d.replaces_document_id, d.withdrawn_at.is_not(None))
-                .join_from(document_groups, documents, g.document_id == d.document_id)
-                .where(g.group_key == group_key).order_by(g.set_id)).all()
+            rows = self._conn.execute(self._s.groups, {"group": group_key}).all()
         return [GroupState(set_id, kind, document_id, version, sha256, replaces, bool(gone))
                 for set_id, kind, document_id, version, sha256, replaces, gone in rows]
 
     def withdraw(self, document_id: str) -> bool:
         """Mark a version withdrawn (its events no longer support it); False if it was."""
-        d = documents.c
         with _translated("to withdraw a document"):
-            result = self._conn.execute(update(documents).where(
-                (d.document_id == document_id) & d.withdrawn_at.is_(None)
-            ).values(withdrawn_at=self._clock()))
+            result = self._conn.execute(self._s.withdraw,
+                                        {"id": document_id, "at": self._clock()})
         return bool(result.rowcount)
 
     def put(self, document: Document, group_key: str | None = None) -> Put:
@@ -388,46 +427,43 @@ class StoreWriter:
         with _translated("to store a document"):
             return self._put(document, group_key)
 
+    def _stored_sha256(self, document_id: str) -> str | None:
+        stored: str | None = self._conn.execute(self._s.content_sha256, {"id": document_id}
+                                                ).scalar_one_or_none()
+        return stored
+
     def _put(self, document: Document, group_key: str | None) -> Put:
-        d = documents.c
-        stored = self._conn.execute(select(d.content_sha256)
-                                    .where(d.document_id == document.document_id)
-                                    ).scalar_one_or_none()
-        if stored is not None:
-            return "duplicate" if stored == document.content_sha256 else "conflict"
+        s = self._s
         checked = group_key is None  # the hub's own versions replace their own set
-        if checked and document.replaces_document_id is not None:
-            replaced = self._conn.execute(select(*_KIN).where(
-                d.document_id == document.replaces_document_id)).mappings().first()
-            if replaced is not None and not _related(document, replaced):
-                return "unrelated"
+        if checked:  # nothing may be written before the replacement is known to be related
+            stored = self._stored_sha256(document.document_id)
+            if stored is not None:
+                return "duplicate" if stored == document.content_sha256 else "conflict"
+            if document.replaces_document_id is not None:
+                replaced = self._conn.execute(s.kin, {"id": document.replaces_document_id}
+                                              ).mappings().first()
+                if replaced is not None and not _related(document, replaced):
+                    return "unrelated"
         now = self._clock()
-        result = self._conn.execute(
-            _upsert(self._conn, documents).values(**_row(document, now))
-            .on_conflict_do_nothing(index_elements=["document_id"]))
-        if not result.rowcount:  # another writer got there between the two statements
-            return self._put(document, group_key)
+        if self._conn.execute(s.add_document, _row(document, now)).first() is None:
+            stored = self._stored_sha256(document.document_id)  # there already
+            if stored is None:  # and gone again (another writer): try again
+                return self._put(document, group_key)
+            return "duplicate" if stored == document.content_sha256 else "conflict"
         if document.replaces_document_id is not None:
-            self._conn.execute(update(documents).where(
-                (d.document_id == document.replaces_document_id) & d.replaced_by.is_(None)
-            ).values(replaced_by=document.document_id))
+            self._conn.execute(s.mark_replaced, {"id": document.replaces_document_id,
+                                                 "by": document.document_id})
         successors = self._conn.execute(  # its replacement arrived first
-            select(*_KIN).where(d.replaces_document_id == document.document_id)
-            .order_by(d.version_number.desc(), d.stored_at)).mappings().all()
+            s.successors, {"id": document.document_id}).mappings().all()
         successor = next((row["document_id"] for row in successors
                           if not checked or _related(document, row)), None)
         if successor is not None:
-            self._conn.execute(update(documents).where(d.document_id == document.document_id)
-                               .values(replaced_by=successor))
+            self._conn.execute(s.replaced_by, {"id": document.document_id, "by": successor})
         if group_key is not None:
-            current = {"document_id": document.document_id,
-                       "version_number": document.version_number,
-                       "content_sha256": document.content_sha256, "updated_at": now}
-            self._conn.execute(_upsert(self._conn, document_groups)
-                               .values(group_key=group_key, set_id=document.set_id or "",
-                                       **current)
-                               .on_conflict_do_update(index_elements=["group_key", "set_id"],
-                                                      set_=current))
+            self._conn.execute(s.move_group, {
+                "group_key": group_key, "set_id": document.set_id or "",
+                "document_id": document.document_id, "version_number": document.version_number,
+                "content_sha256": document.content_sha256, "updated_at": now})
         return "stored"
 
 
