@@ -266,7 +266,10 @@ class BatchProducer:
         self._flush_s = flush_s
 
     def deliver(self, records: Sequence[OutRecord], stop: threading.Event) -> bool:
-        """Whether Kafka confirmed every record (False: ``stop`` was set first)."""
+        """Whether Kafka confirmed every record (False: ``stop`` was set first; set
+        already, nothing is written)."""
+        if stop.is_set():
+            return not records
         return self.confirm(self.send(records), stop)
 
     def send(self, records: Sequence[OutRecord]) -> Sending:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     Connection,
+    CursorResult,
     Engine,
     RowMapping,
     bindparam,
@@ -52,6 +54,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.sql import Executable
 
 from hutong.errors import DocumentStoreError
 from sinks.docstore.audit_chain import GENESIS, row_hash, verify_rows
@@ -300,15 +303,22 @@ class _Statements:
     document group.
     """
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, *, returning: bool = True) -> None:
         upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         p, d, g = document_parts.c, documents.c, document_groups.c
+        #: Whether an insert says if it wrote a row by what it returns (else by its rowcount).
+        self.returning = returning
         one_part = (p.group_key == bindparam("group")) & (p.event_id == bindparam("event"))
         self.part = select(p.payload).where(one_part)
         # Whether an INSERT ... ON CONFLICT DO NOTHING wrote a row is what it returns:
-        # psycopg's rowcount is -1 for it when built once.
-        self.add_part = upsert(document_parts).on_conflict_do_nothing(
-            index_elements=["group_key", "event_id"]).returning(p.event_id)
+        # psycopg's rowcount is -1 for it when built once. SQLite before 3.35 has no
+        # RETURNING; its rowcount says.
+        add_part = upsert(document_parts).on_conflict_do_nothing(
+            index_elements=["group_key", "event_id"])
+        add_document = upsert(documents).on_conflict_do_nothing(index_elements=["document_id"])
+        self.add_part: Executable = add_part.returning(p.event_id) if returning else add_part
+        self.add_document: Executable = (add_document.returning(d.document_id) if returning
+                                         else add_document)
         self.replace_part = update(document_parts).where(one_part).values(
             schema_name=bindparam("new_schema"), payload=bindparam("new_payload"),
             stored_at=bindparam("at"))
@@ -324,8 +334,6 @@ class _Statements:
         ).values(withdrawn_at=bindparam("at"))
         self.content_sha256 = select(d.content_sha256).where(d.document_id == bindparam("id"))
         self.kin = select(*_KIN).where(d.document_id == bindparam("id"))
-        self.add_document = upsert(documents).on_conflict_do_nothing(
-            index_elements=["document_id"]).returning(d.document_id)
         self.mark_replaced = update(documents).where(
             (d.document_id == bindparam("id")) & d.replaced_by.is_(None)
         ).values(replaced_by=bindparam("by"))
@@ -339,6 +347,8 @@ class _Statements:
             set_={name: group.excluded[name] for name in _GROUP_CURRENT})
 
 
+#: The first SQLite with INSERT ... RETURNING.
+_SQLITE_RETURNING = (3, 35, 0)
 _GROUP_CURRENT = ("document_id", "version_number", "content_sha256", "updated_at")
 _STATEMENTS: dict[str, _Statements] = {}
 
@@ -351,7 +361,8 @@ class StoreWriter:
         self._clock = clock
         dialect = conn.dialect.name
         if dialect not in _STATEMENTS:
-            _STATEMENTS[dialect] = _Statements(dialect)
+            _STATEMENTS[dialect] = _Statements(dialect, returning=dialect != "sqlite" or (
+                sqlite3.sqlite_version_info >= _SQLITE_RETURNING))
         self._s = _STATEMENTS[dialect]
 
     @contextlib.contextmanager
@@ -385,10 +396,10 @@ class StoreWriter:
         the one assembly reads parts by, so that every delivery order ends with the same part.
         """
         with _translated("to store a part"):
-            added = self._conn.execute(self._s.add_part, {
+            added = self._inserted(self._conn.execute(self._s.add_part, {
                 "group_key": group_key, "event_id": event_id, "schema_name": schema_name,
-                "payload": payload, "stored_at": self._clock()}).first()
-        if added is not None:  # a new part, as most are: no read before
+                "payload": payload, "stored_at": self._clock()}))
+        if added:  # a new part, as most are: no read before
             return True
         stored = self.part(group_key, event_id)
         if stored is None or stored == payload or not supersedes(stored):
@@ -398,6 +409,10 @@ class StoreWriter:
                 "group": group_key, "event": event_id, "new_schema": schema_name,
                 "new_payload": payload, "at": self._clock()})
         return True
+
+    def _inserted(self, result: CursorResult[Any]) -> bool:
+        """Whether an insert that does nothing on a conflict wrote its row."""
+        return result.first() is not None if self._s.returning else result.rowcount > 0
 
     def parts(self, group_key: str) -> list[tuple[str, bytes]]:
         """A group's parts as (schema name, raw value), in a fixed order."""
@@ -445,7 +460,7 @@ class StoreWriter:
                 if replaced is not None and not _related(document, replaced):
                     return "unrelated"
         now = self._clock()
-        if self._conn.execute(s.add_document, _row(document, now)).first() is None:
+        if not self._inserted(self._conn.execute(s.add_document, _row(document, now))):
             stored = self._stored_sha256(document.document_id)  # there already
             if stored is None:  # and gone again (another writer): try again
                 return self._put(document, group_key)

@@ -24,6 +24,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from schemas.catalog import SchemaEntry
 from schemas.wire import Framed
 
 __all__ = ["Router", "fingerprint", "identity"]
@@ -40,16 +41,32 @@ def fingerprint(patient: Mapping[str, Any]) -> bytes:
 
 
 def identity(read: Framed) -> bytes:
-    """The fingerprint of an event's identity data as read: a digest of the schema id and
-    the Avro bytes of its ``patient`` (a tenth of :func:`fingerprint`'s cost). The same
-    identity under another schema version digests differently, which costs one more
-    look by the resolver and changes nothing."""
+    """The fingerprint of an event's identity data as read: a digest of the Avro bytes of
+    its ``patient`` and of that field's type (a tenth of :func:`fingerprint`'s cost).
+    Every event schema carries the same patient type, so a patient's lab results,
+    orders and registrations digest alike; under another type (another schema version)
+    the same identity digests differently, which costs one more look by the resolver
+    and changes nothing."""
     written = read.field_bytes("patient")
     if written is None:
         return fingerprint(read.record["patient"])
     digest = hashlib.blake2b(written, digest_size=16, person=b"avro-patient")
-    digest.update(read.entry.schema_id.to_bytes(4, "big"))
+    digest.update(_patient_type(read.entry))
     return digest.digest()
+
+
+_PATIENT_TYPES: dict[str, bytes] = {}
+
+
+def _patient_type(entry: SchemaEntry) -> bytes:
+    """A digest of the ``patient`` field's type in ``entry``'s schema (kept per schema)."""
+    held = _PATIENT_TYPES.get(entry.schema_str)
+    if held is None:
+        field = next(f for f in json.loads(entry.schema_str)["fields"] if f["name"] == "patient")
+        text = json.dumps(field["type"], sort_keys=True, ensure_ascii=False)
+        held = _PATIENT_TYPES[entry.schema_str] = hashlib.blake2b(
+            text.encode(), digest_size=16).digest()
+    return held
 
 
 class Router:

@@ -22,6 +22,7 @@ from hutong.metrics import Metrics
 from schemas import catalog, wire
 from sinks.base import Decoded, Rejected
 from sinks.docstore import assembly
+from sinks.docstore import store as docstore_store
 from sinks.docstore.schema import MIGRATIONS, schema_version
 from sinks.docstore.sink import DocumentSink
 from sinks.docstore.store import AccessRecord, DocumentStore
@@ -31,6 +32,7 @@ from tests.docstore_support import (
     decoded,
     document_event,
     make_document,
+    store_on,
 )
 from tests.warehouse_events import OBSERVED, SAMPLES, header
 
@@ -111,6 +113,17 @@ def test_parts_are_written_once(store: DocumentStore) -> None:
         assert not add(b"\0one")  # the delivery that loses changes nothing
         assert writer.parts("imaging:F001:ACC-1") == [("imaging-report", b"\0two")]
     assert store.count("document_parts") == 1
+
+
+def test_an_sqlite_without_returning_writes_parts_and_documents_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite before 3.35 has no INSERT ... RETURNING: there the rowcount says whether an
+    insert wrote its row (the statements the writer builds for such an SQLite)."""
+    monkeypatch.setattr(docstore_store, "_STATEMENTS", {
+        "sqlite": docstore_store._Statements("sqlite", returning=False)})
+    with store_on("sqlite", tmp_path) as store:
+        test_parts_are_written_once(store)
+        test_documents_are_written_once(store)
 
 
 def test_a_replacement_keeps_the_history(store: DocumentStore) -> None:

@@ -14,6 +14,7 @@ from streams.empi.resolution import IdentityResolver, ResolverConfig
 from streams.empi.routing import Router, fingerprint, identity
 from streams.empi.state import decode_person, encode_person
 from tests.unit.test_warehouse_rows import lab_result
+from tests.warehouse_events import diagnosis as diagnosis_event
 
 AT = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 ID_CARD = "11010519491231002X"
@@ -396,6 +397,22 @@ def test_equal_candidates_are_chosen_alike_in_every_process() -> None:
                               env={"PYTHONHASHSEED": str(seed), "PYTHONPATH": str(root)}
                               ).stdout for seed in (1, 2, 3, 4)}
     assert len(outputs) == 1
+
+
+def test_a_patient_digests_alike_in_every_event_type() -> None:
+    """A patient's orders and results share their record's last-sent identity: the digest
+    is of the patient and its type, not of the event's schema (found in review)."""
+    lab = lab_result(empi_id=None)
+    other = diagnosis_event(patient=lab["patient"], facility_id=lab["facility_id"],
+                            source_patient_id=lab["source_patient_id"])
+    digests = {identity(wire.decode_framed(wire.encode(catalog.schema(kind), event)))
+               for kind, event in (("lab-result", lab), ("diagnosis", other))}
+    assert len(digests) == 1
+    router, key = Router(), b"F001|P123"
+    taken = [router.local_link(key, event, "E1", identity(wire.decode_framed(
+                 wire.encode(catalog.schema(event["event_type"]), event))))
+             for event in (lab, other, lab, other)]
+    assert taken == [False, True, True, True]
 
 
 def test_the_identity_as_read_changes_with_the_patient_and_nothing_else() -> None:

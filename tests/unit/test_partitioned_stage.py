@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
+from hutong.metrics import StageMetrics
 from hutong.registry.practitioners import PractitionerFeed
+from producers.kafka import OutRecord
 from producers.records import DLQ_TOPIC
 from schemas import catalog, wire
 from schemas.registry import EMBEDDED
 from streams.linkview import LinkView
 from streams.mapfeed import MapFeed
 from streams.output import UNKNOWN_TOPIC, UNMAPPED_TOPIC, StandardOutput
-from streams.partitioned import Stamper, _next_offsets
+from streams.partitioned import PartitionedStage, Stamper, _next_offsets
 from streams.topology import CANDIDATES_TOPIC, RESOLVE_TOPIC
 from tests.unit.test_warehouse_rows import lab_result
 from tests.warehouse_events import diagnosis, header
@@ -181,3 +185,59 @@ def test_a_batch_commits_the_offset_after_its_last_event_per_partition() -> None
              Placed("a", 1, 10, error="a consumer error")]
     assert sorted((tp.topic, tp.partition, tp.offset) for tp in _next_offsets(batch)) == [  # type: ignore[arg-type]
         ("a", 0, 7), ("a", 1, 10), ("b", 0, 3)]
+
+
+class Kafka:
+    """What the stage asks of its producer and consumer, in the order it asks (the real
+    ones are exercised by the integration tests; here, only the order of the protocol)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.confirms = True
+
+    def send(self, records: list[Any]) -> list[Any]:
+        self.calls.append(("send", [r.value for r in records]))
+        return records
+
+    def confirm(self, sending: list[Any], stop: threading.Event) -> bool:
+        self.calls.append(("confirm", [r.value for r in sending]))
+        return self.confirms
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        self.calls.append(("commit", [(tp.topic, tp.partition, tp.offset) for tp in offsets]))
+
+
+class Echo:
+    def records(self, messages: list[Any]) -> tuple[list[OutRecord], list[Any]]:
+        return [OutRecord("hutong.std.diagnosis", None, m.value()) for m in messages], []
+
+
+def pipelined(kafka: Kafka) -> PartitionedStage:
+    stage = object.__new__(PartitionedStage)  # no librdkafka clients: the protocol alone
+    stage._producer, stage._consumer, stage._stamper = kafka, kafka, Echo()  # type: ignore[assignment]
+    stage._metered = StageMetrics(CollectorRegistry())
+    stage._ready, stage._stop, stage._in_flight = lambda: None, threading.Event(), None
+    return stage
+
+
+def test_a_batch_is_committed_only_after_kafka_confirmed_it_while_the_next_is_worked_out() -> None:
+    kafka = Kafka()
+    stage = pipelined(kafka)
+    stage._handle([Placed("t", 0, 1), Placed("t", 0, 2)])  # type: ignore[list-item]
+    stage._handle([Placed("t", 0, 3)])  # type: ignore[list-item]
+    assert kafka.calls == [("send", [b"", b""]),
+                           ("confirm", [b"", b""]), ("commit", [("t", 0, 3)]),
+                           ("send", [b""])]
+    stage._revoked(None, [])  # type: ignore[arg-type]  # partitions leave: settled first
+    assert kafka.calls[-2:] == [("confirm", [b""]), ("commit", [("t", 0, 4)])]
+    stage._settle()  # nothing in flight: nothing asked
+    assert len(kafka.calls) == 6
+
+
+def test_a_batch_kafka_did_not_confirm_is_not_committed_nor_is_the_next_sent() -> None:
+    kafka = Kafka()
+    stage = pipelined(kafka)
+    stage._handle([Placed("t", 1, 7)])  # type: ignore[list-item]
+    kafka.confirms = False  # stopping before Kafka confirmed it
+    stage._handle([Placed("t", 1, 8)])  # type: ignore[list-item]
+    assert kafka.calls == [("send", [b""]), ("confirm", [b""])]
