@@ -27,9 +27,8 @@ retired is linked and marked ``retired``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from hutong.registry.practitioners import PractitionerIndex
 
@@ -47,9 +46,9 @@ CLINICIAN_FIELDS: dict[str, tuple[str, str | None, str]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class UnknownPractitioner:
-    """A clinician an event named whom the registry does not know."""
+class UnknownPractitioner(NamedTuple):
+    """A clinician an event named whom the registry does not know (a tuple: the stage makes
+    one per event naming an unknown clinician, and counts it by its hash)."""
 
     facility_id: str
     local_id: str

@@ -47,9 +47,8 @@ replay, which is how the warehouse sink knows to replace the row.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from streams.terminology.maps import (
     DIAGNOSIS,
@@ -84,9 +83,8 @@ _ID_CARD = "01"
 _ID_CARD_DISPLAY = ID_DOCUMENT_TABLE.codes[_ID_CARD]
 
 
-@dataclass(frozen=True, slots=True)
-class UnmappedHit:
-    """A local code that nothing covered on one event."""
+class UnmappedHit(NamedTuple):
+    """A local code that nothing covered on one event (a tuple: made and counted per event)."""
 
     facility_id: str
     #: The kind of code (``lab-test``, ``unit``, ...): the ``source_system`` a map for it needs.
@@ -108,8 +106,7 @@ class UnmappedHit:
                 "count": count, "first_seen": first_seen, "last_seen": last_seen}
 
 
-@dataclass(frozen=True, slots=True)
-class Translated:
+class Translated(NamedTuple):
     """The translated event and the local codes nothing covered."""
 
     event: dict[str, Any]
