@@ -303,21 +303,15 @@ class BatchProducer:
             if stop.wait(backoff):
                 return False
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
-            sending = Sending(pending)
+            sending = self.send(pending)
             failed, errors = sending.failed, sending.errors
-            for record in pending:
-                self._produce(record, sending.reporter(record))
 
     def _produce(self, record: OutRecord, on_delivery: Any) -> None:
         while True:
             try:
-                if record.headers:
-                    self._producer.produce(record.topic, value=record.value, key=record.key,
-                                           headers=list(record.headers),
-                                           on_delivery=on_delivery)
-                else:  # most records: no headers to convert
-                    self._producer.produce(record.topic, value=record.value, key=record.key,
-                                           on_delivery=on_delivery)
+                self._producer.produce(record.topic, value=record.value, key=record.key,
+                                       headers=list(record.headers) if record.headers else None,
+                                       on_delivery=on_delivery)
                 return
             except BufferError:  # librdkafka's queue is full: let it drain
                 self._producer.poll(_QUEUE_FULL_PAUSE_S)

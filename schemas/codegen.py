@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["GeneratedSource", "Unsupported", "compiled", "null_union", "opened", "resolved",
-           "walked"]
+__all__ = ["NOT_COVERED", "GeneratedSource", "Unsupported", "compiled", "null_union", "opened",
+           "resolved", "walked"]
 
 #: The logical types covered, on the one base type each is defined on (the Avro
 #: specification ignores one on another type; fastavro handles those).
@@ -25,6 +25,11 @@ _COMPILE_ERRORS = (SyntaxError, RecursionError, MemoryError)
 
 class Unsupported(Exception):
     """A schema construct the compiled code does not cover (fastavro's handles it)."""
+
+
+#: What walking a schema raises for one the generated code does not cover: a construct
+#: it leaves to fastavro, or a nesting too deep for the generator or Python's parser.
+NOT_COVERED = (Unsupported, *_COMPILE_ERRORS)
 
 
 class GeneratedSource:
@@ -99,6 +104,6 @@ def walked(walk: Any, parsed: Mapping[str, Any], src: GeneratedSource) -> bool:
     """Whether ``walk(src, schema, "record", 1, named, open_names)`` covered ``parsed``."""
     try:
         walk(src, dict(parsed), "record", 1, {}, frozenset())
-    except (Unsupported, *_COMPILE_ERRORS):
+    except NOT_COVERED:
         return False
     return True

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from schemas.codegen import (
+    NOT_COVERED,
     GeneratedSource,
     Unsupported,
     compiled,
@@ -116,6 +117,7 @@ def _bytes(value: Any) -> bytes:
 _NAMESPACE = {"L": _long, "TS": _timestamp_millis, "DATE": _date, "SEQ": _sequence,
               "MAP": _mapping, "BYTES": _bytes,
               "PD": struct.Struct("<d").pack, "PF": struct.Struct("<f").pack}
+
 
 def _write(src: GeneratedSource, schema: Any, value: str, depth: int,
            named: dict[str, Any], open_names: frozenset[str]) -> None:
@@ -247,7 +249,7 @@ def compile_splicer(parsed: Mapping[str, Any]) -> Splicer | None:
             src.emit(2, f"o += d[q:s[{n}]]")
             _write(src, field["type"], v, 2, named, open_names)
             src.emit(2, f"q = s[{n + 1}]")
-    except (Unsupported, RecursionError, MemoryError):
+    except NOT_COVERED:
         return None
     body = "\n".join(src.lines)
     code = (f"def splice(d, s, read, record):\n    o = bytearray(); q = 0\n{body}\n"

@@ -76,13 +76,10 @@ class Router:
         self._sent: LRUCache[bytes, bytes] = LRUCache(maxsize=capacity)
 
     def local_link(self, key: bytes, event: Mapping[str, Any], linked: str | None,
-                   digest: bytes | None = None) -> bool:
+                   digest: bytes) -> bool:
         """True when ``event`` may take the EMPI id ``linked`` here; otherwise the
-        event must go to the resolver, and its identity is remembered as sent.
-        ``digest``: the event's :func:`identity`, where it was read from Kafka (else its
-        :func:`fingerprint` is taken)."""
-        if digest is None:
-            digest = fingerprint(event["patient"])
+        event must go to the resolver, and its identity (``digest``, its :func:`identity`)
+        is remembered as sent."""
         if linked is not None and event.get("event_type") != "patient" \
                 and self._sent.get(key) == digest:
             return True

@@ -191,12 +191,15 @@ def test_updated_keeps_what_the_news_leaves_out_and_takes_what_it_says() -> None
 def test_the_router_sends_news_to_the_resolver_and_stamps_the_rest() -> None:
     router = Router(capacity=10)
     lab = event("A", "1", name="张三")
-    assert not router.local_link(b"A|1", lab, None)  # no link yet
-    assert router.local_link(b"A|1", lab, "E1")  # linked, same identity as sent
+    assert not router.local_link(b"A|1", lab, None, fingerprint(lab["patient"]))  # no link yet
+    # linked, same identity as sent
+    assert router.local_link(b"A|1", lab, "E1", fingerprint(lab["patient"]))
     changed = event("A", "1", name="张三", phone="13800138000")
-    assert not router.local_link(b"A|1", changed, "E1")  # identity news
-    assert router.local_link(b"A|1", changed, "E1")
-    assert not router.local_link(b"A|1", event("A", "1", "patient", name="张三"), "E1")
+    # identity news
+    assert not router.local_link(b"A|1", changed, "E1", fingerprint(changed["patient"]))
+    assert router.local_link(b"A|1", changed, "E1", fingerprint(changed["patient"]))
+    registration = event("A", "1", "patient", name="张三")
+    assert not router.local_link(b"A|1", registration, "E1", fingerprint(registration["patient"]))
 
 
 def test_the_fingerprint_ignores_key_order_and_sees_every_value() -> None:
