@@ -2,9 +2,11 @@
 
 A connector ACKs a sender only after every record of its message has a
 successful delivery report (``acks=all``, idempotent producer). librdkafka is
-driven by one polling thread; each delivery report resolves an asyncio future
-on the connector's loop. When librdkafka's queue is full, ``send`` waits, so a
-slow broker slows senders down instead of growing memory.
+driven by one polling thread; the reports are counted per send there, and the sends
+one poll completed are handed to the connector's loop in one wake-up (a wake-up per
+record cost the loop a system call and a callback each: 4 records a message on
+average). When librdkafka's queue is full, ``send`` waits, so a slow broker slows
+senders down instead of growing memory.
 
 confluent-kafka's own ``AIOProducer`` is not used: it cannot carry headers (dead
 letters put their reason there) and holds records up to a buffer timeout before
@@ -23,10 +25,12 @@ have been written after all, the sinks collapse the copy on its ``event_id``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -121,12 +125,38 @@ class AsyncProducer:
         #: How many times the producer was replaced.
         self.renewals = 0
         self._closing = threading.Event()
+        #: Sends whose every record has its report, to hand to their loops after a poll.
+        self._done: list[_Delivery] = []
+        self._done_lock = threading.Lock()
         self._poller = threading.Thread(target=self._poll, name="kafka-delivery", daemon=True)
         self._poller.start()
 
     def _poll(self) -> None:
         while not self._closing.is_set():
             self._producer.poll(0.05)
+            self._hand_over()
+
+    def _finished(self, delivery: _Delivery) -> None:
+        """A send has all its reports (in a thread of librdkafka's callbacks): the poller
+        hands the sends one poll finished to their loops at once, one wake-up a loop,
+        rather than one for every record; reports met elsewhere (a flush at close, a
+        replaced producer draining) are handed over now."""
+        with self._done_lock:
+            self._done.append(delivery)
+        if threading.current_thread() is not self._poller or self._closing.is_set():
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        if not self._done:
+            return
+        with self._done_lock:
+            done, self._done = self._done, []
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Delivery]] = {}
+        for delivery in done:
+            by_loop.setdefault(delivery.loop, []).append(delivery)
+        for loop, deliveries in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+                loop.call_soon_threadsafe(_resolve_all, deliveries)
 
     async def send(self, records: Sequence[OutRecord]) -> None:
         """Write ``records``; raise DeliveryError unless Kafka confirmed all of them."""
@@ -144,37 +174,25 @@ class AsyncProducer:
 
     async def _send_once(self, records: Sequence[OutRecord]) -> list[DeliveryError | None]:
         """Hand ``records`` to librdkafka; each one's outcome (None: written)."""
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None]] = []
-        for record in records:
-            future: asyncio.Future[None] = loop.create_future()
-            futures.append(future)
-            on_delivery = _reporter(loop, future)
+        delivery = _Delivery(asyncio.get_running_loop(), len(records), self._finished)
+        refused_now = 0
+        for n, record in enumerate(records):
             while True:
                 try:
                     self._producer.produce(
-                        record.topic,
-                        value=record.value,
-                        key=record.key,
-                        headers=list(record.headers),
-                        on_delivery=on_delivery,
-                    )
+                        record.topic, value=record.value, key=record.key,
+                        headers=list(record.headers) if record.headers else None,
+                        on_delivery=partial(delivery.report, n))
                     break
                 except BufferError:
                     await asyncio.sleep(_QUEUE_FULL_PAUSE_S)
                 except KafkaException as exc:  # refused before queueing, e.g. too large
-                    error: KafkaError = exc.args[0]
-                    kind = _Refused if needs_new_producer(error) else DeliveryError
-                    future.set_exception(kind(f"topic {record.topic}: {error.str()}"))
+                    delivery.outcomes[n] = _failure(exc.args[0], record.topic)
+                    refused_now += 1
                     break
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        outcomes: list[DeliveryError | None] = []
-        for result in results:
-            if result is None or isinstance(result, DeliveryError):
-                outcomes.append(result)
-            elif isinstance(result, BaseException):
-                raise result
-        return outcomes
+        if delivery.release(refused_now + 1):  # every report came while producing
+            return delivery.outcomes
+        return await delivery.future
 
     def _renew(self, generation: int, why: DeliveryError) -> None:
         """Replace the producer, unless a send that saw the same refusal did already."""
@@ -195,25 +213,54 @@ class AsyncProducer:
         left: int = self._producer.flush(timeout)
         self._closing.set()
         self._poller.join(timeout=2)
+        self._hand_over()
         del self._producer  # destroy the librdkafka handle now, not at garbage collection
         return left
 
 
-def _reporter(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Any:
-    def report(err: KafkaError | None, msg: Message) -> None:
-        loop.call_soon_threadsafe(_settle, future, err, msg)
+class _Delivery:
+    """One send's records with librdkafka: each one's outcome as its report comes (in
+    librdkafka's thread), and the future the sender awaits on its loop.
 
-    return report
+    ``left`` counts the reports still owed, plus one the sending side holds until every
+    record is handed over (reports may come while it is still producing); whichever side
+    takes it to nought finishes the send.
+    """
+
+    __slots__ = ("finished", "future", "left", "lock", "loop", "outcomes")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int,
+                 finished: Callable[[_Delivery], None]) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[list[DeliveryError | None]] = loop.create_future()
+        self.outcomes: list[DeliveryError | None] = [None] * count
+        self.left = count + 1
+        self.lock = threading.Lock()
+        self.finished = finished
+
+    def report(self, n: int, err: KafkaError | None, msg: Message) -> None:
+        """librdkafka's delivery report of record ``n``."""
+        if err is not None:
+            self.outcomes[n] = _failure(err, msg.topic() or "")
+        if self.release(1):
+            self.finished(self)
+
+    def release(self, count: int) -> bool:
+        """Take ``count`` off what is owed; True for the side that took it to nought."""
+        with self.lock:
+            self.left -= count
+            return self.left == 0
 
 
-def _settle(future: asyncio.Future[None], err: KafkaError | None, msg: Message) -> None:
-    if future.done():
-        return
-    if err is None:
-        future.set_result(None)
-    else:
-        kind = _Refused if needs_new_producer(err) else DeliveryError
-        future.set_exception(kind(f"topic {msg.topic()}: {err.str()}"))
+def _resolve_all(deliveries: list[_Delivery]) -> None:
+    for delivery in deliveries:
+        if not delivery.future.done():  # the sender may have given up (cancelled)
+            delivery.future.set_result(delivery.outcomes)
+
+
+def _failure(err: KafkaError, topic: str) -> DeliveryError:
+    kind = _Refused if needs_new_producer(err) else DeliveryError
+    return kind(f"topic {topic}: {err.str()}")
 
 
 class _Refused(DeliveryError):

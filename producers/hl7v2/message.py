@@ -101,16 +101,25 @@ class Segment:
         value = fields[i] if 0 < i < len(fields) else ""
         if not value:
             return ""
-        d = self._d
-        for sep, k in ((d.repetition, rep), (d.component, comp), (d.subcomponent, sub)):
-            if sep in value:
-                parts = value.split(sep)
-                value = parts[k - 1] if 0 < k <= len(parts) else ""
-            elif k != 1:
-                return ""
+        d = self._d  # repetition, then component, then subcomponent (unrolled: hot)
+        if d.repetition in value:
+            parts = value.split(d.repetition)
+            value = parts[rep - 1] if 0 < rep <= len(parts) else ""
+        elif rep != 1:
+            return ""
+        if d.component in value:
+            parts = value.split(d.component)
+            value = parts[comp - 1] if 0 < comp <= len(parts) else ""
+        elif comp != 1:
+            return ""
+        if d.subcomponent in value:
+            parts = value.split(d.subcomponent)
+            value = parts[sub - 1] if 0 < sub <= len(parts) else ""
+        elif sub != 1:
+            return ""
         if value == '""':
             return ""
-        return unescape(value, d, charset=self.charset)
+        return unescape(value, d, charset=self.charset) if d.escape in value else value
 
     def repetition_text(self, n: int, rep: int = 1) -> str:
         """One whole repetition unescaped, its component separators kept as written.

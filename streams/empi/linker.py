@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from producers.ids import uuid5_text
 from streams.empi.blocking import blocking_keys
 from streams.empi.compare import (
     COMPARISONS,
@@ -76,7 +77,7 @@ def empi_id_for(key: RecordKey, secret: bytes | None = None) -> str:
     """
     name = f"empi|{key[0]}|{key[1]}"
     if secret is None:
-        return str(uuid.uuid5(_NAMESPACE, name))
+        return uuid5_text(_NAMESPACE, name)
     digest = hmac.new(secret, name.encode(), hashlib.sha256).digest()
     return str(uuid.UUID(bytes=digest[:16], version=4))
 

@@ -7,7 +7,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producers.ids import HUTONG_NAMESPACE, event_id, raw_key
+from producers.ids import HUTONG_NAMESPACE, event_id, raw_key, uuid5_text
 
 
 def test_event_id_is_a_stable_uuid5() -> None:
@@ -41,3 +41,8 @@ def test_different_inputs_give_different_ids(a: tuple[str, str, str],
 
 def test_raw_key() -> None:
     assert raw_key("RMYY", "MSG0001") == "RMYY|MSG0001"
+
+
+@given(st.text(), st.uuids())
+def test_uuid5_text_is_the_standard_librarys_uuid5(name: str, namespace: uuid.UUID) -> None:
+    assert uuid5_text(namespace, name) == str(uuid.uuid5(namespace, name))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 from producers.hl7v2.message import Message
@@ -18,13 +20,52 @@ def test_accepted_messages_are_remembered_across_reopen(tmp_path: Path) -> None:
     log = ReceiptLog(tmp_path / "r.sqlite")
     assert log.get("H1", "C1") == Accepted("d1", ("e1", "e2"))
     assert log.get("H2", "C1") is None
+    log.close()
 
 
-def test_old_receipts_are_pruned(tmp_path: Path) -> None:
-    log = ReceiptLog(tmp_path / "r.sqlite", retention_s=-1)  # everything is already old
+def test_old_receipts_are_pruned_at_most_hourly(tmp_path: Path) -> None:
+    now = [0.0]
+    log = ReceiptLog(tmp_path / "r.sqlite", retention_s=3600, clock=lambda: now[0])
     log.put("H1", "C1", Accepted("d1", ()))
-    log.put("H1", "C2", Accepted("d2", ()))  # pruning runs at most hourly: first put pruned
+    log.flush()  # the first flush prunes (nothing yet) and writes C1, accepted at 0
+    now[0] = 1800.0
+    log.put("H1", "C2", Accepted("d2", ()))
+    log.flush()  # within the hour: nothing pruned
+    assert log.get("H1", "C1") is not None
+    now[0] = 5000.0
+    log.flush()  # C1 is older than the retention now; C2 is not
     assert log.get("H1", "C1") is None and log.get("H1", "C2") is not None
+    log.close()
+
+
+def test_a_receipt_counts_at_once_and_reaches_the_file_within_the_flush_interval(
+        tmp_path: Path) -> None:
+    log = ReceiptLog(tmp_path / "r.sqlite", flush_s=0.05)
+    log.put("H1", "C1", Accepted("d1", ("e1",)))
+    assert log.get("H1", "C1") == Accepted("d1", ("e1",))  # held in memory, not yet written
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _on_file(tmp_path / "r.sqlite") == 0:
+        time.sleep(0.02)
+    assert _on_file(tmp_path / "r.sqlite") == 1  # the log's own thread wrote it
+    assert log.get("H1", "C1") == Accepted("d1", ("e1",))
+    log.close()
+
+
+def test_a_put_after_a_flush_replaces_the_written_receipt(tmp_path: Path) -> None:
+    log = ReceiptLog(tmp_path / "r.sqlite", flush_s=3600)
+    log.put("H1", "C1", Accepted("d1", ()))
+    log.flush()
+    log.put("H1", "C1", Accepted("d2", ()))
+    assert log.get("H1", "C1") == Accepted("d2", ())
+    log.close()
+    reopened = ReceiptLog(tmp_path / "r.sqlite")
+    assert reopened.get("H1", "C1") == Accepted("d2", ())
+    reopened.close()
+
+
+def _on_file(path: Path) -> int:
+    with sqlite3.connect(path) as db:
+        return int(db.execute("SELECT count(*) FROM receipts").fetchone()[0])
 
 
 def test_digest_ignores_when_the_message_was_built_but_nothing_else() -> None:
