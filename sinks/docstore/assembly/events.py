@@ -59,15 +59,18 @@ def records_of(parts: Sequence[Part], *schemas: str) -> list[Record]:
     Two records with one ``event_id`` are the same event delivered twice; should they
     differ, the one :func:`supersedes` prefers is kept, whatever the order.
     """
-    chosen: dict[str, tuple[tuple[bool, int, int, str], Record]] = {}
+    chosen: dict[str, Record] = {}
     for schema_name, record in parts:
         if schema_name not in schemas:
             continue
-        rank = _preference(record)
-        key = str(record.get("event_id") or "") or f"\x00{rank[-1]}"  # no id: never merged
-        if key not in chosen or rank > chosen[key][0]:
-            chosen[key] = (rank, record)
-    return [chosen[key][1] for key in sorted(chosen)]
+        # Ranked only against another delivery of the same event (the canonical form is
+        # a JSON dump of the record: most of the cost where every event comes once). A
+        # record without an id is never merged.
+        key = str(record.get("event_id") or "") or f"\x00{_canonical(record)}"
+        held = chosen.get(key)
+        if held is None or supersedes(record, held):
+            chosen[key] = record
+    return [chosen[key] for key in sorted(chosen)]
 
 
 def _aware(when: datetime) -> datetime:
