@@ -677,7 +677,7 @@ class Hub:
                 log.error("%d records were not confirmed by Kafka at shutdown", left)
             self.producer = None
         if self.receipts is not None:
-            self.receipts.close()
+            await asyncio.to_thread(self.receipts.close)  # its last write, off the loop
             self.receipts = None
         await asyncio.to_thread(self._stop_backbone)
         self.lock.release()

@@ -133,8 +133,12 @@ class AsyncProducer:
 
     def _poll(self) -> None:
         while not self._closing.is_set():
-            self._producer.poll(0.05)
-            self._hand_over()
+            try:
+                self._producer.poll(0.05)
+            except Exception:  # raised in a callback: this thread must go on serving sends
+                log.exception("a Kafka delivery report failed")
+            finally:
+                self._hand_over()
 
     def _finished(self, delivery: _Delivery) -> None:
         """A send has all its reports (in a thread of librdkafka's callbacks): the poller

@@ -23,7 +23,11 @@ them at once) and written to the file by a thread of the log's own, in one
 transaction, every ``flush_s`` (a second by default) and at close. One write per
 message, on the intake's loop, cost it about a tenth of its time. A hub that
 dies loses at most the last second's receipts: a resend of one of those
-messages is then accepted again, and the sinks collapse it on its event ids.
+messages is then accepted again, and the sinks collapse it on its event ids;
+other content under one of those control ids is accepted too (AA, not AR 205),
+and the sinks keep one of the two, as they would without the log. A flush that
+fails (a full disk) keeps the receipts in memory and is tried again; one that
+fails at close is logged with the number of receipts lost.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import math
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +81,7 @@ class ReceiptLog:
         self._db = _connect(path)
         # The writer has a connection of its own: under WAL, reading one never waits for
         # the other's transaction (an in-memory log has one, so they take turns).
-        self._write_db = self._db if str(path) == ":memory:" else _connect(path)
+        self._write_db = self._db if str(path) in ("", ":memory:") else _connect(path)
         self._read_lock = threading.Lock()  # the reading connection
         self._write_lock = threading.Lock()  # one flush at a time
         self._lock = threading.Lock()  # the receipts held in memory
@@ -87,7 +92,8 @@ class ReceiptLog:
         self._last_prune = -math.inf
         self._closed = threading.Event()
         self._shut = False  # the file is closed
-        self._writer = threading.Thread(target=self._write_behind, args=(flush_s,),
+        self._writer = threading.Thread(target=_write_behind,
+                                        args=(weakref.ref(self), self._closed, flush_s),
                                         name="receipt-log", daemon=True)
         self._writer.start()
 
@@ -108,13 +114,17 @@ class ReceiptLog:
     def put(self, facility_id: str, control_id: str, accepted: Accepted) -> None:
         """Remember an accepted message (after Kafka confirmed its records); written to
         the file within ``flush_s``."""
+        if self._closed.is_set():
+            raise HutongError("receipt log: closed, the receipt cannot be kept")
         row = (facility_id, control_id, accepted.digest, json.dumps(accepted.event_ids),
                self._clock())
         with self._lock:
             self._held[(facility_id, control_id)] = row
 
     def flush(self) -> None:
-        """Write the receipts held in memory, in one transaction; prune old ones hourly."""
+        """Write the receipts held in memory, in one transaction; prune old ones hourly.
+        On a database error they are kept in memory (unless accepted again since) and the
+        error raised."""
         with self._write_lock:
             if self._shut:
                 return
@@ -122,14 +132,20 @@ class ReceiptLog:
                 self._writing, self._held = self._held, {}
             now = self._clock()
             prune = now - self._last_prune > 3600
-            if self._writing or prune:
-                shared = self._write_db is self._db
-                with self._read_lock if shared else contextlib.nullcontext():
-                    self._write(list(self._writing.values()), now if prune else None)
-                if prune:
-                    self._last_prune = now
-            with self._lock:
-                self._writing = {}
+            try:
+                if self._writing or prune:
+                    shared = self._write_db is self._db
+                    with self._read_lock if shared else contextlib.nullcontext():
+                        self._write(list(self._writing.values()), now if prune else None)
+                    if prune:
+                        self._last_prune = now
+            except BaseException:
+                with self._lock:  # kept to write again, unless accepted again since
+                    self._held = self._writing | self._held
+                raise
+            finally:
+                with self._lock:
+                    self._writing = {}
 
     def _write(self, rows: list[_Row], prune_at: float | None) -> None:
         db = self._write_db
@@ -142,29 +158,44 @@ class ReceiptLog:
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
-                db.execute("ROLLBACK")
-            with self._lock:  # kept to write again, unless accepted again since
-                self._held = self._writing | self._held
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             raise
 
-    def _write_behind(self, every_s: float) -> None:
-        while not self._closed.wait(every_s):
-            try:
-                self.flush()
-            except sqlite3.Error as exc:  # a full disk: kept in memory, tried again
-                log.error("receipt log not written (%s); trying again in %.1f s", exc, every_s)
-
     def close(self) -> None:
-        """Write what is held and close the file."""
+        """Write what is held and close the file (a receipt that cannot be written is
+        lost, and counted in the log)."""
         self._closed.set()
         self._writer.join(5)
-        self.flush()
-        with self._write_lock, self._read_lock:
-            if not self._shut:
-                self._shut = True
-                self._db.close()
-                if self._write_db is not self._db:
-                    self._write_db.close()
+        try:
+            self.flush()
+        except sqlite3.Error as exc:
+            log.error("receipt log: %d receipts not written at close (%s); resends of "
+                      "those messages will be stored again", len(self._held), exc)
+        finally:
+            with self._write_lock, self._read_lock:
+                if not self._shut:
+                    self._shut = True
+                    self._db.close()
+                    if self._write_db is not self._db:
+                        self._write_db.close()
+
+
+def _write_behind(log_ref: weakref.ref[ReceiptLog], closed: threading.Event,
+                  every_s: float) -> None:
+    """The writer thread: flush every ``every_s`` until the log is closed or dropped (it
+    holds the log only while flushing, so a log nobody closes is still collected)."""
+    while not closed.wait(every_s):
+        receipts = log_ref()
+        if receipts is None:
+            return
+        try:
+            receipts.flush()
+        except Exception as exc:  # a full disk: kept in memory, tried again
+            log.error("receipt log not written (%s); trying again in %.1f s",
+                      type(exc).__name__ if not isinstance(exc, sqlite3.Error) else exc,
+                      every_s)
+        del receipts
 
 
 _Row = tuple[str, str, str, str, float]

@@ -70,6 +70,15 @@ def test_a_linked_delivery_wins_over_an_unlinked_one() -> None:
     assert chosen == linked
 
 
+
+def test_records_without_an_event_id_are_merged_only_when_they_are_the_same() -> None:
+    first = lab_result(1) | {"event_id": None}
+    other = first | {"value": "7.1", "value_numeric": 7.1}
+    chosen = records_of([("lab-result", r) for r in (first, other, dict(first))],
+                        "lab-result")
+    assert sorted(r["value"] for r in chosen) == ["6.8", "7.1"]  # the copy of one merged
+
+
 # --- finding 5: ids too long to index -----------------------------------------------------
 
 def test_a_group_key_too_long_is_refused_without_quoting_it() -> None:

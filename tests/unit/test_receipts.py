@@ -6,6 +6,9 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
+from hutong.errors import HutongError
 from producers.hl7v2.message import Message
 from producers.receipts import Accepted, ReceiptLog
 
@@ -73,3 +76,47 @@ def test_digest_ignores_when_the_message_was_built_but_nothing_else() -> None:
     rebuilt = Message.parse(MSG.format(ts="20261122090000", mrn="M1")).content_digest()
     other = Message.parse(MSG.format(ts="20261122080000", mrn="M2")).content_digest()
     assert first == rebuilt != other
+
+
+class _FullDisk:
+    """A write connection whose every write fails, as on a full disk."""
+
+    in_transaction = False
+
+    def execute(self, sql: str, *_: object) -> None:
+        if sql != "ROLLBACK":
+            raise sqlite3.OperationalError("database or disk is full")
+
+    def executemany(self, *_: object) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def close(self) -> None:
+        pass
+
+
+def test_receipts_a_write_failed_on_are_kept_and_written_by_the_next_flush(
+        tmp_path: Path) -> None:
+    log = ReceiptLog(tmp_path / "r.sqlite", flush_s=3600)
+    working = log._write_db
+    log._write_db = _FullDisk()  # type: ignore[assignment]
+    log.put("H1", "C1", Accepted("d1", ()))
+    with pytest.raises(sqlite3.OperationalError):
+        log.flush()
+    assert log.get("H1", "C1") == Accepted("d1", ())  # still known
+    log._write_db = working
+    log.flush()
+    assert _on_file(tmp_path / "r.sqlite") == 1
+    log.close()
+
+
+def test_a_close_whose_write_fails_still_closes_and_takes_no_more_receipts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = ReceiptLog(tmp_path / "r.sqlite", flush_s=3600)
+    working = log._write_db
+    log._write_db = _FullDisk()  # type: ignore[assignment]
+    log.put("H1", "C1", Accepted("d1", ()))
+    log.close()
+    working.close()
+    assert "1 receipts not written at close" in caplog.text
+    with pytest.raises(HutongError, match="closed"):
+        log.put("H1", "C2", Accepted("d2", ()))
