@@ -71,6 +71,10 @@ class Accepted:
     event_ids: tuple[str, ...]
 
 
+#: A receipt as stored: facility, control id, digest, event ids (JSON), accepted at.
+_Row = tuple[str, str, str, str, float]
+
+
 class ReceiptLog:
     """Per (facility, control id): the accepted message's digest. ``":memory:"`` for tests."""
 
@@ -102,11 +106,12 @@ class ReceiptLog:
         with self._lock:
             held = self._held.get(key) or self._writing.get(key)
         if held is not None:
-            return Accepted(held[2], tuple(json.loads(held[3])))
-        with self._read_lock:
-            row = self._db.execute(
-                "SELECT digest, event_ids FROM receipts WHERE facility_id = ? AND control_id = ?",
-                key).fetchone()
+            row = held[2:4]
+        else:
+            with self._read_lock:
+                row = self._db.execute("SELECT digest, event_ids FROM receipts "
+                                       "WHERE facility_id = ? AND control_id = ?",
+                                       key).fetchone()
         if row is None:
             return None
         return Accepted(row[0], tuple(json.loads(row[1])))
@@ -191,14 +196,11 @@ def _write_behind(log_ref: weakref.ref[ReceiptLog], closed: threading.Event,
             return
         try:
             receipts.flush()
-        except Exception as exc:  # a full disk: kept in memory, tried again
-            log.error("receipt log not written (%s); trying again in %.1f s",
-                      type(exc).__name__ if not isinstance(exc, sqlite3.Error) else exc,
-                      every_s)
+        except sqlite3.Error as exc:  # a full disk: kept in memory, tried again
+            log.error("receipt log not written (%s); trying again in %.1f s", exc, every_s)
+        except Exception:  # a bug: the thread must go on writing
+            log.exception("receipt log not written; trying again in %.1f s", every_s)
         del receipts
-
-
-_Row = tuple[str, str, str, str, float]
 
 
 def _connect(path: Path | str) -> sqlite3.Connection:

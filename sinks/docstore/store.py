@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -347,8 +346,6 @@ class _Statements:
             set_={name: group.excluded[name] for name in _GROUP_CURRENT})
 
 
-#: The first SQLite with INSERT ... RETURNING.
-_SQLITE_RETURNING = (3, 35, 0)
 _GROUP_CURRENT = ("document_id", "version_number", "content_sha256", "updated_at")
 _STATEMENTS: dict[str, _Statements] = {}
 
@@ -361,8 +358,9 @@ class StoreWriter:
         self._clock = clock
         dialect = conn.dialect.name
         if dialect not in _STATEMENTS:
-            _STATEMENTS[dialect] = _Statements(dialect, returning=dialect != "sqlite" or (
-                sqlite3.sqlite_version_info >= _SQLITE_RETURNING))
+            # SQLite before 3.35 has no INSERT ... RETURNING; SQLAlchemy knows which has.
+            _STATEMENTS[dialect] = _Statements(dialect,
+                                               returning=conn.dialect.insert_returning)
         self._s = _STATEMENTS[dialect]
 
     @contextlib.contextmanager

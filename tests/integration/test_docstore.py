@@ -124,6 +124,11 @@ def test_an_sqlite_without_returning_writes_parts_and_documents_once(
     with store_on("sqlite", tmp_path) as store:
         test_parts_are_written_once(store)
         test_documents_are_written_once(store)
+        grouped = make_document(V2)  # a group's document: inserted first, no read before
+        for outcome in ("stored", "duplicate"):
+            with store.writing() as writer:
+                assert writer.put(grouped, group_key="lab:F001:FO-1") == outcome
+        assert store.count() == 2
 
 
 def test_a_replacement_keeps_the_history(store: DocumentStore) -> None:

@@ -155,13 +155,22 @@ def test_the_link_view_keeps_the_newest_change_of_each_record(tmp_path: Path) ->
     encoded(diagnosis_code="LOCAL-1", diagnosis_system="L", quality_warnings=["late"]),
     wire.encode(catalog.schema("lab-result"), lab_result(empi_id=None)),
 ], ids=["diagnosis", "unmapped diagnosis", "lab result"])
-def test_the_standard_event_is_what_writing_it_whole_gives(value: bytes) -> None:
+def test_the_standard_event_is_what_writing_it_whole_gives(
+        value: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
     """The stage copies the fields no step changed from the bytes read (wire.encode_changed):
-    the same bytes as the translated event written whole."""
+    the same bytes as the translated event written whole, without writing it whole."""
     topic = f"hutong.events.{wire.decode(value)[1]['event_type']}"
     step = stamper(Links({KEY: "E-7"}))
     step.records([Message(value, topic)])  # type: ignore[list-item]
-    records, _ = step.records([Message(value, topic, offset=8)])  # type: ignore[list-item]
+    whole_write = wire.encode
+
+    def checked_only(entry: Any, record: Any, *, checked: bool = True) -> bytes:
+        assert checked, "the standard event was written whole, not spliced"
+        return whole_write(entry, record)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(wire, "encode", checked_only)
+        records, _ = step.records([Message(value, topic, offset=8)])  # type: ignore[list-item]
     [std] = [r for r in records if r.topic.startswith("hutong.std.")]
     whole = StandardOutput(MapFeed({}), PractitionerFeed({}), EMBEDDED, lambda event: False)
     [expected] = whole.event({**wire.decode(value)[1], "empi_id": "E-7"})

@@ -58,21 +58,12 @@ def add(parent: Element, tag: str, text: str | None = None, **attributes: str | 
 
     ``xsi_type`` is written as ``xsi:type``; text and values go through :func:`xml_text`.
     """
-    child: Element = etree.SubElement(parent, _TAGS.get(tag) or _tag(tag), {
-        _XSI_TYPE if name == "xsi_type" else name: _NOT_XML.sub("", setting)
+    child: Element = etree.SubElement(parent, f"{{{V3}}}{tag}", {
+        _XSI_TYPE if name == "xsi_type" else name: xml_text(setting)
         for name, setting in attributes.items() if setting is not None})
     if text is not None:
-        child.text = _NOT_XML.sub("", text)
+        child.text = xml_text(text)
     return child
-
-
-#: Clark names of the V3 tags used so far (a document has about 150 elements).
-_TAGS: dict[str, str] = {}
-
-
-def _tag(tag: str) -> str:
-    _TAGS[tag] = name = f"{{{V3}}}{tag}"
-    return name
 
 
 def time_text(moment: datetime | date) -> str:
