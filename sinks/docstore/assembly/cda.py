@@ -8,7 +8,14 @@ Asia/Shanghai, as the HL7 v2 parser does (``producers.hl7v2.types.DEFAULT_TZ``).
 Text and attribute values lose the characters XML 1.0 forbids (C0 controls other
 than tab, newline and carriage return, lone surrogates, U+FFFE and U+FFFF): an
 HIS that lets ``\x01`` into a diagnosis name must not make its visit impossible
-to write, and lxml refuses them. Nothing else is changed.
+to write. Nothing else is changed.
+
+A document is built as a tree of :class:`Node` and written out once
+(:func:`serialize`), byte for byte as lxml writes the same tree (a test holds the
+two equal on random trees): a stored document assembled again from the same
+parts must give the same bytes, or the sink would take it for new content. The
+tree is the sink's own because lxml's ``SubElement`` was most of the assembly's
+cost, about 100 elements a lab report (``docs/performance.md``).
 
 Data elements are observations coded from the 卫生信息数据元目录
 (2.16.156.10011.2.2.1). Where neither the reference nor the WS/T 500 template it
@@ -25,21 +32,20 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from lxml import etree  # type: ignore[import-untyped, unused-ignore]
-
-from producers.cda.xml import Element
 from sinks.docstore.assembly.oids import DATA_ELEMENT_SYSTEM, LOINC_SYSTEM
 
-__all__ = ["V3", "XSI", "add", "data_element", "decimal_text", "identifier", "new_root",
-           "section", "serialize", "time_text", "timestamp", "value", "xml_text"]
+__all__ = ["V3", "XSI", "Node", "add", "data_element", "decimal_text", "identifier",
+           "new_root", "section", "serialize", "time_text", "timestamp", "value", "xml_text"]
 
 V3 = "urn:hl7-org:v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-_NSMAP = {None: V3, "xsi": XSI}
-_XSI_TYPE = f"{{{XSI}}}type"
 _CHINA = ZoneInfo("Asia/Shanghai")
+_FORBIDDEN = "[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
 #: What XML 1.0 does not allow in a document (its production ``Char``, complemented).
-_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_XML = re.compile(_FORBIDDEN)
+#: Text that is not written as it is: escaped, or with characters left out.
+_TEXT_SPECIAL = re.compile(f"[&<>\r]|{_FORBIDDEN}")
+_VALUE_SPECIAL = re.compile(f"[&<>\"\t\n\r]|{_FORBIDDEN}")
 
 
 def xml_text(text: str) -> str:
@@ -47,22 +53,53 @@ def xml_text(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
-def new_root(tag: str) -> Element:
+def _escaped_text(text: str) -> str:
+    """Element text as lxml (libxml2) writes it: ``& < >`` and carriage return escaped."""
+    if _TEXT_SPECIAL.search(text) is None:
+        return text
+    return (xml_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
+
+
+def _escaped_value(value: str) -> str:
+    """An attribute value as lxml writes it: also ``"`` and tab, newline, carriage return."""
+    if _VALUE_SPECIAL.search(value) is None:
+        return value
+    return (xml_text(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("\t", "&#9;").replace("\n", "&#10;")
+            .replace("\r", "&#13;"))
+
+
+class Node:
+    """An element of a document being written: its start tag, already written out
+    (``<tag a="1"``), its text, already escaped, and its children."""
+
+    __slots__ = ("children", "start", "tag", "text")
+
+    def __init__(self, tag: str, start: str, text: str | None) -> None:
+        self.tag = tag
+        self.start = start
+        self.text = text
+        self.children: list[Node] = []
+
+
+def new_root(tag: str) -> Node:
     """A root element in the V3 namespace, declaring ``xsi``."""
-    element: Element = etree.Element(f"{{{V3}}}{tag}", nsmap=_NSMAP)
-    return element
+    return Node(tag, f'<{tag} xmlns="{V3}" xmlns:xsi="{XSI}"', None)
 
 
-def add(parent: Element, tag: str, text: str | None = None, **attributes: str | None) -> Element:
+def add(parent: Node, tag: str, text: str | None = None, **attributes: str | None) -> Node:
     """A child ``tag`` of ``parent``; attributes that are None are left out.
 
     ``xsi_type`` is written as ``xsi:type``; text and values go through :func:`xml_text`.
     """
-    child: Element = etree.SubElement(parent, f"{{{V3}}}{tag}", {
-        _XSI_TYPE if name == "xsi_type" else name: xml_text(setting)
-        for name, setting in attributes.items() if setting is not None})
-    if text is not None:
-        child.text = xml_text(text)
+    start = "<" + tag
+    for name, setting in attributes.items():
+        if setting is not None:
+            start += (f' {"xsi:type" if name == "xsi_type" else name}='
+                      f'"{_escaped_value(setting)}"')
+    child = Node(tag, start, None if text is None else _escaped_text(text))
+    parent.children.append(child)
     return child
 
 
@@ -75,14 +112,14 @@ def time_text(moment: datetime | date) -> str:
     return moment.astimezone(_CHINA).strftime("%Y%m%d%H%M%S%z")
 
 
-def timestamp(parent: Element, tag: str, moment: datetime | date | None) -> Element:
+def timestamp(parent: Node, tag: str, moment: datetime | date | None) -> Node:
     """A TS element: ``value`` when known, else ``nullFlavor="UNK"``."""
     if moment is None:
         return add(parent, tag, nullFlavor="UNK")
     return add(parent, tag, value=time_text(moment))
 
 
-def identifier(parent: Element, root: str, extension: str | None, tag: str = "id") -> Element:
+def identifier(parent: Node, root: str, extension: str | None, tag: str = "id") -> Node:
     """An II: ``root`` and ``extension``, or ``nullFlavor="UNK"`` without an extension."""
     if not extension:
         return add(parent, tag, nullFlavor="UNK")
@@ -95,13 +132,13 @@ def decimal_text(number: float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def value(parent: Element, xsi_type: str, text: str | None = None,
-          **attributes: str | None) -> Element:
+def value(parent: Node, xsi_type: str, text: str | None = None,
+          **attributes: str | None) -> Node:
     """A ``value`` element of the given data type."""
     return add(parent, "value", text, xsi_type=xsi_type, **attributes)
 
 
-def data_element(parent: Element, code: str | None, display: str) -> Element:
+def data_element(parent: Node, code: str | None, display: str) -> Node:
     """An ``observation`` (OBS, EVN) coded with data element ``code`` (None: display only)."""
     observation = add(parent, "observation", classCode="OBS", moodCode="EVN")
     if code is None:
@@ -112,8 +149,8 @@ def data_element(parent: Element, code: str | None, display: str) -> Element:
     return observation
 
 
-def section(body: Element, loinc: str | None, display: str, title: str,
-            lines: Iterable[str]) -> Element:
+def section(body: Node, loinc: str | None, display: str, title: str,
+            lines: Iterable[str]) -> Node:
     """A ``component/section`` of ``body`` coded ``loinc``, titled, with a narrative list.
 
     Entries are added to the returned section by the caller, after the narrative.
@@ -134,7 +171,20 @@ def section(body: Element, loinc: str | None, display: str, title: str,
     return element
 
 
-def serialize(root: Element) -> bytes:
+def serialize(root: Node) -> bytes:
     """The document as UTF-8 bytes with an XML declaration, not pretty-printed."""
-    content: bytes = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-    return content
+    out = ["<?xml version='1.0' encoding='UTF-8'?>\n"]
+    _write(root, out)
+    return "".join(out).encode()
+
+
+def _write(node: Node, out: list[str]) -> None:
+    if node.children:
+        out.append(f"{node.start}>{node.text or ''}")
+        for child in node.children:
+            _write(child, out)
+        out.append(f"</{node.tag}>")
+    elif node.text is None:
+        out.append(node.start + "/>")
+    else:
+        out.append(f"{node.start}>{node.text}</{node.tag}>")

@@ -33,9 +33,11 @@ AssemblyError when its root is not a ``ClinicalDocument`` in ``urn:hl7-org:v3``.
 
 from __future__ import annotations
 
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+
 from producers.cda.document import DEFAULT_MAX_BYTES
 from producers.cda.xml import Element, parse_xml
-from sinks.docstore.assembly.cda import V3, serialize
+from sinks.docstore.assembly.cda import V3
 from sinks.docstore.assembly.keys import AssemblyError
 
 __all__ = ["MASK", "deidentify"]
@@ -170,4 +172,5 @@ def deidentify(content: bytes) -> bytes:
     _contacts(document, found)
     _encounters(document, found)
     _scrub(document, found)
-    return serialize(document)
+    written: bytes = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    return written

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from producers.cda.xml import Element
+from sinks.docstore.assembly.cda import Node
 from sinks.docstore.assembly.events import Record
 from sinks.docstore.model import DocumentKind
 
@@ -91,7 +91,7 @@ class Draft:
     subject: Record
     author: Author
     #: Writes the sections into ``structuredBody`` (the header makes the element).
-    body: Callable[[Element], None]
+    body: Callable[[Node], None]
     visit: Visit | None = None
     referrer: Referrer | None = None
     #: The event ids of every record the document was made of, sorted.

@@ -26,8 +26,7 @@ componentOf               encompassingEncounter: visit number (就诊流水号 2
 
 from __future__ import annotations
 
-from producers.cda.xml import Element
-from sinks.docstore.assembly.cda import add, identifier, new_root, timestamp
+from sinks.docstore.assembly.cda import Node, add, identifier, new_root, timestamp
 from sinks.docstore.assembly.draft import Draft, Visit
 from sinks.docstore.assembly.events import Record, birth_date, coding, first, text
 from sinks.docstore.assembly.oids import (
@@ -69,7 +68,7 @@ def _sex(record: Record) -> str | None:
     return sent if sent in SEX_CODES else _SEX_ALIASES.get(sent.upper())
 
 
-def _record_target(document: Element, record: Record) -> None:
+def _record_target(document: Node, record: Record) -> None:
     patient = record.get("patient") or {}
     role = add(add(document, "recordTarget", typeCode="RCT", contextControlCode="OP"),
                "patientRole", classCode="PAT")
@@ -99,7 +98,7 @@ def _record_target(document: Element, record: Record) -> None:
         timestamp(person, "birthTime", born)
 
 
-def _author(document: Element, draft: Draft) -> None:
+def _author(document: Node, draft: Draft) -> None:
     author = add(document, "author", typeCode="AUT", contextControlCode="OP")
     timestamp(author, "time", draft.author.time or draft.effective_time)
     assigned = add(author, "assignedAuthor", classCode="ASSIGNED")
@@ -110,7 +109,7 @@ def _author(document: Element, draft: Draft) -> None:
         add(add(assigned, "representedOrganization"), "name", draft.author.organization)
 
 
-def _custodian(document: Element, facility_id: str) -> None:
+def _custodian(document: Node, facility_id: str) -> None:
     organization = add(add(add(document, "custodian", typeCode="CST"), "assignedCustodian",
                            classCode="ASSIGNED"),
                        "representedCustodianOrganization", classCode="ORG",
@@ -118,7 +117,7 @@ def _custodian(document: Element, facility_id: str) -> None:
     identifier(organization, ORGANIZATION_OID, facility_id)
 
 
-def _referrer(document: Element, draft: Draft) -> None:
+def _referrer(document: Node, draft: Draft) -> None:
     if draft.referrer is None or not (draft.referrer.id or draft.referrer.department):
         return
     entity = add(add(document, "participant", typeCode="REF"), "associatedEntity",
@@ -128,7 +127,7 @@ def _referrer(document: Element, draft: Draft) -> None:
         add(add(entity, "scopingOrganization"), "name", draft.referrer.department)
 
 
-def _replaces(document: Element, replaces_document_id: str | None, set_id: str,
+def _replaces(document: Node, replaces_document_id: str | None, set_id: str,
               version_number: int) -> None:
     """The version replaced: always the previous one of the same set."""
     if replaces_document_id is None:
@@ -139,7 +138,7 @@ def _replaces(document: Element, replaces_document_id: str | None, set_id: str,
     add(parent, "versionNumber", value=str(version_number - 1))
 
 
-def _visit(document: Element, visit: Visit | None) -> None:
+def _visit(document: Node, visit: Visit | None) -> None:
     if visit is None:
         return
     encounter = add(add(document, "componentOf"), "encompassingEncounter")
@@ -161,7 +160,7 @@ def _visit(document: Element, visit: Visit | None) -> None:
 
 
 def render(draft: Draft, *, document_id: str, set_id: str, version_number: int,
-           replaces_document_id: str | None, confidentiality: str) -> Element:
+           replaces_document_id: str | None, confidentiality: str) -> Node:
     """The whole ``ClinicalDocument``: this header, then the draft's structuredBody."""
     doc_type, subject = draft.doc_type, draft.subject
     document = new_root("ClinicalDocument")

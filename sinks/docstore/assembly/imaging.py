@@ -38,8 +38,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from producers.cda.xml import Element
-from sinks.docstore.assembly.cda import add, data_element, identifier, section, timestamp, value
+from sinks.docstore.assembly.cda import (
+    Node,
+    add,
+    data_element,
+    identifier,
+    section,
+    timestamp,
+    value,
+)
 from sinks.docstore.assembly.draft import DOC_TYPES, Author, Draft
 from sinks.docstore.assembly.events import NEVER, Record, first, moment, subject_of
 from sinks.docstore.assembly.lab import is_pending, status_code
@@ -76,7 +83,7 @@ def _lines(report: Record) -> list[str]:
     return [f"{label}: {text}" for label, text in labelled if text]
 
 
-def _examination(studies: Element, report: Record) -> None:
+def _examination(studies: Node, report: Record) -> None:
     observation = add(add(studies, "entry"), "observation", classCode="OBS", moodCode="EVN")
     if (accession := first(report.get("accession_number"))) is not None:
         identifier(observation, IMAGING_REPORT_OID, accession)
@@ -106,8 +113,8 @@ def _examination(studies: Element, report: Record) -> None:
             value(data_element(related, code, display), "ST", sent)
 
 
-def _body(report: Record) -> Callable[[Element], None]:
-    def write(body: Element) -> None:
+def _body(report: Record) -> Callable[[Node], None]:
+    def write(body: Node) -> None:
         studies = section(body, "30954-2", "STUDIES SUMMARY", "检查报告", _lines(report))
         _examination(studies, report)
     return write

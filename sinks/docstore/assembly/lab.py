@@ -47,8 +47,8 @@ from collections.abc import Callable
 from itertools import groupby
 from typing import Any
 
-from producers.cda.xml import Element
 from sinks.docstore.assembly.cda import (
+    Node,
     add,
     data_element,
     decimal_text,
@@ -117,7 +117,7 @@ def loinc_of(record: Record) -> str | None:
     return None
 
 
-def _test_code(observation: Element, record: Record) -> None:
+def _test_code(observation: Node, record: Record) -> None:
     sent_as_loinc = str(record.get("test_system") or "").strip().upper() in LOINC_NAMES
     code = add(observation, "code", code=first(record.get("test_code")),
                codeSystem=LOINC_SYSTEM if sent_as_loinc else None,
@@ -129,7 +129,7 @@ def _test_code(observation: Element, record: Record) -> None:
             displayName=first(translated.get("display")))
 
 
-def _result(organizer: Element, record: Record) -> None:
+def _result(organizer: Node, record: Record) -> None:
     observation = add(add(organizer, "component"), "observation", classCode="OBS",
                       moodCode="EVN")
     _test_code(observation, record)
@@ -185,8 +185,8 @@ def _panel(record: Record) -> tuple[str, str, str, str]:
     return placer, filler, code, name
 
 
-def _body(results: list[Record]) -> Callable[[Element], None]:
-    def write(body: Element) -> None:
+def _body(results: list[Record]) -> Callable[[Node], None]:
+    def write(body: Node) -> None:
         studies = section(body, "30954-2", "STUDIES SUMMARY", "实验室检查",
                           [_line(record) for record in results])
         for (placer, filler, code, name), panel in groupby(

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from producers.cda.xml import Element
 from sinks.docstore.assembly.cda import (
+    Node,
     add,
     data_element,
     decimal_text,
@@ -89,12 +89,12 @@ def lines_of(records: list[Record]) -> list[Record]:
     return chronological(lines.values(), "prescribed_at", *LINE_TIMES)
 
 
-def _as_sent(parent: Element, tag: str, sent: str | None) -> None:
+def _as_sent(parent: Node, tag: str, sent: str | None) -> None:
     if sent is not None:
         add(add(parent, tag), "originalText", sent)
 
 
-def _drug(administration: Element, line: Record) -> None:
+def _drug(administration: Node, line: Record) -> None:
     drug = add(add(add(administration, "consumable"), "manufacturedProduct"),
                "manufacturedLabeledDrug")
     code = add(drug, "code", code=first(line.get("drug_code")),
@@ -108,7 +108,7 @@ def _drug(administration: Element, line: Record) -> None:
         add(drug, "name", name)
 
 
-def _administration(medications: Element, line: Record) -> None:
+def _administration(medications: Node, line: Record) -> None:
     administration = add(add(medications, "entry"), "substanceAdministration",
                          classCode="SBADM", moodCode="EVN")
     if (prescription := first(line.get("prescription_number"))) is not None:
@@ -150,8 +150,8 @@ def _line_text(line: Record) -> str:
     return " ".join(part for part in parts if part)
 
 
-def _body(lines: list[Record]) -> Callable[[Element], None]:
-    def write(body: Element) -> None:
+def _body(lines: list[Record]) -> Callable[[Node], None]:
+    def write(body: Node) -> None:
         medications = section(body, "10160-0", "HISTORY OF MEDICATION USE", "用药",
                               [_line_text(line) for line in lines])
         for line in lines:

@@ -46,8 +46,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from producers.cda.xml import Element
-from sinks.docstore.assembly.cda import add, data_element, section, time_text, timestamp, value
+from sinks.docstore.assembly.cda import (
+    Node,
+    add,
+    data_element,
+    section,
+    time_text,
+    timestamp,
+    value,
+)
 from sinks.docstore.assembly.draft import DOC_TYPES, Author, Draft, Visit
 from sinks.docstore.assembly.events import (
     Record,
@@ -133,7 +140,7 @@ def diagnoses_of(records: list[Record]) -> list[Record]:
     return sorted(kept.values(), key=rank)
 
 
-def _diagnosis(parent: Element, diagnosis: Record) -> None:
+def _diagnosis(parent: Node, diagnosis: Record) -> None:
     observation = data_element(add(parent, "entry"), "DE05.01.024.00", "诊断代码")
     timestamp(observation, "effectiveTime", moment(diagnosis, "diagnosed_at"))
     code, translated = icd10_of(diagnosis)
@@ -160,7 +167,7 @@ def _diagnosis_line(diagnosis: Record) -> str:
     return f"{name} ({code})" if name else code
 
 
-def _diagnoses(body: Element, loinc: str, display: str, title: str,
+def _diagnoses(body: Node, loinc: str, display: str, title: str,
                diagnoses: list[Record]) -> None:
     if diagnoses:
         element = section(body, loinc, display, title, map(_diagnosis_line, diagnoses))
@@ -168,7 +175,7 @@ def _diagnoses(body: Element, loinc: str, display: str, title: str,
             _diagnosis(element, diagnosis)
 
 
-def _course(body: Element, state: Record) -> None:
+def _course(body: Node, state: Record) -> None:
     def when(field: str) -> str | None:
         moment_ = state.get(field)
         return time_text(moment_) if isinstance(moment_, datetime) else None
@@ -183,8 +190,8 @@ def _course(body: Element, state: Record) -> None:
             value(data_element(add(element, "entry"), None, label), "ST", sent)
 
 
-def _body(discharge: bool, state: Record, diagnoses: list[Record]) -> Callable[[Element], None]:
-    def write(body: Element) -> None:
+def _body(discharge: bool, state: Record, diagnoses: list[Record]) -> Callable[[Node], None]:
+    def write(body: Node) -> None:
         if not discharge:
             _diagnoses(body, "29548-5", "Diagnosis", "诊断", diagnoses)
             return
