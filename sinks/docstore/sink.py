@@ -17,14 +17,16 @@ assembly that succeeds again makes version n+1.
 
 A whole batch is one database transaction, so a sink killed before the runner
 commits its offsets left either everything or nothing, and the replay finds
-its parts and documents there already: no duplicate. Each received document and
-each group is written under a savepoint: when an event cannot be used (assembly
-fails on it, the database refuses its values, a document id already stored
-with other content) its writes are rolled back and it is rejected (a dead
-letter with the reason), while the other events of its group still make their
-document. As a rejected event leaves no part behind, a replay rejects it again:
-a dead letter lost in a crash before it was published comes back. A database
-failure raises, and the runner retries the batch.
+its parts and documents there already: no duplicate. Each received document is
+written under a savepoint, and the batch's groups under one together; should any
+group be refused, that savepoint is rolled back and each group is written again
+under its own: when an event cannot be used (assembly fails on it, the database
+refuses its values, a document id already stored with other content) its writes
+are rolled back and it is rejected (a dead letter with the reason), while the
+other events of its group still make their document. As a rejected event leaves
+no part behind, a replay rejects it again: a dead letter lost in a crash before
+it was published comes back. A database failure raises, and the runner retries
+the batch.
 """
 
 from __future__ import annotations
@@ -144,9 +146,10 @@ class DocumentSink:
                     continue
                 for key in keys:
                     members.setdefault(key, []).append(n)
-            for key, positions in members.items():
-                for n, reason in self._group(writer, key, positions, batch, tally).items():
-                    rejected.setdefault(n, reason)
+            if not self._all_groups(writer, members, batch, tally):
+                for key, positions in members.items():
+                    for n, reason in self._group(writer, key, positions, batch, tally).items():
+                        rejected.setdefault(n, reason)
         for kind, count in tally.stored.items():  # counted once the transaction is committed
             self._metrics.documents_stored.labels(kind).inc(count)
         for item_kind, count in tally.duplicates.items():
@@ -176,6 +179,24 @@ class DocumentSink:
             return (f"document {document.document_id} is stored already with other content; "
                     "a correction must come as a new version that replaces it")
         return None
+
+    def _all_groups(self, writer: StoreWriter, members: dict[str, list[int]],
+                    batch: Sequence[Decoded], tally: _Tally) -> bool:
+        """Every group of the batch under one savepoint, as :meth:`_group` tries each
+        first; False, with nothing written, when any of them is refused: then each group
+        goes again under its own (two statements a group saved in the usual case)."""
+        attempt = _Tally()
+        try:
+            with writer.savepoint():
+                for key, positions in members.items():
+                    with _refusing(key):
+                        changed = [self._add(writer, key, batch[n], attempt) for n in positions]
+                        if any(changed):
+                            self._update(writer, key, attempt)
+        except _Refused:
+            return False
+        tally.add(attempt)
+        return True
 
     def _group(self, writer: StoreWriter, key: str, positions: list[int],
                batch: Sequence[Decoded], tally: _Tally) -> dict[int, str]:

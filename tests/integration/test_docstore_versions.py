@@ -205,6 +205,29 @@ def test_a_failing_event_is_rejected_and_the_rest_of_its_group_assembled(
     assert [d.version_number for d in current(store)] == [2]
 
 
+def test_a_refused_group_leaves_the_other_groups_of_its_batch_written_and_counted_once(
+        store: DocumentStore) -> None:
+    """The sink tries a batch's groups together first; one refused group sends every
+    group of the batch through again on its own, the ones before it included."""
+    metrics = Metrics()
+    sink = DocumentSink(store, metrics, assembly=_Faulty())
+    bad = ("diagnosis", diagnosis(2, diagnosis_code="R05", diagnosis_name="BOOM"))
+    batch = events(("lab-result", lab_result(1)), ("lab-result", lab_result(2)),
+                   ("encounter", encounter()), bad, ("diagnosis", diagnosis(1)),
+                   ("medication", medication(1)), ("lab-result", lab_result(1)))
+    [rejected] = sink.write(batch)
+    assert rejected.item.offset == 3 and "ValueError" in rejected.reason
+    assert sorted(d.kind for d in current(store)) == ["lab-report", "outpatient-record",
+                                                      "prescription"]
+    assert store.count("document_parts") == 5  # the failing event's part was rolled back
+    stored = {kind: metrics.registry.get_sample_value(
+        "hutong_documents_stored_total", {"kind": kind}) for kind in (
+        "lab-report", "outpatient-record", "prescription")}
+    assert stored == {"lab-report": 1.0, "outpatient-record": 1.0, "prescription": 1.0}
+    assert metrics.registry.get_sample_value("hutong_document_duplicates_total",
+                                             {"item": "part"}) == 1.0
+
+
 # --- finding 7: a replacement only within one facility and patient ------------------------
 
 V1 = "2.16.156.10011.1.1^DOC-1"
