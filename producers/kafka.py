@@ -110,7 +110,7 @@ class OutRecord(NamedTuple):
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (a compacted topic forgets the key)
     headers: Sequence[tuple[str, str | bytes | None]] = ()
 
 

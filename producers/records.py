@@ -34,7 +34,7 @@ MAX_MESSAGE_BYTES = MAX_RECORD_BYTES - 64 * 1024
 
 
 def _size(record: OutRecord) -> int:
-    return len(record.value) + len(record.key or b"") + sum(
+    return len(record.value or b"") + len(record.key or b"") + sum(
         len(name) + len(value or b"") for name, value in record.headers)
 
 

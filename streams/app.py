@@ -21,7 +21,10 @@ Around it, Faust agents, thin around pure steps (ADR 0004):
     golden records of the EMPI ids that changed to ``hutong.empi.golden``, and
     last its state to the ``empi-index`` table. A crash anywhere before the
     offsets are committed replays the batch; the index decides the same way
-    again, and every sink collapses repeats.
+    again, and every sink collapses repeats. Its records go out through
+    librdkafka a batch at a time (:class:`~producers.kafka.BatchProducer`), each
+    step confirmed before the next, as the partitioned stage writes; a Faust send
+    a record cost several times as much. The table is Faust's.
 ``critical-values``, ``alert-tracker``
     the alert stage (:mod:`streams.alerting`).
 
@@ -39,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import weakref
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -52,25 +56,25 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from prometheus_client import CollectorRegistry
 
 from hutong.config import Settings
-from hutong.errors import SchemaError, WireFormatError
+from hutong.errors import HutongError, SchemaError, WireFormatError
 from hutong.federation.rulefiles import RuleFileFeed
 from hutong.keys import pseudonym_key
 from hutong.metrics import StageMetrics
 from hutong.metrics.labels import oldest_age, stream_stage
 from hutong.offsets import watermarks
 from hutong.registry.practitioners import PractitionerFeed
+from producers.kafka import BatchProducer, OutRecord
 from producers.records import DLQ_TOPIC, consumed_dead_letter, dead_letter_headers
 from schemas import wire
-from schemas.catalog import EVENT_TYPES
 from schemas.registry import EMBEDDED, Resolver
-from streams.alerting import CANDIDATES_TOPIC, add_alerting, candidate_check
+from streams.alerting import add_alerting, candidate_check
 from streams.alerts.live import LiveRuleBook
 from streams.empi.linker import Thresholds
 from streams.empi.resolution import IdentityResolver, Resolution, ResolverConfig
 from streams.kafka_auth import faust_credentials
 from streams.linkview import LINKS_TOPIC, LinkView
 from streams.mapfeed import MapFeed
-from streams.output import UNKNOWN_TOPIC, UNMAPPED_TOPIC, StandardOutput
+from streams.output import StandardOutput
 from streams.partitioned import PartitionedStage
 from streams.topology import (
     INDEX_TABLE,
@@ -209,10 +213,17 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     async def start_partitioned_stage() -> None:
         stage.start()
 
+    #: The resolver's writer. Once ``stopping`` is set (last at shutdown), a batch Kafka has
+    #: not confirmed is given up: the worker exits and the batch is read again.
+    resolver_out = BatchProducer(client_config)
+    stopping = threading.Event()
+
     @app.on_before_shutdown.connect
     async def _stop_partitioned_stage(*_: Any, **__: Any) -> None:
         await asyncio.to_thread(stage.stop)
         await asyncio.to_thread(link_view.close)
+        stopping.set()
+        await asyncio.to_thread(resolver_out.close)
 
     state = app.Table(INDEX_TABLE, partitions=1, key_type=bytes, value_type=bytes)
     config = resolver_config(settings)
@@ -248,12 +259,12 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                 ((key.decode(), value) for key, value in state.items()), config))
             log.info("EMPI index loaded: %d records", len(resolver[0].index.records))
         index = resolver[0]
-        pending: list[Any] = []
+        first: list[OutRecord] = []  # the stamped events, their counts, the dead letters
         results: list[Resolution] = []
         linked_now: list[Any] = []
         latest = None
         for event in batch:
-            record = await _decoded(event, pending)
+            record = _decoded(event, first)
             if record is None:
                 continue
             try:
@@ -263,26 +274,24 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                 else:
                     result = index.resolve(record)
                     latest = record["received_at"]
-                    pending += await topic.send_std(result.event or {})
+                    first += topic.output.event(result.event or {})
                     linked_now.append(latest)
             except (KeyError, TypeError, ValueError) as exc:  # a record the step cannot use
                 reason = f"internal error in empi-resolve ({type(exc).__name__})"
                 log.error("event at %s[%d]@%d failed: %s", event.message.topic,
                           event.message.partition, event.message.offset, reason, exc_info=True)
-                pending.append(await letter(event, reason))
+                first.append(letter_record(event, reason))
                 continue
             if result.refused is not None:
                 log.warning("EMPI decision at %s[%d]@%d not applied: %s", event.message.topic,
                             event.message.partition, event.message.offset, result.refused)
-                pending.append(await letter(event, result.refused))
+                first.append(letter_record(event, result.refused))
             results.append(result)
-        pending += await topic.send_counts()
-        await asyncio.gather(*pending)  # the events first: a link never precedes its event
-        await asyncio.gather(*[await send for send in topic.index_changes(results)])
+        await _delivered(first + topic.output.counts())  # a link never precedes its event
+        await _delivered(topic.index_changes(results))
         changes = [change for result in results for change in result.changes]
         if latest is not None:
-            goldens = index.golden_records(changes, latest)
-            await asyncio.gather(*[await send for send in topic.golden(goldens)])
+            await _delivered(topic.golden(index.golden_records(changes, latest)))
         _as_current(batch[-1])  # the table's partition (0) is taken from the current event
         for key, value in index.take_entries().items():
             if value is None:
@@ -294,23 +303,35 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
 
     def _passed(read: int, linked_now: list[Any]) -> None:
         """EMPI read ``read`` events and linked these; translation ran on each as it was
-        sent (`_Topics.send_std`), so both stages hand on the same events at once."""
+        stamped (`StandardOutput.event`), so both stages hand on the same events at once."""
         age = oldest_age(linked_now, datetime.now(UTC))
         metered.passed("empi", read, len(linked_now), age)
         metered.passed("translate", len(linked_now), len(linked_now), age)
 
+    async def _delivered(records: list[OutRecord]) -> None:
+        """Write ``records`` and wait until Kafka has every one (raises when the worker
+        stops first: its batch is read again)."""
+        if records and not await asyncio.to_thread(resolver_out.deliver, records, stopping):
+            raise HutongError("stopping before Kafka confirmed the resolver's batch")
+
+    def letter_record(event: Any, reason: str) -> OutRecord:
+        """The dead letter of ``event``, counted under its stage."""
+        metered.dead_letters.labels(stream_stage(event.message.topic)).inc()
+        return _dead_letter_record(ids, event, reason)
+
     async def letter(event: Any, reason: str) -> Any:
         """Send the dead letter of ``event`` and count it under its stage."""
-        metered.dead_letters.labels(stream_stage(event.message.topic)).inc()
-        return await _dead_letter(topic.dlq, ids, event, reason)
+        record = letter_record(event, reason)
+        return await topic.dlq.send(key=record.key, value=record.value,
+                                    headers=list(record.headers))
 
-    async def _decoded(event: Any, pending: list[Any]) -> dict[str, Any] | None:
-        """The event's record, or None with its dead letter on the way."""
+    def _decoded(event: Any, records: list[OutRecord]) -> dict[str, Any] | None:
+        """The event's record, or None with its dead letter added to ``records``."""
         try:
             _, record = wire.decode(event.value, ids.by_id)
             return record
         except (WireFormatError, SchemaError) as exc:
-            pending.append(await letter(event, str(exc)))
+            records.append(letter_record(event, str(exc)))
         return None
 
     topic.ids = ids
@@ -388,50 +409,32 @@ class _Topics:
             return app.topic(*names, value_type=bytes, key_type=bytes)
 
         self.ids: Resolver = EMBEDDED
+        #: How the resolver's linked events are translated and written (the std topics,
+        #: the alert stage's candidates, the counts of unmapped codes and clinicians).
         self.output = output
         self.resolve = named(RESOLVE_TOPIC)
         self.decisions = named(_DECISIONS_TOPIC)
-        self.links = named(LINKS_TOPIC)
-        self.review = named(_REVIEW_TOPIC)
-        self.golden_records = named(_GOLDEN_TOPIC)
         self.dlq = named(DLQ_TOPIC)
-        #: What the resolver writes for linked events (standard events, candidates, counts).
-        self._out = {name: named(name) for name in (
-            *(f"hutong.std.{t}" for t in EVENT_TYPES), CANDIDATES_TOPIC, UNMAPPED_TOPIC,
-            UNKNOWN_TOPIC)}
 
-    async def send_std(self, record: dict[str, Any]) -> list[Any]:
-        """Translate a linked event and link its clinician, count its unmapped codes and
-        unknown clinician, and send it on (:class:`~streams.output.StandardOutput`)."""
-        return [await self._out[out.topic].send(key=out.key, value=out.value)
-                for out in self.output.event(record)]
-
-    async def send_counts(self) -> list[Any]:
-        """The unmapped codes and unknown clinicians counted since the last call, one
-        record each."""
-        return [await self._out[out.topic].send(key=out.key, value=out.value)
-                for out in self.output.counts()]
-
-    def index_changes(self, results: list[Resolution]) -> list[Awaitable[Any]]:
-        """The sends of the link changes and review pairs of a batch, in order."""
-        sends: list[Awaitable[Any]] = []
+    def index_changes(self, results: list[Resolution]) -> list[OutRecord]:
+        """The link changes and review pairs of a batch, in order."""
+        records: list[OutRecord] = []
         links, review = self.ids.for_topic(LINKS_TOPIC), self.ids.for_topic(_REVIEW_TOPIC)
         for result in results:
             for change in result.changes:
                 key = f"{change.facility_id}|{change.source_patient_id}".encode()
-                sends.append(self.links.send(key=key,
-                                             value=wire.encode(links, change.to_event())))
+                records.append(OutRecord(LINKS_TOPIC, key,
+                                         wire.encode(links, change.to_event())))
             for pair in result.reviews:
-                sends.append(self.review.send(key=pair.pair_id.encode(),
-                                              value=wire.encode(review, pair.to_event())))
-        return sends
+                records.append(OutRecord(_REVIEW_TOPIC, pair.pair_id.encode(),
+                                         wire.encode(review, pair.to_event())))
+        return records
 
-    def golden(self, records: dict[str, dict[str, Any] | None]) -> list[Awaitable[Any]]:
-        """The sends of golden records (None: a tombstone for a merged-away id)."""
+    def golden(self, records: dict[str, dict[str, Any] | None]) -> list[OutRecord]:
+        """Golden records (None: a tombstone for a merged-away id)."""
         schema = self.ids.for_topic(_GOLDEN_TOPIC)
-        return [self.golden_records.send(
-                    key=empi_id.encode(),
-                    value=None if record is None else wire.encode(schema, record))
+        return [OutRecord(_GOLDEN_TOPIC, empi_id.encode(),
+                          None if record is None else wire.encode(schema, record))
                 for empi_id, record in records.items()]
 
 
@@ -460,10 +463,10 @@ async def _durably(work: Awaitable[None]) -> None:
         os._exit(70)
 
 
-async def _dead_letter(dlq: Any, ids: Resolver, event: Any, reason: str) -> Any:
+def _dead_letter_record(ids: Resolver, event: Any, reason: str) -> OutRecord:
     msg = event.message
     letter = consumed_dead_letter("stream", msg.topic, msg.partition, msg.offset, msg.key,
                                   event.value or b"", reason)
     log.warning("event at %s not used: %s", letter["location"], reason)
-    return await dlq.send(key=msg.key, value=wire.encode(ids.for_topic(DLQ_TOPIC), letter),
-                          headers=dead_letter_headers(letter))
+    return OutRecord(DLQ_TOPIC, msg.key, wire.encode(ids.for_topic(DLQ_TOPIC), letter),
+                     dead_letter_headers(letter))

@@ -15,16 +15,16 @@ import shutil
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from hutong.config import Settings
 from producers.idcard import check_character
-from schemas import wire
+from schemas import catalog, wire
 
 from .conftest import RunningHub, send, wait_for
 
@@ -248,6 +248,65 @@ def test_an_a40_merge_joins_two_registrations(linked_hub: RunningHub) -> None:
     assert hub.query("SELECT decided_by FROM hutong.current_patient_links "
                      "WHERE facility_id = 'EMPIA' AND source_patient_id IN ('A1006', 'A1016') "
                      "AND action = 'merge'") == [("facility:EMPIA",)]
+
+
+def _records_on(bootstrap: str, topic: str, wanted: Callable[[Any], bool],
+                count: int) -> list[Any]:
+    """The first ``count`` records of ``topic`` that ``wanted`` takes (waits up to 30 s)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{time.time()}",
+                         "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
+    consumer.subscribe([topic])
+    found: list[Any] = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(found) < count:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error() and wanted(msg):
+                found.append(msg)
+    finally:
+        consumer.close()
+    return found
+
+
+def test_what_the_resolver_cannot_use_is_a_dead_letter(linked_hub: RunningHub,
+                                                        kafka_bootstrap: str) -> None:
+    decision = {"decision_id": "test-unknown-merge", "action": "merge", "pair_id": None,
+                "survivor_empi_id": "E-NO-SUCH-1", "loser_empi_id": "E-NO-SUCH-2",
+                "decided_by": "dr.zhou", "reason": None, "decided_at": datetime.now(UTC)}
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    producer.produce("hutong.empi.decisions", key=b"test-unknown-merge",
+                     value=wire.encode(catalog.schema("empi-decision"), decision))
+    producer.produce("hutong.empi.resolve", key=b"EMPIA|garbage", value=b"not an event")
+    assert producer.flush(10) == 0
+
+    def stream_letter(msg: Any) -> bool:
+        letter = wire.decode(msg.value())[1]
+        return bool(letter["stage"] == "stream" and letter["original_key"] in (
+            b"test-unknown-merge", b"EMPIA|garbage"))
+
+    letters = {m.key(): wire.decode(m.value())[1]
+               for m in _records_on(kafka_bootstrap, "hutong.dlq", stream_letter, 2)}
+    assert letters[b"test-unknown-merge"]["reason"] == \
+        "merge: no EMPI id 'E-NO-SUCH-1' in the index"
+    assert letters[b"EMPIA|garbage"]["source_topic"] == "hutong.empi.resolve"
+
+
+def test_a_merged_away_empi_id_gets_a_tombstone(linked_hub: RunningHub,
+                                                kafka_bootstrap: str) -> None:
+    hub = linked_hub
+    first = {"name": "周敏", "sex": "2", "dob": date(1985, 4, 5), "phone": "13500000008"}
+    second = {"name": "周敏", "sex": "2", "dob": date(1986, 9, 9)}
+    send_records(hub, [(8, "EMPIA", "A1008", first), (8, "EMPIA", "A1018", second)], "TOMB")
+    before = linked(hub, [("EMPIA", "A1008"), ("EMPIA", "A1018")])
+    gone = before[("EMPIA", "A1018")]
+    assert gone != before[("EMPIA", "A1008")]
+    a40 = ("MSH|^~\\&|HIS|EMPIA|HUTONG|REGION|20261204110000||ADT^A40^ADT_A39|A40TOMB|P|2.5.1"
+           "||||||UNICODE UTF-8\rEVN|A40|20261204110000\r"
+           f"{_pid('EMPIA', 'A1008', first)}MRG|A1018^^^EMPIA^MR\r").encode()
+    assert send(hub, a40)[0][0] == "AA"
+    [tombstone] = _records_on(kafka_bootstrap, "hutong.empi.golden",
+                              lambda m: m.key() == gone.encode() and m.value() is None, 1)
+    assert tombstone.value() is None
 
 
 def test_a_worker_that_lost_its_files_recovers_the_index(linked_hub: RunningHub) -> None:
