@@ -293,7 +293,8 @@ class Sending:
 
     def _report(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
-            self._refused(err, OutRecord(msg.topic() or "", msg.key(), msg.value() or b""))
+            # the value as reported: None is a tombstone, to be written again as one
+            self._refused(err, OutRecord(msg.topic() or "", msg.key(), msg.value()))
 
     def _refused(self, err: KafkaError, record: OutRecord) -> None:
         self.failed.append(record)

@@ -213,8 +213,10 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
     async def start_partitioned_stage() -> None:
         stage.start()
 
-    #: The resolver's writer. Once ``stopping`` is set (last at shutdown), a batch Kafka has
-    #: not confirmed is given up: the worker exits and the batch is read again.
+    #: The resolver's writer. ``stopping`` is set at shutdown, once Faust has let the batch
+    #: in hand finish. A batch that Kafka does not confirm (it retries while the broker is
+    #: away) holds Faust's shutdown until the hub's grace period ends and it kills the
+    #: worker; its offsets are not committed, so it is read again.
     resolver_out = BatchProducer(client_config)
     stopping = threading.Event()
 
@@ -288,6 +290,9 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                 first.append(letter_record(event, result.refused))
             results.append(result)
         await _delivered(first + topic.output.counts())  # a link never precedes its event
+        letters = sum(1 for record in first if record.topic == DLQ_TOPIC)
+        if letters:  # counted once Kafka has them: a batch read again counts them again
+            metered.dead_letters.labels(stream_stage(RESOLVE_TOPIC)).inc(letters)
         await _delivered(topic.index_changes(results))
         changes = [change for result in results for change in result.changes]
         if latest is not None:
@@ -315,12 +320,12 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
             raise HutongError("stopping before Kafka confirmed the resolver's batch")
 
     def letter_record(event: Any, reason: str) -> OutRecord:
-        """The dead letter of ``event``, counted under its stage."""
-        metered.dead_letters.labels(stream_stage(event.message.topic)).inc()
+        """The dead letter of ``event`` (the resolver counts those Kafka confirmed)."""
         return _dead_letter_record(ids, event, reason)
 
     async def letter(event: Any, reason: str) -> Any:
         """Send the dead letter of ``event`` and count it under its stage."""
+        metered.dead_letters.labels(stream_stage(event.message.topic)).inc()
         record = letter_record(event, reason)
         return await topic.dlq.send(key=record.key, value=record.value,
                                     headers=list(record.headers))

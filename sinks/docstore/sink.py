@@ -185,6 +185,8 @@ class DocumentSink:
         """Every group of the batch under one savepoint, as :meth:`_group` tries each
         first; False, with nothing written, when any of them is refused: then each group
         goes again under its own (two statements a group saved in the usual case)."""
+        if not members:
+            return True
         attempt = _Tally()
         try:
             with writer.savepoint():

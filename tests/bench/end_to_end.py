@@ -19,7 +19,12 @@ numbers) in a second process, twice:
    the rate the hub ACKed (when below the one offered, the freshness is at that).
 
 Peak RSS of the hub and its children (stream worker, broker) is sampled every
-second throughout. Printed, never asserted; :func:`main` returns the figures.
+second throughout. What sets the pace is reported too, for the throughput run
+(from its start until its rows stop growing, the drain included): each
+process's CPU per ACKed message (``/proc``), and each consumer group's largest
+lag (the hub's ``hutong_consumer_lag``, every second): the group furthest behind
+is the stage the rows wait for. Printed, never asserted; :func:`main` returns
+the figures.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from tests.bench.soak import processes, rss_and_fds, start_hub, stop_hub
+from tests.bench.soak import consumer_lag, processes, rss_and_fds, start_hub, stop_hub
 
 SECONDS = float(os.environ.get("E2E_SECONDS", "20"))
 RATE = float(os.environ.get("E2E_RATE", "5000"))
@@ -55,17 +60,25 @@ def sql(api: str, query: str) -> list[Any]:
     return list(answer.get("rows", [[]])[0])
 
 
-class PeakRss:
-    """Samples the RSS of a process tree every second in a thread; keeps the peak."""
+class Watch:
+    """Samples a hub's process tree every second in a thread: the peak RSS, and each
+    consumer group's largest lag since :meth:`mark`."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, api: str) -> None:
         self.root = root
+        self.api = api
         self.peak_mb = 0.0
         self.peak_by_process: dict[str, float] = {}
+        self.peak_lag: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> PeakRss:
+    def mark(self) -> dict[str, float]:
+        """Start the lag peaks again; each process's CPU seconds so far."""
+        self.peak_lag = {}
+        return cpu_seconds(self.root)
+
+    def __enter__(self) -> Watch:
         self._thread.start()
         return self
 
@@ -81,6 +94,23 @@ class PeakRss:
             total = sum(sizes.values())
             if total > self.peak_mb:
                 self.peak_mb, self.peak_by_process = total, sizes
+            for group, lag in consumer_lag(self.api).items():
+                self.peak_lag[group] = max(lag, self.peak_lag.get(group, 0.0))
+
+
+def cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds (user and system) each process of a tree has used, by short name."""
+    used: dict[str, float] = {}
+    for pid, name in processes(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[name] = used.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return used
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def generate(mllp_port: int, rate: float, seconds: float, run: str) -> dict[str, Any]:
@@ -153,12 +183,16 @@ def main() -> list[dict[str, Any]]:
     data_dir = Path(tempfile.mkdtemp(prefix="hutong-e2e-"))
     hub, api, mllp_port = start_hub(data_dir)
     try:
-        with PeakRss(hub.pid) as rss:
+        with Watch(hub.pid, api) as rss:
             generate(mllp_port, 200, 3, "W")  # warm up: the group joined, the first links made
             settle(api, "2000-01-01 00:00:00.000")
             since = _now(api)
+            cpu_before = rss.mark()
             flat = generate(mllp_port, _FLAT_OUT, SECONDS, "F")
             messages, span = settle(api, since)
+            cpu = {name: seconds - cpu_before.get(name, 0.0)
+                   for name, seconds in cpu_seconds(hub.pid).items()}
+            lags = dict(rss.peak_lag)
             since = _now(api)
             paced = generate(mllp_port, RATE, SECONDS, "P")
             settle(api, since)
@@ -176,6 +210,12 @@ def main() -> list[dict[str, Any]]:
     print(f"  offered {RATE:.0f} msg/s: {paced['acked']} ACKed ({paced_rate:.0f} msg/s, codes "
           f"{paced['codes']}), ACK p99 {paced['p99_ms']} ms; receipt to row p50 "
           f"{fresh[0]:.2f} s, p95 {fresh[1]:.2f} s, p99 {fresh[2]:.2f} s (target p95 <= 2 s)")
+    per_message = {name: seconds * 1000 / max(flat["acked"], 1)
+                   for name, seconds in sorted(cpu.items())}
+    cpu_text = ", ".join(f"{k} {v:.2f} ms" for k, v in per_message.items())
+    lag_text = ", ".join(f"{k} {v:.0f}" for k, v in sorted(lags.items()))
+    print(f"  what set the pace of the first run: CPU a message ({cpu_text}); the largest "
+          f"lag of each consumer group ({lag_text})")
     print(f"  peak RSS of the hub and its children: {rss.peak_mb:.0f} MB "
           f"({', '.join(f'{k} {v:.0f}' for k, v in rss.peak_by_process.items())}; "
           "target <= 2,048 MB)")
@@ -192,6 +232,10 @@ def main() -> list[dict[str, Any]]:
          "target": 2.0},
         {"name": "e2e.freshness_p99", "value": round(fresh[2], 3), "unit": "s", "rate": RATE},
         {"name": "e2e.peak_rss", "value": round(rss.peak_mb), "unit": "MB", "target": 2048},
+        *({"name": f"e2e.cpu.{name}", "value": round(ms, 3), "unit": "ms/msg"}
+          for name, ms in per_message.items()),
+        *({"name": f"e2e.max_lag.{group}", "value": round(lag), "unit": "records"}
+          for group, lag in sorted(lags.items())),
     ]
 
 

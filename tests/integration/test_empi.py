@@ -11,6 +11,7 @@ its local files recovers the index from its changelog.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections import defaultdict
@@ -273,6 +274,7 @@ def test_what_the_resolver_cannot_use_is_a_dead_letter(linked_hub: RunningHub,
     decision = {"decision_id": "test-unknown-merge", "action": "merge", "pair_id": None,
                 "survivor_empi_id": "E-NO-SUCH-1", "loser_empi_id": "E-NO-SUCH-2",
                 "decided_by": "dr.zhou", "reason": None, "decided_at": datetime.now(UTC)}
+    counted = _empi_dead_letters(linked_hub)
     producer = Producer({"bootstrap.servers": kafka_bootstrap})
     producer.produce("hutong.empi.decisions", key=b"test-unknown-merge",
                      value=wire.encode(catalog.schema("empi-decision"), decision))
@@ -289,6 +291,18 @@ def test_what_the_resolver_cannot_use_is_a_dead_letter(linked_hub: RunningHub,
     assert letters[b"test-unknown-merge"]["reason"] == \
         "merge: no EMPI id 'E-NO-SUCH-1' in the index"
     assert letters[b"EMPIA|garbage"]["source_topic"] == "hutong.empi.resolve"
+    # counted once Kafka confirmed them, once each
+    assert wait_for(lambda: _empi_dead_letters(linked_hub) >= counted + 2)
+    time.sleep(1.0)
+    assert _empi_dead_letters(linked_hub) == counted + 2
+
+
+def _empi_dead_letters(hub: RunningHub) -> float:
+    """The stream worker's EMPI dead letters, as the hub's ``/metrics`` shows them."""
+    text = httpx.get(f"{hub.settings.api_url}/metrics", timeout=10).text
+    found = re.search(r'^hutong_dead_letters_total\{stage="empi"\} ([0-9.e+]+)$', text,
+                      re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_a_merged_away_empi_id_gets_a_tombstone(linked_hub: RunningHub,

@@ -39,7 +39,7 @@ class Reported:
     def key(self) -> bytes | None:
         return self._record.key
 
-    def value(self) -> bytes:
+    def value(self) -> bytes | None:
         return self._record.value
 
     def headers(self) -> None:
@@ -56,3 +56,12 @@ def test_a_refused_record_is_kept_to_write_again_headers_and_all() -> None:
     for record, error in ((plain, refused), (letter, refused), (confirmed, None)):
         sending.reporter(record)(error, Reported(record))
     assert sending.failed == [plain, letter] and sending.errors == [refused, refused]
+
+
+def test_a_refused_tombstone_is_written_again_as_a_tombstone() -> None:
+    """A merged-away EMPI id's golden record is a null value: written again as b"" it
+    would be a record nobody can read, and compaction would keep the key."""
+    tombstone = OutRecord("hutong.empi.golden", b"E-1", None)
+    sending = Sending([tombstone])
+    sending.reporter(tombstone)(KafkaError(KafkaError._MSG_TIMED_OUT), Reported(tombstone))
+    assert sending.failed == [tombstone] and sending.failed[0].value is None
