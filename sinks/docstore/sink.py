@@ -18,9 +18,10 @@ assembly that succeeds again makes version n+1.
 A whole batch is one database transaction, so a sink killed before the runner
 commits its offsets left either everything or nothing, and the replay finds
 its parts and documents there already: no duplicate. Each received document is
-written under a savepoint, and the batch's groups under one together; should any
-group be refused, that savepoint is rolled back and each group is written again
-under its own: when an event cannot be used (assembly fails on it, the database
+written under a savepoint, and the batch's groups under one together (their
+parts added, then the changed groups' parts and documents read in one query
+each); should any group be refused, that savepoint is rolled back and each group
+is written again under its own: when an event cannot be used (assembly fails on it, the database
 refuses its values, a document id already stored with other content) its writes
 are rolled back and it is rejected (a dead letter with the reason), while the
 other events of its group still make their document. As a rejected event leaves
@@ -43,7 +44,7 @@ from schemas import wire
 from schemas.registry import EMBEDDED, Resolver
 from sinks.base import Decoded, Rejected
 from sinks.docstore.model import Document, Part
-from sinks.docstore.store import DocumentDataError, DocumentStore, StoreWriter
+from sinks.docstore.store import DocumentDataError, DocumentStore, GroupState, StoreWriter
 
 __all__ = ["Assembly", "DocumentSink"]
 
@@ -184,17 +185,25 @@ class DocumentSink:
                     batch: Sequence[Decoded], tally: _Tally) -> bool:
         """Every group of the batch under one savepoint, as :meth:`_group` tries each
         first; False, with nothing written, when any of them is refused: then each group
-        goes again under its own (two statements a group saved in the usual case)."""
+        goes again under its own. The parts are added first, then the changed groups'
+        parts and documents read in one query each (four statements a group saved in the
+        usual case)."""
         if not members:
             return True
         attempt = _Tally()
         try:
             with writer.savepoint():
+                changed: list[str] = []
                 for key, positions in members.items():
                     with _refusing(key):
-                        changed = [self._add(writer, key, batch[n], attempt) for n in positions]
-                        if any(changed):
-                            self._update(writer, key, attempt)
+                        if any([self._add(writer, key, batch[n], attempt) for n in positions]):
+                            changed.append(key)
+                with _refusing("of the batch"):
+                    stored, states = writer.parts_of(changed), writer.groups_of(changed)
+                for key in changed:
+                    with _refusing(key):
+                        self._update(writer, key, attempt, stored.get(key, []),
+                                     states.get(key, []))
         except _Refused:
             return False
         tally.add(attempt)
@@ -259,10 +268,13 @@ class DocumentSink:
             return True
         return self._assembly.supersedes(item.record, record)
 
-    def _read(self, writer: StoreWriter, key: str) -> tuple[list[Part], Document | None,
-                                                            Collection[str]]:
-        """The group's parts, the document they make (version 1) and the kinds withdrawn."""
-        stored = writer.parts(key)  # a database failure raises: the batch is retried
+    def _read(self, writer: StoreWriter, key: str,
+              stored: list[tuple[str, bytes]] | None = None
+              ) -> tuple[list[Part], Document | None, Collection[str]]:
+        """The group's parts (``stored``, else read now), the document they make
+        (version 1) and the kinds withdrawn."""
+        if stored is None:
+            stored = writer.parts(key)  # a database failure raises: the batch is retried
         try:
             parts: list[Part] = []
             for _, raw in stored:
@@ -273,10 +285,15 @@ class DocumentSink:
         except Exception as exc:  # pure code (or a part that no longer decodes)
             raise _Refused(_failure(f"assembling document group {key}", exc)) from None
 
-    def _update(self, writer: StoreWriter, key: str, tally: _Tally) -> None:
-        """Make the group's documents again from all its parts; _Refused when it cannot."""
-        parts, made, gone = self._read(writer, key)
-        states = {state.kind: state for state in writer.groups(key)}
+    def _update(self, writer: StoreWriter, key: str, tally: _Tally,
+                stored: list[tuple[str, bytes]] | None = None,
+                current_states: list[GroupState] | None = None) -> None:
+        """Make the group's documents again from all its parts (``stored`` and
+        ``current_states`` when read already); _Refused when it cannot."""
+        parts, made, gone = self._read(writer, key, stored)
+        if current_states is None:
+            current_states = writer.groups(key)
+        states = {state.kind: state for state in current_states}
         for kind in sorted(gone):
             state = states.get(kind)
             if state is not None and not state.withdrawn and (made is None or made.kind != kind):

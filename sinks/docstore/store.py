@@ -323,11 +323,17 @@ class _Statements:
             stored_at=bindparam("at"))
         self.parts = (select(p.schema_name, p.payload).where(p.group_key == bindparam("group"))
                       .order_by(p.schema_name, p.event_id))
-        self.groups = (select(g.set_id, d.kind, g.document_id, g.version_number,
+        self.parts_of = (select(p.group_key, p.schema_name, p.payload)
+                         .where(p.group_key.in_(bindparam("groups", expanding=True)))
+                         .order_by(p.group_key, p.schema_name, p.event_id))
+        group_state = (select(g.group_key, g.set_id, d.kind, g.document_id, g.version_number,
                               g.content_sha256, d.replaces_document_id,
                               d.withdrawn_at.is_not(None))
-                       .join_from(document_groups, documents, g.document_id == d.document_id)
-                       .where(g.group_key == bindparam("group")).order_by(g.set_id))
+                       .join_from(document_groups, documents, g.document_id == d.document_id))
+        self.groups = (group_state.where(g.group_key == bindparam("group"))
+                       .order_by(g.set_id))
+        self.groups_of = (group_state.where(g.group_key.in_(bindparam("groups", expanding=True)))
+                          .order_by(g.group_key, g.set_id))
         self.withdraw = update(documents).where(
             (d.document_id == bindparam("id")) & d.withdrawn_at.is_(None)
         ).values(withdrawn_at=bindparam("at"))
@@ -418,12 +424,33 @@ class StoreWriter:
             rows = self._conn.execute(self._s.parts, {"group": group_key}).all()
         return [(name, bytes(payload)) for name, payload in rows]
 
+    def parts_of(self, group_keys: Sequence[str]) -> dict[str, list[tuple[str, bytes]]]:
+        """:meth:`parts` of several groups, read together (a group without parts is left
+        out)."""
+        found: dict[str, list[tuple[str, bytes]]] = {}
+        for chunk in _chunks(group_keys):
+            with _translated("to read parts"):
+                rows = self._conn.execute(self._s.parts_of, {"groups": chunk}).all()
+            for key, name, payload in rows:
+                found.setdefault(key, []).append((name, bytes(payload)))
+        return found
+
     def groups(self, group_key: str) -> list[GroupState]:
         """The group's current version of each of its document sets, by set id."""
         with _translated("to read a group"):
             rows = self._conn.execute(self._s.groups, {"group": group_key}).all()
-        return [GroupState(set_id, kind, document_id, version, sha256, replaces, bool(gone))
-                for set_id, kind, document_id, version, sha256, replaces, gone in rows]
+        return [_group_state(row) for row in rows]
+
+    def groups_of(self, group_keys: Sequence[str]) -> dict[str, list[GroupState]]:
+        """:meth:`groups` of several groups, read together (a group without documents is
+        left out)."""
+        found: dict[str, list[GroupState]] = {}
+        for chunk in _chunks(group_keys):
+            with _translated("to read a group"):
+                rows = self._conn.execute(self._s.groups_of, {"groups": chunk}).all()
+            for row in rows:
+                found.setdefault(row[0], []).append(_group_state(row))
+        return found
 
     def withdraw(self, document_id: str) -> bool:
         """Mark a version withdrawn (its events no longer support it); False if it was."""
@@ -478,6 +505,21 @@ class StoreWriter:
                 "document_id": document.document_id, "version_number": document.version_number,
                 "content_sha256": document.content_sha256, "updated_at": now})
         return "stored"
+
+
+def _group_state(row: Any) -> GroupState:
+    """A row of the group statements: the group key, then the state."""
+    _, set_id, kind, document_id, version, sha256, replaces, gone = row
+    return GroupState(set_id, kind, document_id, version, sha256, replaces, bool(gone))
+
+
+#: Group keys in one ``IN`` list (SQLite allows 32,766 parameters, PostgreSQL 65,535).
+_IN_CHUNK = 500
+
+
+def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(keys), _IN_CHUNK):
+        yield list(keys[start:start + _IN_CHUNK])
 
 
 def _row(document: Document, now: dt.datetime) -> dict[str, Any]:

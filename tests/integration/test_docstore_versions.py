@@ -20,6 +20,7 @@ import pytest
 from hutong.metrics import Metrics
 from sinks.base import Decoded
 from sinks.docstore import assembly
+from sinks.docstore import store as docstore_store
 from sinks.docstore.model import Document
 from sinks.docstore.sink import DocumentSink
 from sinks.docstore.store import DocumentStore, StoredDocument
@@ -226,6 +227,25 @@ def test_a_refused_group_leaves_the_other_groups_of_its_batch_written_and_counte
     assert stored == {"lab-report": 1.0, "outpatient-record": 1.0, "prescription": 1.0}
     assert metrics.registry.get_sample_value("hutong_document_duplicates_total",
                                              {"item": "part"}) == 1.0
+
+
+def test_groups_read_together_in_chunks_make_each_its_document(
+        store: DocumentStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sink reads a batch's groups in IN lists of a bounded length; with two keys a
+    list, five groups (two of them known already) still make each its document."""
+    monkeypatch.setattr(docstore_store, "_IN_CHUNK", 2)
+    sink = DocumentSink(store, Metrics())
+    known = events(*(("medication", medication(1, control_id=f"RX{n}",
+                                               prescription_number=f"RX-{n}"))
+                     for n in range(2)))
+    assert sink.write(known) == []
+    batch = events(*(("medication", medication(2, control_id=f"RXB{n}",
+                                               prescription_number=f"RX-{n}",
+                                               drug_code="86900002", drug_name="布洛芬片"))
+                     for n in range(5)))
+    assert sink.write(batch) == []
+    versions = sorted(d.version_number for d in current(store))
+    assert versions == [1, 1, 1, 2, 2]  # the two known prescriptions have a second line
 
 
 # --- finding 7: a replacement only within one facility and patient ------------------------
