@@ -282,12 +282,12 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
                 reason = f"internal error in empi-resolve ({type(exc).__name__})"
                 log.error("event at %s[%d]@%d failed: %s", event.message.topic,
                           event.message.partition, event.message.offset, reason, exc_info=True)
-                first.append(letter_record(event, reason))
+                first.append(_dead_letter_record(ids, event, reason))
                 continue
             if result.refused is not None:
                 log.warning("EMPI decision at %s[%d]@%d not applied: %s", event.message.topic,
                             event.message.partition, event.message.offset, result.refused)
-                first.append(letter_record(event, result.refused))
+                first.append(_dead_letter_record(ids, event, result.refused))
             results.append(result)
         await _delivered(first + topic.output.counts())  # a link never precedes its event
         letters = sum(1 for record in first if record.topic == DLQ_TOPIC)
@@ -319,14 +319,10 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
         if records and not await asyncio.to_thread(resolver_out.deliver, records, stopping):
             raise HutongError("stopping before Kafka confirmed the resolver's batch")
 
-    def letter_record(event: Any, reason: str) -> OutRecord:
-        """The dead letter of ``event`` (the resolver counts those Kafka confirmed)."""
-        return _dead_letter_record(ids, event, reason)
-
     async def letter(event: Any, reason: str) -> Any:
         """Send the dead letter of ``event`` and count it under its stage."""
         metered.dead_letters.labels(stream_stage(event.message.topic)).inc()
-        record = letter_record(event, reason)
+        record = _dead_letter_record(ids, event, reason)
         return await topic.dlq.send(key=record.key, value=record.value,
                                     headers=list(record.headers))
 
@@ -336,7 +332,7 @@ def create_app(settings: Settings, ids: Resolver = EMBEDDED, *, worker: int = 0,
             _, record = wire.decode(event.value, ids.by_id)
             return record
         except (WireFormatError, SchemaError) as exc:
-            records.append(letter_record(event, str(exc)))
+            records.append(_dead_letter_record(ids, event, str(exc)))
         return None
 
     topic.ids = ids

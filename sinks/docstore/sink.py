@@ -21,13 +21,13 @@ its parts and documents there already: no duplicate. Each received document is
 written under a savepoint, and the batch's groups under one together (their
 parts added, then the changed groups' parts and documents read in one query
 each); should any group be refused, that savepoint is rolled back and each group
-is written again under its own: when an event cannot be used (assembly fails on it, the database
-refuses its values, a document id already stored with other content) its writes
-are rolled back and it is rejected (a dead letter with the reason), while the
-other events of its group still make their document. As a rejected event leaves
-no part behind, a replay rejects it again: a dead letter lost in a crash before
-it was published comes back. A database failure raises, and the runner retries
-the batch.
+is written again under its own: when an event cannot be used (assembly fails on
+it, the database refuses its values, a document id already stored with other
+content) its writes are rolled back and it is rejected (a dead letter with the
+reason), while the other events of its group still make their document. As a
+rejected event leaves no part behind, a replay rejects it again: a dead letter
+lost in a crash before it was published comes back. A database failure raises,
+and the runner retries the batch.
 """
 
 from __future__ import annotations

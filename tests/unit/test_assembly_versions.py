@@ -70,7 +70,6 @@ def test_a_linked_delivery_wins_over_an_unlinked_one() -> None:
     assert chosen == linked
 
 
-
 def test_records_without_an_event_id_are_merged_only_when_they_are_the_same() -> None:
     first = lab_result(1) | {"event_id": None}
     other = first | {"value": "7.1", "value_numeric": 7.1}
