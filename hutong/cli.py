@@ -76,6 +76,7 @@ def up(config: ConfigOption = None) -> None:
 @app.command()
 def broker(config: ConfigOption = None) -> None:
     """Run only the embedded Kafka-compatible broker (Tansu) with the contract's topics."""
+    from hutong.config import DEFAULT_PARTITIONS
     from hutong.stack.broker import EmbeddedBroker
     from hutong.stack.topics import ensure_topics
 
@@ -88,7 +89,9 @@ def broker(config: ConfigOption = None) -> None:
             await asyncio.to_thread(embedded.start)
             created = await asyncio.to_thread(
                 ensure_topics, {"bootstrap.servers": embedded.bootstrap},
-                partitions=settings.kafka_partitions)
+                # the processes that use it see an external cluster, and size their
+                # tables so
+                partitions=settings.kafka_partitions or DEFAULT_PARTITIONS)
             console.print(f"broker on {embedded.bootstrap}; {len(created)} topics created. "
                           "Ctrl-C stops it.")
             await stop.wait()

@@ -37,9 +37,12 @@ from hutong.components import COMPONENTS, Plan, partial_set_problem, plan
 from hutong.errors import ConfigError
 from hutong.yamlfile import validation_problems
 
-__all__ = ["ENV_PREFIX", "URL_FIELDS", "Settings", "load_settings", "mask_url"]
+__all__ = ["DEFAULT_PARTITIONS", "ENV_PREFIX", "URL_FIELDS", "Settings", "load_settings",
+           "mask_url"]
 
 ENV_PREFIX = "HUTONG_"
+#: Partitions of the topics hutong creates on an external cluster, unless set.
+DEFAULT_PARTITIONS = 3
 #: Variables with the prefix that are not settings themselves (HUTONG_TEST_* steer the tests).
 _META_VARIABLES = frozenset({"HUTONG_CONFIG"})
 _META_PREFIX = "HUTONG_TEST_"
@@ -69,7 +72,9 @@ class Settings(BaseSettings):
     kafka_sasl_password: SecretStr | None = Field(
         None, description="SASL password of every Kafka client (sasl.password), kept out of "
         "kafka_config so that the rest of it need not be secret.")
-    kafka_partitions: int = Field(3, ge=1, description="Partitions of topics hutong creates.")
+    kafka_partitions: int | None = Field(
+        None, ge=1, description="Partitions of topics hutong creates; unset: one per stream "
+        f"worker on the embedded broker, {DEFAULT_PARTITIONS} on an external cluster.")
     kafka_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
 
     schema_registry_url: str | None = Field(
@@ -378,6 +383,21 @@ class Settings(BaseSettings):
     @property
     def embedded_broker(self) -> bool:
         return self.kafka_bootstrap is None
+
+    @property
+    def topic_partitions(self) -> int:
+        """Partitions of the topics hutong creates (and of the stream worker's tables).
+
+        On the embedded broker a partition no worker needs costs CPU for nothing: Tansu
+        answers every fetch of every partition by every consumer, full or empty, so the
+        broker idled at about half a core with three partitions and a quarter with one
+        (docs/performance.md). An external cluster gets room to add workers.
+        """
+        if self.kafka_partitions is not None:
+            return self.kafka_partitions
+        if self.embedded_broker:
+            return max(1, self.streams_workers)
+        return DEFAULT_PARTITIONS
 
     @property
     def bootstrap(self) -> str:

@@ -117,6 +117,8 @@ def child_environment(settings: Settings) -> dict[str, str]:
         elif name in URL_FIELDS and value is not None:
             env[f"HUTONG_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     env["HUTONG_KAFKA_BOOTSTRAP"] = settings.bootstrap
+    # A child sees the broker as external: it must still size its tables as the topics are.
+    env["HUTONG_KAFKA_PARTITIONS"] = str(settings.topic_partitions)
     return env
 
 
@@ -393,7 +395,7 @@ class Hub:
             self.broker.start()
         else:
             wait_for_kafka(s.kafka_client_config(), timeout=30)
-        ensure_topics(s.kafka_client_config(), partitions=s.kafka_partitions,
+        ensure_topics(s.kafka_client_config(), partitions=s.topic_partitions,
                       replication=s.kafka_replication)
         self.ids = resolver(s.schema_registry_url)
         if s.plan.warehouse:  # migrations are idempotent: the sinks and the API both run them

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 #: How long one read waits: librdkafka returns early only for a full batch, so this is
 #: also how long the end of the topic takes to notice, and a stop.
 _POLL_S = 0.1
+#: How long the broker may hold a fetch while the topic is read whole: the embedded one
+#: answers only when the wait runs out, so each round trip takes this long.
+_READING_WAIT_MS = 50
 
 
 class TopicFeed:
@@ -40,6 +43,12 @@ class TopicFeed:
     topic: ClassVar[str]
     #: What the topic holds, for the log ("code maps").
     what: ClassVar[str]
+    #: How long the broker may hold a fetch once the topic is read whole, so how late a
+    #: change may apply (up to about this). Tansu answers a fetch only when its wait runs
+    #: out, full or empty, and each fetch costs it CPU: twenty a second from each feed of
+    #: each process held about 8 % of a core on an idle hub (docs/performance.md). A
+    #: feed on the hot path says less.
+    settled_wait_ms: ClassVar[int] = 500
 
     def __init__(self, client_config: dict[str, Any], ids: Resolver = EMBEDDED) -> None:
         self._ids = ids
@@ -47,8 +56,7 @@ class TopicFeed:
         # the embedded broker's ListOffsets can answer short of it (hutong.offsets).
         self._config = {**client_config, "group.id": f"hutong-feed-{uuid.uuid4()}",
                         "enable.auto.commit": False, "auto.offset.reset": "earliest",
-                        "enable.partition.eof": True,
-                        "fetch.wait.max.ms": 50}  # Tansu: see sinks/runner.py
+                        "enable.partition.eof": True}
         self._ready = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"feed-{self.topic}",
@@ -104,22 +112,35 @@ class TopicFeed:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            consumer = Consumer(self._config)
             try:
-                self._follow(consumer)
+                # Read the topic whole with short fetches, then follow it with the
+                # settled ones from where the first consumer stopped.
+                resume = self._follow_with(_READING_WAIT_MS, None)
+                if resume is not None:
+                    self._follow_with(self.settled_wait_ms, resume)
             except Exception:  # the broker away, a bug: start over, never stop following
                 log.exception("the %s feed failed; reading %s again in 5 s", self.what,
                               self.topic)
                 self._stop.wait(5.0)
-            finally:
-                consumer.close()
 
-    def _follow(self, consumer: Consumer) -> None:
+    def _follow_with(self, wait_ms: int, resume: dict[int, int] | None) -> dict[int, int] | None:
+        consumer = Consumer({**self._config, "fetch.wait.max.ms": wait_ms})
+        try:
+            return self._follow(consumer, resume, settle=wait_ms != self.settled_wait_ms)
+        finally:
+            consumer.close()
+
+    def _follow(self, consumer: Consumer, resume: dict[int, int] | None, *,
+                settle: bool) -> dict[int, int] | None:
+        """Read from ``resume`` (else :meth:`start_offsets`) until stopped; with ``settle``,
+        only to the end of every partition, and return where each is read up to."""
         metadata = consumer.list_topics(self.topic, timeout=15)
         partitions = list(metadata.topics[self.topic].partitions)
         unread = set(partitions)  # until each partition's end-of-partition event
-        starts = self.start_offsets(partitions, metadata.cluster_id)
-        consumer.assign([TopicPartition(self.topic, p, starts[p]) for p in partitions])
+        starts = resume if resume is not None and set(resume) == set(partitions) \
+            else self.start_offsets(partitions, metadata.cluster_id)
+        assigned = [TopicPartition(self.topic, p, starts[p]) for p in partitions]
+        consumer.assign(assigned)
         while not self._stop.is_set():
             for msg in consumer.consume(1000, timeout=_POLL_S):
                 error = msg.error()
@@ -131,6 +152,11 @@ class TopicFeed:
             if not unread and not self._ready.is_set():
                 log.info("%s loaded: %s", self.what, self.loaded())
                 self._ready.set()
+            if not unread and settle:
+                # A partition nothing was read from has no position yet: its start holds.
+                return {tp.partition: tp.offset if tp.offset >= 0 else starts[tp.partition]
+                        for tp in consumer.position(assigned)}
+        return None
 
     def _take(self, value: bytes | None, key: bytes | None) -> None:
         if value is None:

@@ -116,9 +116,9 @@ def add_alerting(app: faust.App, settings: Settings, ids: Resolver, book: Rules,
         return app.topic(*names, value_type=bytes, key_type=bytes)
 
     results, alerts = named(CANDIDATES_TOPIC), named(ALERTS_TOPIC)
-    dedup_table = app.Table(DEDUP_TABLE, partitions=settings.kafka_partitions,
+    dedup_table = app.Table(DEDUP_TABLE, partitions=settings.topic_partitions,
                             key_type=bytes, value_type=bytes)
-    open_table = app.Table(ALERTS_TABLE, partitions=settings.kafka_partitions,
+    open_table = app.Table(ALERTS_TABLE, partitions=settings.topic_partitions,
                            key_type=bytes, value_type=bytes)
     dedup: list[Dedup] = []  # rebuilt from the table when the partitions move
     tracked: dict[str, dict[str, Any]] = {}  # the open alerts of this worker's partitions

@@ -43,6 +43,8 @@ class LinkView(TopicFeed):
 
     topic = LINKS_TOPIC
     what = "EMPI links"
+    #: On the hot path: an event whose link has not come yet goes the resolver's way.
+    settled_wait_ms = 50
 
     def __init__(self, client_config: dict[str, Any], path: Path,
                  ids: Resolver = EMBEDDED) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hutong.config import load_settings
+from hutong.config import Settings, load_settings
 from hutong.errors import ConfigError
 from hutong.hub import child_environment
 
@@ -66,4 +66,20 @@ def test_children_get_the_same_settings(tmp_path: Path, monkeypatch: pytest.Monk
         if name.startswith("HUTONG_"):
             monkeypatch.setenv(name, value)
     child = load_settings()
-    assert child.model_dump() == {**parent.model_dump(), "kafka_bootstrap": parent.bootstrap}
+    # A child finds the broker as an external one, so it is told how the topics are sized.
+    assert child.model_dump() == {**parent.model_dump(), "kafka_bootstrap": parent.bootstrap,
+                                  "kafka_partitions": 1}
+    assert child.topic_partitions == parent.topic_partitions == 1
+
+
+@pytest.mark.parametrize(("settings", "partitions"), [
+    ({}, 1),  # the embedded broker, one stream worker
+    ({"streams_workers": 3}, 3),  # one partition for each worker
+    ({"streams_workers": 0}, 1),
+    ({"kafka_bootstrap": "kafka:9092"}, 3),  # a cluster: room for more workers
+    ({"kafka_bootstrap": "kafka:9092", "kafka_partitions": 12}, 12),
+    ({"kafka_partitions": 2}, 2),
+])
+def test_topics_get_one_partition_a_worker_on_the_embedded_broker(
+        settings: dict[str, object], partitions: int) -> None:
+    assert Settings(**settings).topic_partitions == partitions
