@@ -4,8 +4,9 @@ Code maps (:mod:`streams.mapfeed`) and the facility registry
 (:mod:`hutong.registry.facilities`) are small, keyed, and needed whole by every
 process that uses them: each process reads the topic from the beginning, with no
 consumer group and nothing committed (a restart reads it again; compaction keeps
-one record per key), and keeps reading, so a change published later applies to the
-next message without a restart.
+one record per key), and keeps reading, so a change published later applies without
+a restart: within :attr:`TopicFeed.settled_wait_ms` on the embedded broker, which
+answers a fetch only when its wait runs out, at once on Kafka.
 
 :meth:`TopicFeed.wait_ready` returns once what the topic held at start has been
 read, so a process does not act on half of it.
@@ -45,9 +46,9 @@ class TopicFeed:
     what: ClassVar[str]
     #: How long the broker may hold a fetch once the topic is read whole, so how late a
     #: change may apply (up to about this). Tansu answers a fetch only when its wait runs
-    #: out, full or empty, and each fetch costs it CPU: twenty a second from each feed of
-    #: each process held about 8 % of a core on an idle hub (docs/performance.md). A
-    #: feed on the hot path says less.
+    #: out, full or empty, and each fetch costs it CPU: a feed fetching every 50 ms held
+    #: about 2 % of a core, and a hub has about ten (docs/performance.md). A feed on the
+    #: hot path says less.
     settled_wait_ms: ClassVar[int] = 500
 
     def __init__(self, client_config: dict[str, Any], ids: Resolver = EMBEDDED) -> None:
@@ -113,27 +114,31 @@ class TopicFeed:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                # Read the topic whole with short fetches, then follow it with the
-                # settled ones from where the first consumer stopped.
-                resume = self._follow_with(_READING_WAIT_MS, None)
+                # Read the topic whole with short fetches; then, if the feed settles on
+                # longer ones, follow it with them from where the first consumer stopped.
+                settles = self.settled_wait_ms != _READING_WAIT_MS
+                resume = self._follow_with(_READING_WAIT_MS, None, settle=settles)
                 if resume is not None:
-                    self._follow_with(self.settled_wait_ms, resume)
+                    self._follow_with(self.settled_wait_ms, resume, settle=False)
             except Exception:  # the broker away, a bug: start over, never stop following
                 log.exception("the %s feed failed; reading %s again in 5 s", self.what,
                               self.topic)
                 self._stop.wait(5.0)
 
-    def _follow_with(self, wait_ms: int, resume: dict[int, int] | None) -> dict[int, int] | None:
+    def _follow_with(self, wait_ms: int, resume: dict[int, int] | None, *,
+                     settle: bool) -> dict[int, int] | None:
+        """:meth:`_follow` with a consumer of its own whose fetches wait ``wait_ms``."""
         consumer = Consumer({**self._config, "fetch.wait.max.ms": wait_ms})
         try:
-            return self._follow(consumer, resume, settle=wait_ms != self.settled_wait_ms)
+            return self._follow(consumer, resume, settle=settle)
         finally:
             consumer.close()
 
     def _follow(self, consumer: Consumer, resume: dict[int, int] | None, *,
                 settle: bool) -> dict[int, int] | None:
-        """Read from ``resume`` (else :meth:`start_offsets`) until stopped; with ``settle``,
-        only to the end of every partition, and return where each is read up to."""
+        """Read from ``resume`` (else :meth:`start_offsets`) until stopped, and return
+        None; with ``settle``, only to the end of every partition, and return the offset
+        to read next in each (its start for a partition nothing was read from)."""
         metadata = consumer.list_topics(self.topic, timeout=15)
         partitions = list(metadata.topics[self.topic].partitions)
         unread = set(partitions)  # until each partition's end-of-partition event

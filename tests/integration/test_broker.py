@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from connectors.facilities import Facility, FacilityRegistry
+from hutong import topicfeed
 from hutong.offsets import watermarks
 from hutong.registry.facilities import FacilityFeed, FacilityRecord, publish_facilities
 from hutong.stack.topics import ensure_topics
@@ -117,7 +118,7 @@ def test_watermarks_read_to_the_end_of_a_partition_whose_last_batch_holds_many(
 
 
 def test_a_feed_read_whole_follows_on_with_long_fetches_from_where_it_was(
-        kafka_bootstrap: str) -> None:
+        kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A topic feed reads its topic whole with short fetches, then follows it with long
     ones (each fetch costs the embedded broker CPU, full or empty): the second consumer
     starts where the first stopped, so what came before is not taken twice and what
@@ -143,6 +144,13 @@ def test_a_feed_read_whole_follows_on_with_long_fetches_from_where_it_was(
         finally:
             sending.close()
 
+    waits: list[object] = []
+
+    def consumer(settings: dict[str, Any]) -> Consumer:
+        waits.append(settings["fetch.wait.max.ms"])
+        return Consumer(settings)
+
+    monkeypatch.setattr(topicfeed, "Consumer", consumer)  # the real one, counted
     publish(0, 1, 2)
     feed = Counting(config, FacilityRegistry())
     feed.start()
@@ -154,5 +162,6 @@ def test_a_feed_read_whole_follows_on_with_long_fetches_from_where_it_was(
             time.sleep(0.05)
         time.sleep(1.0)  # anything read twice would come by now
         assert sorted(taken) == [f"{prefix}{n}" for n in range(5)]
+        assert waits == [50, 200]  # read whole with short fetches, then the long ones
     finally:
         feed.stop()
