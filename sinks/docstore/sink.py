@@ -221,7 +221,7 @@ class DocumentSink:
             with writer.savepoint(), _refusing(key):
                 changed = [self._add(writer, key, batch[n], attempt) for n in positions]
                 if any(changed):
-                    self._update(writer, key, attempt)
+                    self._update(writer, key, attempt, writer.parts(key), writer.groups(key))
         except _Refused as refused:
             if len(positions) == 1:
                 return {positions[0]: refused.reason}
@@ -237,12 +237,12 @@ class DocumentSink:
                     try:
                         with writer.savepoint(), _refusing(key):
                             if self._add(writer, key, batch[n], one):
-                                self._read(writer, key)
+                                self._read(key, writer.parts(key))
                     except _Refused as refused:
                         rejected[n] = refused.reason
                     else:
                         attempt.add(one)
-                self._update(writer, key, attempt)
+                self._update(writer, key, attempt, writer.parts(key), writer.groups(key))
         except _Refused as refused:
             return {n: rejected.get(n, refused.reason) for n in positions}
         tally.add(attempt)
@@ -268,13 +268,10 @@ class DocumentSink:
             return True
         return self._assembly.supersedes(item.record, record)
 
-    def _read(self, writer: StoreWriter, key: str,
-              stored: list[tuple[str, bytes]] | None = None
+    def _read(self, key: str, stored: list[tuple[str, bytes]]
               ) -> tuple[list[Part], Document | None, Collection[str]]:
-        """The group's parts (``stored``, else read now), the document they make
-        (version 1) and the kinds withdrawn."""
-        if stored is None:
-            stored = writer.parts(key)  # a database failure raises: the batch is retried
+        """The group's parts (as stored), the document they make (version 1) and the
+        kinds withdrawn."""
         try:
             parts: list[Part] = []
             for _, raw in stored:
@@ -286,14 +283,12 @@ class DocumentSink:
             raise _Refused(_failure(f"assembling document group {key}", exc)) from None
 
     def _update(self, writer: StoreWriter, key: str, tally: _Tally,
-                stored: list[tuple[str, bytes]] | None = None,
-                current_states: list[GroupState] | None = None) -> None:
-        """Make the group's documents again from all its parts (``stored`` and
-        ``current_states`` when read already); _Refused when it cannot."""
-        parts, made, gone = self._read(writer, key, stored)
-        if current_states is None:
-            current_states = writer.groups(key)
-        states = {state.kind: state for state in current_states}
+                stored: list[tuple[str, bytes]], documents: list[GroupState]) -> None:
+        """Make the group's documents again from all its parts (``stored``), given its
+        current documents; _Refused when it cannot. A database failure in the reads
+        that give them raises: the runner retries the batch."""
+        parts, made, gone = self._read(key, stored)
+        states = {state.kind: state for state in documents}
         for kind in sorted(gone):
             state = states.get(kind)
             if state is not None and not state.withdrawn and (made is None or made.kind != kind):
